@@ -1,0 +1,1 @@
+"""ATEC AutoML: a competition harness for payment-fraud detection."""

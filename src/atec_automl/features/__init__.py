@@ -1,0 +1,1 @@
+"""Strictly-past features: tabular entity aggregates and past-event sequences."""

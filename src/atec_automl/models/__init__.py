@@ -1,0 +1,1 @@
+"""Model families behind one interface: CatBoost, MLP and CNN-LSTM."""
