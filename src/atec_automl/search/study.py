@@ -1,0 +1,62 @@
+"""Opening a study: storage with heartbeats, explicit sampler and pruner, named per family and data."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import optuna
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from atec_automl.errors import AtecError
+
+
+def storage_for(study_cfg: DictConfig) -> optuna.storages.RDBStorage:
+    """RDB storage (SQLite file or PostgreSQL URL) whose heartbeats fail and retry a killed worker's trial."""
+    url = str(study_cfg.storage)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=dict(study_cfg.get("engine_kwargs") or {}),
+            heartbeat_interval=int(study_cfg.heartbeat_interval),
+            grace_period=int(study_cfg.grace_period),
+            heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=int(study_cfg.max_retry)),
+        )
+    except Exception as error:
+        raise AtecError(f"study.storage {redacted(url)}: cannot open ({type(error).__name__}: {str(error).splitlines()[0]})") from error
+
+
+def redacted(url: str) -> str:
+    """The storage URL without its password, for messages and records."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest or ":" not in rest.split("@", 1)[0]:
+        return url
+    credentials, host = rest.split("@", 1)
+    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
+
+
+def study_name(cfg: DictConfig, family: str, data_fingerprint: str) -> str:
+    """`study.study_name` if set, else `<prefix>-<family>-<hash of data, features, labels, split>`.
+
+    Rerunning the same command resumes the same study; changing the data or the experiment's
+    fixed parts starts a new one instead of mixing incomparable trials.
+    """
+    if cfg.study.get("study_name"):
+        return f"{cfg.study.study_name}-{family}"
+    fixed = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("features", "labels", "split") if key in cfg}
+    digest = hashlib.sha256(f"{data_fingerprint}|{fixed}".encode()).hexdigest()[:10]
+    return f"{cfg.study.name_prefix}-{family}-{digest}"
+
+
+def open_study(cfg: DictConfig, family: str, data_fingerprint: str) -> optuna.Study:
+    """Create or resume the family's study, maximising the mean ATEC score over folds."""
+    return optuna.create_study(
+        storage=storage_for(cfg.study),
+        study_name=study_name(cfg, family, data_fingerprint),
+        sampler=instantiate(cfg.study.sampler),
+        pruner=instantiate(cfg.study.pruner),
+        direction="maximize",
+        load_if_exists=True,
+    )
