@@ -1,0 +1,357 @@
+"""Read train / test_a / test_b (CSV, gzip CSV or parquet), validate them, join them into a `Dataset`.
+
+Every problem in a file raises `DataError(file, problem, column=, row=)`, rows counted from 1 at
+the first line after the header. Checks: the file exists, is not empty, is UTF-8 and
+comma-separated, has the required columns; ids are present and unique across all files; times
+parse; labels are 1, 0 or -1; numeric columns hold numbers; each test window starts no earlier
+than the previous file ends.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from atec_automl.data.dataset import PARTS, Dataset
+from atec_automl.data.formats import ARROW_TYPE, KEY_KINDS, TableFormat, convert_column
+from atec_automl.errors import AtecError, DataError
+
+log = logging.getLogger(__name__)
+
+LOADER_VERSION = 1
+SUFFIXES = (".csv", ".csv.gz", ".parquet")
+OTHER_DELIMITERS = {";": "semicolon (;)", "\t": "tab", "|": "pipe (|)"}
+KEY_OUTPUT = {"id": "event_id", "time": "ts", "date": "ts", "label": "label"}
+
+
+def load_dataset(data_cfg: DictConfig) -> Dataset:
+    """Load, validate and join the files named by a `conf/data/*.yaml` config."""
+    file_format: TableFormat = instantiate(data_cfg.format)
+    paths = part_paths(data_cfg)
+    headers = {part: read_header(path) for part, path in paths.items()}
+    kinds = file_format.kinds(list(headers.values()))
+    for part, path in paths.items():
+        _check_required(path, headers[part], file_format.required_for(part))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digests = {part: pool.submit(file_sha256, path) for part, path in paths.items()}
+        tables = {part: read_part(path, part, headers[part], kinds, file_format) for part, path in paths.items()}
+        fingerprint = data_fingerprint(file_format, {part: d.result() for part, d in digests.items()})
+    _check_unique_ids(tables, paths, file_format.id_column)
+    _check_windows(tables, paths, file_format.time_column)
+    frame = _join(tables)
+    return Dataset(
+        frame=frame,
+        fingerprint=fingerprint,
+        id_column=file_format.id_column,
+        categorical=[c for c, k in kinds.items() if k == "category"],
+        numeric=[c for c, k in kinds.items() if k.startswith("float")],
+        sources=paths,
+    )
+
+
+def part_paths(data_cfg: DictConfig) -> dict[str, Path]:
+    """The configured file of each part (train required, tests optional), generating synthetic data if asked."""
+    for part in PARTS:
+        if OmegaConf.is_missing(data_cfg, part):
+            raise AtecError(f"data.{part} is not set: give data.{part}=<path of the {part} file>")
+    paths = {part: Path(str(data_cfg[part])) for part in PARTS if data_cfg.get(part) is not None}
+    if "train" not in paths:
+        raise AtecError("data.train is null: a train file is required")
+    if data_cfg.get("generate_if_missing", False) and not all(p.exists() for p in paths.values()):
+        from atec_automl.data.synthetic import generate
+
+        log.info("generating synthetic data into %s", data_cfg.dir)
+        generate(rows=data_cfg.rows, seed=data_cfg.seed, out_dir=Path(data_cfg.dir), file_format=data_cfg.file_format)
+    return paths
+
+
+def file_kind(path: Path) -> str:
+    """'csv' or 'parquet', from the file name."""
+    name = path.name.lower()
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    if name.endswith(".parquet"):
+        return "parquet"
+    raise DataError(str(path), f"unknown file type; expected one of {', '.join(SUFFIXES)}")
+
+
+def read_header(path: Path) -> list[str]:
+    """Column names of a file, after checking that it exists, is not empty and is comma-separated UTF-8."""
+    if not path.is_file():
+        raise DataError(str(path), "file not found")
+    if path.stat().st_size == 0:
+        raise DataError(str(path), "empty file (0 bytes)")
+    if file_kind(path) == "parquet":
+        try:
+            return pq.read_schema(path).names
+        except (pa.ArrowInvalid, OSError) as error:
+            raise DataError(str(path), f"not a readable parquet file ({_first_line(error)})") from None
+    return _csv_header(path)
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The first line of a CSV file, split on commas; a one-column header with `;`/tab/`|` is an error."""
+    try:
+        with _open_bytes(path) as stream:
+            line = stream.readline(1 << 20)
+    except (OSError, EOFError) as error:
+        raise DataError(str(path), f"cannot read ({_first_line(error)})") from None
+    if not line.strip():
+        raise DataError(str(path), "empty file (no header line)")
+    try:
+        text = line.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise DataError(str(path), f"the header line is not UTF-8{_encoding_hint(line)}") from None
+    header = next(csv.reader([text]))
+    if len(header) == 1:
+        counts = Counter(ch for ch in text if ch in OTHER_DELIMITERS)
+        if counts:
+            delimiter = counts.most_common(1)[0][0]
+            raise DataError(
+                str(path),
+                f"the header is a single column; the file seems {OTHER_DELIMITERS[delimiter]}-separated, "
+                "expected comma-separated CSV",
+            )
+    return header
+
+
+def _open_bytes(path: Path) -> IO[bytes]:
+    """The file's (decompressed) bytes."""
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
+def _check_required(path: Path, header: list[str], required: list[str]) -> None:
+    """Raise for the first required column the header lacks."""
+    for column in required:
+        if column not in header:
+            shown = ", ".join(header[:8]) + (", ..." if len(header) > 8 else "")
+            raise DataError(str(path), f"missing required column (the header has: {shown})", column=column)
+
+
+def read_part(path: Path, part: str, header: list[str], kinds: dict[str, str], file_format: TableFormat) -> pa.Table:
+    """One file as a table: event_id, ts, label (null for tests), then the format's columns, in file row order."""
+    started = time.perf_counter()
+    wanted = {c: k for c, k in kinds.items() if c in header and (k != "label" or part == "train")}
+    if file_kind(path) == "csv":
+        table = _read_csv(path, wanted, file_format)
+    else:
+        table = _read_parquet(path, list(wanted))
+    if table.num_rows == 0:
+        raise DataError(str(path), "no data rows (only a header)")
+    converted = _convert(table, path, kinds, file_format)
+    log.info("%s: %s, %s rows in %.1f s", part, path, f"{table.num_rows:,}", time.perf_counter() - started)
+    return converted
+
+
+def _read_csv(path: Path, wanted: dict[str, str], file_format: TableFormat) -> pa.Table:
+    """Read the wanted columns with their target types; on failure find and name the offending cell."""
+    types = {c: ARROW_TYPE[k] for c, k in wanted.items()}
+    try:
+        table = pa_csv.read_csv(path, convert_options=_convert_options(types))
+    except pa.ArrowInvalid as error:
+        _explain_csv_failure(path, error, wanted, file_format)
+        raise DataError(str(path), f"unreadable CSV ({_first_line(error)})") from None
+    _check_dictionaries_utf8(path, table)
+    return table
+
+
+def _convert_options(types: dict[str, pa.DataType]) -> pa_csv.ConvertOptions:
+    """Read only these columns, with these types; an empty cell is null."""
+    return pa_csv.ConvertOptions(
+        column_types=types,
+        include_columns=list(types),
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+
+
+def _explain_csv_failure(path: Path, error: pa.ArrowInvalid, wanted: dict[str, str], file_format: TableFormat) -> None:
+    """Raise a DataError locating what made Arrow's fast typed read fail (if it can be located)."""
+    message = str(error)
+    if "invalid UTF8" in message:
+        _raise_non_utf8(path)
+    if "CSV parse error" in message:
+        _raise_bad_row(path)
+    if "conversion error" in message:
+        as_text = {c: pa.string() for c in wanted}
+        table = pa_csv.read_csv(path, convert_options=_convert_options(as_text))
+        for column, kind in wanted.items():
+            convert_column(table[column], kind, file_format.missing_values, str(path), column)
+
+
+def _raise_bad_row(path: Path) -> None:
+    """Raise for the first row whose field count differs from the header's."""
+    bad = []
+
+    def remember(row: pa_csv.InvalidRow) -> str:
+        bad.append(row)
+        return "skip"
+
+    pa_csv.read_csv(
+        path,
+        read_options=pa_csv.ReadOptions(use_threads=False),
+        parse_options=pa_csv.ParseOptions(invalid_row_handler=remember),
+    )
+    if bad:
+        row = bad[0]
+        raise DataError(
+            str(path),
+            f"{row.actual_columns} fields where the header has {row.expected_columns}: {row.text[:80]!r}",
+            row=row.number - 1 if row.number is not None else None,
+        )
+
+
+def _check_dictionaries_utf8(path: Path, table: pa.Table) -> None:
+    """Arrow does not check UTF-8 in dictionary-typed CSV columns: check their values."""
+    for column in table.columns:
+        if pa.types.is_dictionary(column.type):
+            for chunk in column.chunks:
+                try:
+                    chunk.dictionary.validate(full=True)
+                except pa.ArrowInvalid:
+                    _raise_non_utf8(path)
+
+
+def _raise_non_utf8(path: Path) -> None:
+    """Raise naming the first line that is not UTF-8."""
+    with _open_bytes(path) as stream:
+        for number, line in enumerate(stream):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(str(path), f"not UTF-8{_encoding_hint(line)}", row=number or None) from None
+
+
+def _encoding_hint(line: bytes) -> str:
+    """A hint at the encoding of a non-UTF-8 line."""
+    try:
+        line.decode("gb18030")
+    except UnicodeDecodeError:
+        return "; convert the file to UTF-8"
+    return " (it looks GBK/GB18030-encoded); convert the file to UTF-8"
+
+
+def _read_parquet(path: Path, columns: list[str]) -> pa.Table:
+    """Read the wanted columns of a parquet file."""
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise DataError(str(path), f"not a readable parquet file ({_first_line(error)})") from None
+
+
+def _convert(table: pa.Table, path: Path, kinds: dict[str, str], file_format: TableFormat) -> pa.Table:
+    """Typed output columns: event_id, ts, label, then the format's own columns (absent ones all null)."""
+    rows = table.num_rows
+    keys, others = {}, {}
+    for column, kind in kinds.items():
+        if column in table.column_names:
+            values = convert_column(table[column], kind, file_format.missing_values, str(path), column)
+        else:
+            values = pa.nulls(rows, pa.float32() if kind == "label" else ARROW_TYPE[kind])
+        if kind in KEY_KINDS:
+            keys[KEY_OUTPUT[kind]] = values
+        else:
+            others[column] = values
+    keys["ts"] = pa.array(keys["ts"], type=pa.int64())
+    return pa.table({"event_id": keys["event_id"], "ts": keys["ts"], "label": keys["label"], **others})
+
+
+def _row_in_part(position: int, tables: dict[str, pa.Table]) -> tuple[str, int]:
+    """(part, 1-based row) of a position in the files joined in part order."""
+    for part, table in tables.items():
+        if position < table.num_rows:
+            return part, position + 1
+        position -= table.num_rows
+    raise IndexError(position)
+
+
+def _check_unique_ids(tables: dict[str, pa.Table], paths: dict[str, Path], id_column: str) -> None:
+    """Raise for the first id seen twice, within a file or across files."""
+    ids = pa.chunked_array([chunk for t in tables.values() for chunk in t["event_id"].chunks], type=pa.string())
+    if pc.count_distinct(ids).as_py() == len(ids):
+        return
+    values = pd.Series(ids.to_numpy(zero_copy_only=False))
+    position = int(np.flatnonzero(values.duplicated().to_numpy())[0])
+    first = int(np.flatnonzero((values == values.iloc[position]).to_numpy())[0])
+    part, row = _row_in_part(position, tables)
+    first_part, first_row = _row_in_part(first, tables)
+    raise DataError(
+        str(paths[part]),
+        f"duplicate id {values.iloc[position]!r} (first seen in {first_part} {paths[first_part]} row {first_row})",
+        column=id_column,
+        row=row,
+    )
+
+
+def _check_windows(tables: dict[str, pa.Table], paths: dict[str, Path], time_column: str) -> None:
+    """Raise when a test file holds an event earlier than the last event of the file before it."""
+    parts = [p for p in PARTS if p in tables]
+    for previous, part in zip(parts, parts[1:]):
+        previous_last = int(pc.max(tables[previous]["ts"]).as_py())
+        ts = tables[part]["ts"].to_numpy()
+        early = np.flatnonzero(ts < previous_last)
+        if early.size:
+            row = int(early[0]) + 1
+            raise DataError(
+                str(paths[part]),
+                f"{part} starts before {previous} ends: {_format_ts(ts[row - 1])} is earlier than "
+                f"{previous}'s last time {_format_ts(previous_last)}",
+                column=time_column,
+                row=row,
+            )
+
+
+def _format_ts(seconds: int) -> str:
+    """Seconds since 1970 as 'YYYY-MM-DD HH:MM:SS'."""
+    return str(pd.Timestamp(int(seconds), unit="s"))
+
+
+def _join(tables: dict[str, pa.Table]) -> pd.DataFrame:
+    """The files joined in part order, stably sorted by time, with the part column and string categories."""
+    rows = [t.num_rows for t in tables.values()]
+    part_codes = np.repeat([PARTS.index(p) for p in tables], rows).astype(np.int8)
+    joined = pa.concat_tables(list(tables.values())).unify_dictionaries()
+    order = np.argsort(joined["ts"].to_numpy(), kind="stable")
+    if np.any(order != np.arange(len(order))):
+        joined = joined.take(order)
+        part_codes = part_codes[order]
+    frame = joined.to_pandas(split_blocks=True, self_destruct=True)
+    frame.insert(3, "part", pd.Categorical.from_codes(part_codes, categories=list(PARTS)))
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.CategoricalDtype) and frame[column].cat.categories.dtype == object:
+            frame[column] = frame[column].cat.set_categories(pd.Index([], dtype="str"))
+    return frame
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    with open(path, "rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def data_fingerprint(file_format: TableFormat, digests: dict[str, str]) -> str:
+    """Short hash of the files' contents and of how they are read."""
+    key = {"loader": LOADER_VERSION, "format": file_format.config(), "files": digests}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _first_line(error: BaseException) -> str:
+    """First line of an exception's message."""
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
