@@ -1,0 +1,1 @@
+"""Loading, validating and generating ATEC-style transaction data."""
