@@ -30,7 +30,7 @@ ARROW_TYPE = {
     "id": pa.string(),
     "time": pa.string(),
     "date": pa.string(),
-    "label": pa.float64(),
+    "label": pa.string(),
     "category": CATEGORY_TYPE,
     "float64": pa.float64(),
     "float32": pa.float32(),
@@ -221,10 +221,11 @@ def _seconds_or_fail(text: pa.ChunkedArray, stamps: pa.ChunkedArray, problem: st
 def _to_label(values: pa.ChunkedArray, file: str, column: str, **_) -> pa.ChunkedArray:
     """1, 0 or -1 as float32; anything else (or missing) is an error."""
     numbers = _to_number(values, pa.float64(), file, column, problem="label outside {1, 0, -1}")
+    _fail_on_missing(numbers, "label (expected 1, 0 or -1)", file, column)
     outside = pc.invert(pc.is_in(numbers, value_set=pa.array(LABEL_VALUES)))
-    if pc.any(pc.fill_null(outside, True)).as_py():
-        row = _first_row(pc.fill_null(outside, True))
-        raise DataError(file, f"label {_cell(values, row)!r} outside {{1, 0, -1}}", column=column, row=row)
+    if pc.any(outside).as_py():
+        row = _first_row(outside)
+        raise DataError(file, f"label {str(values[row - 1].as_py())!r} outside {{1, 0, -1}}", column=column, row=row)
     return numbers.cast(pa.float32())
 
 
@@ -294,8 +295,3 @@ def _is_number(text: str) -> bool:
     except pa.ArrowInvalid:
         return False
     return True
-
-
-def _cell(values: pa.ChunkedArray, row: int):
-    """The value of a 1-based row, as Python."""
-    return values[row - 1].as_py()

@@ -1,0 +1,110 @@
+"""Shared fixtures: config composition, the command line, and small ATEC-format files on disk."""
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+
+RAW_HEADER = ["event_id", "user_id", "gmt_occur", "client_ip", "pay_scene", "amt", "is_one_people", "is_fraud", "dt"]
+# Train, to the hour and to the second mixed, out of time order, with a tie (e2/e3), Chinese values, -1 and empty cells.
+RAW_TRAIN = [
+    ["e1", "u1", "2017-09-05 13", "ip1", "站内即时到账", "10.5", "1", "0", "2017-09-05"],
+    ["e2", "u2", "2017-09-05 12:04:05", "-1", "淘宝实物担保", "-1", "0", "1", "2017-09-05"],
+    ["e3", "u1", "2017-09-05 12:04:05", "ip2", "", "3", "-1", "-1", "2017-09-05"],
+    ["e4", "u3", "2017-09-06 01", "ip1", "站内即时到账", "", "1", "0", "2017-09-06"],
+]
+RAW_TEST_HEADER = RAW_HEADER[:-2] + ["dt"]
+RAW_TEST_A = [
+    ["a1", "u1", "2018-01-05 13", "ip1", "新场景", "1", "1", "2018-01-05"],
+    ["a2", "u9", "2018-01-05 10:00:00", "-1", "站内即时到账", "2", "0", "2018-01-05"],
+]
+RAW_TEST_B = [
+    ["b1", "u2", "2018-02-06 00:00:00", "ip3", "淘宝实物担保", "5.25", "1", "2018-02-06"],
+]
+
+PRELIM_TRAIN_HEADER = ["id", "label", "date", "f1", "f2", "f5"]
+PRELIM_TRAIN = [
+    ["p1", "0", "20170906", "1.5", "", "-1"],
+    ["p2", "1", "20170905", "", "2", "3"],
+    ["p3", "-1", "20170905", "0.25", "7", ""],
+]
+PRELIM_TEST_HEADER = ["id", "date", "f1", "f2", "f7"]
+PRELIM_TEST = [
+    ["q1", "20180105", "4", "", "8"],
+    ["q2", "20180105", "", "5", "9"],
+]
+
+
+@pytest.fixture(autouse=True)
+def wandb_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test talks to wandb."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+
+
+@pytest.fixture
+def compose_cfg() -> Callable[[Sequence[str]], DictConfig]:
+    """Compose `conf/config.yaml` with overrides, as `run.py` would."""
+
+    def _compose(overrides: Sequence[str] = ()) -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides))
+
+    return _compose
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[[Sequence[str]], subprocess.CompletedProcess]:
+    """Run `python run.py <args>` from the repo, its Hydra run dir under tmp_path."""
+
+    def _run(args: Sequence[str]) -> subprocess.CompletedProcess:
+        command = [sys.executable, "run.py", *args, f"hydra.run.dir={tmp_path / 'run'}"]
+        env = {**os.environ, "WANDB_MODE": "disabled"}
+        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+    return _run
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]], delimiter: str = ",", encoding: str = "utf-8") -> Path:
+    """Write a CSV file (gzip-compressed when the name ends with .gz)."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "wt", encoding=encoding, newline="") as stream:
+        writer = csv.writer(stream, delimiter=delimiter, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def write_csv() -> Callable[..., Path]:
+    """`write_csv(path, header, rows, delimiter=",", encoding="utf-8")`; gzip when the name ends with .gz."""
+    return _write_csv
+
+
+@pytest.fixture
+def raw_files(tmp_path: Path) -> dict[str, Path]:
+    """Semi-final raw train, test_a and test_b CSV files."""
+    return {
+        "train": _write_csv(tmp_path / "train.csv", RAW_HEADER, RAW_TRAIN),
+        "test_a": _write_csv(tmp_path / "test_a.csv", RAW_TEST_HEADER, RAW_TEST_A),
+        "test_b": _write_csv(tmp_path / "test_b.csv", RAW_TEST_HEADER, RAW_TEST_B),
+    }
+
+
+@pytest.fixture
+def prelim_files(tmp_path: Path) -> dict[str, Path]:
+    """Preliminary-round train and test_a CSV files (the test file has other f-columns)."""
+    return {
+        "train": _write_csv(tmp_path / "atec_anti_fraud_train.csv", PRELIM_TRAIN_HEADER, PRELIM_TRAIN),
+        "test_a": _write_csv(tmp_path / "atec_anti_fraud_test_a.csv", PRELIM_TEST_HEADER, PRELIM_TEST),
+    }
