@@ -1,0 +1,352 @@
+"""The local leaderboard: every scored model (trial, blend or outside file) as one immutable entry.
+
+Entries live in an embedded SQLite file (`leaderboard/leaderboard.sqlite` by default) in WAL mode
+with a busy timeout, so several worker processes can add entries at once. An entry is written in
+one transaction together with its scored-days predictions (a compressed npz blob) and is never
+rewritten. Its `entry_key` is unique: the same trial (study + trial number) can never be recorded
+twice, even when two workers race; the second `add` raises `DuplicateEntryError`.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sqlite3
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from atec_automl.errors import AtecError
+from atec_automl.metric import auc, atec_score
+from atec_automl.split import day_label
+
+FAMILIES = ("catboost", "mlp", "cnn_lstm", "blend", "file")
+METRICS = ("score", "tpr1", "tpr2", "tpr3", "auc")
+BUSY_TIMEOUT_S = 60.0
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    entry_key TEXT NOT NULL UNIQUE,
+    family TEXT NOT NULL,
+    study TEXT NOT NULL,
+    trial INTEGER,
+    params TEXT NOT NULL,
+    config_yaml TEXT NOT NULL,
+    data_fingerprint TEXT NOT NULL,
+    split TEXT NOT NULL,
+    fold_scores TEXT NOT NULL,
+    score REAL NOT NULL,
+    tpr1 REAL NOT NULL,
+    tpr2 REAL NOT NULL,
+    tpr3 REAL NOT NULL,
+    auc REAL NOT NULL,
+    fit_seconds REAL NOT NULL,
+    predict_seconds REAL NOT NULL,
+    git_commit TEXT NOT NULL,
+    best_iteration INTEGER,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    entry_id INTEGER PRIMARY KEY REFERENCES entries(id),
+    npz BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_rank ON entries (score DESC, auc DESC, id);
+"""
+
+
+class DuplicateEntryError(AtecError):
+    """An entry with the same `entry_key` is already on the leaderboard."""
+
+    def __init__(self, key: str, existing_id: int | None):
+        self.key, self.existing_id = key, existing_id
+        super().__init__(f"leaderboard: entry {key!r} is already recorded (entry id {existing_id}); not added again")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Scored-days predictions of one entry, aligned arrays: event id, 0/1 label, score, fold name."""
+
+    event_id: np.ndarray
+    label: np.ndarray
+    score: np.ndarray
+    fold: np.ndarray
+
+    def to_npz(self) -> bytes:
+        """The arrays as a compressed npz blob (no pickled objects)."""
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, event_id=self.event_id.astype(str), label=self.label.astype(np.int8),
+                            score=self.score.astype(np.float64), fold=self.fold.astype(str))
+        return buffer.getvalue()
+
+    @classmethod
+    def from_npz(cls, blob: bytes) -> Predictions:
+        """Inverse of `to_npz`."""
+        with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
+            return cls(arrays["event_id"], arrays["label"], arrays["score"], arrays["fold"])
+
+    def digest(self) -> str:
+        """A content hash, used as the key of entries that have no trial number."""
+        digest = hashlib.sha256()
+        for array in (self.event_id.astype(str), self.label.astype(np.int8), self.score.astype(np.float64),
+                      self.fold.astype(str)):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class FoldPredictions:
+    """One fold's scored rows: what a model predicted, ready to be scored."""
+
+    fold: str
+    event_id: np.ndarray
+    label: np.ndarray
+    score: np.ndarray
+    first_scored_day: int
+    last_scored_day: int
+
+    def scores(self) -> dict[str, Any]:
+        """The fold's ATEC score, TPRs and AUC, with its name and scored days (ISO dates)."""
+        atec = atec_score(self.label, self.score)
+        return {"fold": self.fold, **atec._asdict(), "auc": auc(self.label, self.score),
+                "first_scored_day": day_label(self.first_scored_day),
+                "last_scored_day": day_label(self.last_scored_day)}
+
+
+@dataclass
+class Entry:
+    """One leaderboard row; `id` and `created_at` are assigned by `Leaderboard.add`.
+
+    `fold_scores` holds one dict per fold (fold, score, tpr1, tpr2, tpr3, auc, first_scored_day,
+    last_scored_day); the top-level metrics are their means. `best_iteration` is the iteration or
+    epoch count a refit on all data should use. `predictions` is None on entries read by `ranked`
+    or `get`; load them with `Leaderboard.predictions(id)`.
+    """
+
+    family: str
+    study: str
+    trial: int | None
+    params: dict[str, Any]
+    config_yaml: str
+    data_fingerprint: str
+    split: str
+    fold_scores: list[dict[str, Any]]
+    score: float
+    tpr1: float
+    tpr2: float
+    tpr3: float
+    auc: float
+    fit_seconds: float
+    predict_seconds: float
+    git_commit: str
+    best_iteration: int | None = None
+    predictions: Predictions | None = field(default=None, repr=False)
+    created_at: str | None = None
+    id: int | None = None
+    key: str | None = None
+
+    @classmethod
+    def from_folds(cls, folds: Sequence[FoldPredictions], *, family: str, study: str, trial: int | None,
+                   params: dict[str, Any], config_yaml: str, data_fingerprint: str, split: str,
+                   fit_seconds: float, predict_seconds: float, best_iteration: int | None = None,
+                   git_commit: str | None = None) -> Entry:
+        """Score each fold with the ATEC metric and build the entry (means over folds, all predictions)."""
+        if not folds:
+            raise AtecError("leaderboard: an entry needs at least one scored fold")
+        fold_scores = [fold.scores() for fold in folds]
+        means = {name: float(np.mean([s[name] for s in fold_scores])) for name in METRICS}
+        predictions = Predictions(
+            event_id=np.concatenate([np.asarray(f.event_id).astype(str) for f in folds]),
+            label=np.concatenate([np.asarray(f.label) for f in folds]),
+            score=np.concatenate([np.asarray(f.score, dtype=np.float64) for f in folds]),
+            fold=np.concatenate([np.full(len(f.label), f.fold) for f in folds]))
+        return cls(family=family, study=study, trial=trial, params=dict(params), config_yaml=config_yaml,
+                   data_fingerprint=data_fingerprint, split=split, fold_scores=fold_scores, **means,
+                   fit_seconds=float(fit_seconds), predict_seconds=float(predict_seconds),
+                   git_commit=git_commit or current_git_commit(), best_iteration=best_iteration,
+                   predictions=predictions)
+
+    def entry_key(self) -> str:
+        """Unique key: `key` if set, else `study/trial`, else `study/` + a hash of the predictions."""
+        if self.key:
+            return self.key
+        if self.trial is not None:
+            return f"{self.study}/{self.trial}"
+        if self.predictions is None:
+            raise AtecError(f"leaderboard: entry of study {self.study!r} has neither a trial number nor predictions")
+        return f"{self.study}/{self.data_fingerprint[:12]}-{self.predictions.digest()}"
+
+    def label(self) -> str:
+        """`study/trial`, or just the study when there is no trial number."""
+        return self.study if self.trial is None else f"{self.study}/{self.trial}"
+
+
+def current_git_commit(directory: Path | None = None) -> str:
+    """Commit hash of the code's checkout (`-dirty` if tracked files changed); "unknown" outside git."""
+    where = directory or Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return "unknown"
+        clean = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=where, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() + ("" if clean.returncode == 0 else "-dirty")
+
+
+def _json(value: Any) -> str:
+    """JSON text of params / fold scores; numpy scalars and arrays become plain numbers and lists."""
+    def plain(item: Any) -> Any:
+        if isinstance(item, np.generic):
+            return item.item()
+        if isinstance(item, np.ndarray):
+            return item.tolist()
+        raise TypeError(f"leaderboard: cannot store a {type(item).__name__} in params")
+    return json.dumps(value, default=plain, sort_keys=True)
+
+
+ROW_COLUMNS = ("id", "entry_key", "family", "study", "trial", "params", "config_yaml", "data_fingerprint", "split",
+               "fold_scores", "score", "tpr1", "tpr2", "tpr3", "auc", "fit_seconds", "predict_seconds",
+               "git_commit", "best_iteration", "created_at")
+
+
+def _entry_from_row(row: sqlite3.Row) -> Entry:
+    """An `Entry` (without predictions) from a row of the entries table."""
+    values = dict(zip(ROW_COLUMNS, row))
+    values["key"] = values.pop("entry_key")
+    values["params"] = json.loads(values["params"])
+    values["fold_scores"] = json.loads(values["fold_scores"])
+    return Entry(**values)
+
+
+class Leaderboard:
+    """The SQLite store at `path` (created with its folder on first use); safe across processes."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A short-lived autocommit connection in WAL mode with a busy timeout; schema ensured."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            if connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                self._create_schema(connection)
+            yield connection
+        except sqlite3.DatabaseError as error:
+            raise AtecError(f"leaderboard {self.path}: {error}") from error
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _create_schema(connection: sqlite3.Connection) -> None:
+        """Switch to WAL and create the tables (idempotent, safe when several processes race)."""
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, SCHEMA.split(";")):
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    def add(self, entry: Entry) -> int:
+        """Record `entry` with its predictions in one transaction and return its id.
+
+        Raises `DuplicateEntryError` (and writes nothing) if its `entry_key` is already recorded.
+        """
+        self._validate(entry)
+        key = entry.entry_key()
+        created_at = entry.created_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        values = (key, entry.family, entry.study, entry.trial, _json(entry.params), entry.config_yaml,
+                  entry.data_fingerprint, entry.split, _json(entry.fold_scores), entry.score, entry.tpr1,
+                  entry.tpr2, entry.tpr3, entry.auc, entry.fit_seconds, entry.predict_seconds, entry.git_commit,
+                  entry.best_iteration, created_at)
+        blob = entry.predictions.to_npz()
+        with self._connect() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = connection.execute(
+                    f"INSERT INTO entries ({', '.join(ROW_COLUMNS[1:])}) VALUES ({', '.join('?' * len(values))})", values)
+                entry_id = int(cursor.lastrowid)
+                connection.execute("INSERT INTO predictions (entry_id, npz) VALUES (?, ?)", (entry_id, blob))
+                connection.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                connection.execute("ROLLBACK")
+                existing = connection.execute("SELECT id FROM entries WHERE entry_key = ?", (key,)).fetchone()
+                raise DuplicateEntryError(key, existing[0] if existing else None) from None
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        return entry_id
+
+    @staticmethod
+    def _validate(entry: Entry) -> None:
+        """Reject entries the report and refits could not use."""
+        if entry.family not in FAMILIES:
+            raise AtecError(f"leaderboard: unknown family {entry.family!r}; choose one of {', '.join(FAMILIES)}")
+        if entry.predictions is None:
+            raise AtecError(f"leaderboard: entry {entry.label()!r} has no predictions")
+        if not entry.fold_scores:
+            raise AtecError(f"leaderboard: entry {entry.label()!r} has no fold scores")
+        metrics = [getattr(entry, name) for name in METRICS]
+        if not np.all(np.isfinite(metrics)):
+            raise AtecError(f"leaderboard: entry {entry.label()!r} has a non-finite metric: {dict(zip(METRICS, metrics))}")
+
+    def ranked(self, top: int | None = None, family: str | None = None, study: str | None = None,
+               data: str | None = None) -> list[Entry]:
+        """Entries best score first (ties: higher AUC, then earlier id), optionally filtered.
+
+        `data` matches data fingerprints by prefix, so a short fingerprint as printed works.
+        A store that does not exist yet has no entries (and is not created).
+        """
+        if not self.path.exists():
+            return []
+        where, arguments = [], []
+        for column, value in (("family", family), ("study", study)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                arguments.append(value)
+        if data is not None:
+            where.append("substr(data_fingerprint, 1, ?) = ?")
+            arguments += [len(data), data]
+        sql = f"SELECT {', '.join(ROW_COLUMNS)} FROM entries"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY score DESC, auc DESC, id ASC"
+        if top is not None:
+            sql += " LIMIT ?"
+            arguments.append(int(top))
+        with self._connect() as connection:
+            return [_entry_from_row(row) for row in connection.execute(sql, arguments)]
+
+    def get(self, entry_id: int) -> Entry:
+        """The entry with this id (without predictions)."""
+        with self._connect() as connection:
+            row = connection.execute(f"SELECT {', '.join(ROW_COLUMNS)} FROM entries WHERE id = ?", (entry_id,)).fetchone()
+        if row is None:
+            raise AtecError(f"leaderboard {self.path}: no entry with id {entry_id}")
+        return _entry_from_row(row)
+
+    def predictions(self, entry_id: int) -> Predictions:
+        """The stored scored-days predictions of an entry."""
+        with self._connect() as connection:
+            row = connection.execute("SELECT npz FROM predictions WHERE entry_id = ?", (entry_id,)).fetchone()
+        if row is None:
+            raise AtecError(f"leaderboard {self.path}: no predictions for entry id {entry_id}")
+        return Predictions.from_npz(row[0])
+
+    def with_predictions(self, entry: Entry) -> Entry:
+        """A copy of `entry` with its stored predictions loaded."""
+        return replace(entry, predictions=self.predictions(entry.id))

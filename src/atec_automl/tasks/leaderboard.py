@@ -1,0 +1,49 @@
+"""`task=leaderboard`: print the ranked entries of the local leaderboard.
+
+Keys: `leaderboard.path`, `leaderboard.top` (null: all), and the filters `leaderboard.family`,
+`leaderboard.study`, `leaderboard.data` (a data fingerprint or its prefix).
+"""
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from atec_automl.leaderboard import Entry, Leaderboard
+
+COLUMNS = ("rank", "id", "family", "study/trial", "score", "TPR1", "TPR2", "TPR3", "AUC", "folds", "fit s", "data")
+
+
+def table_rows(entries: list[Entry]) -> list[tuple[str, ...]]:
+    """One row of display strings per entry, in rank order."""
+    return [(str(rank), str(e.id), e.family, e.label(), f"{e.score:.4f}", f"{e.tpr1:.4f}", f"{e.tpr2:.4f}",
+             f"{e.tpr3:.4f}", f"{e.auc:.4f}", str(len(e.fold_scores)), f"{e.fit_seconds:.1f}", e.data_fingerprint[:8])
+            for rank, e in enumerate(entries, start=1)]
+
+
+def format_table(entries: list[Entry]) -> str:
+    """The entries as an aligned text table with a header line."""
+    rows = [COLUMNS, *table_rows(entries)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    left = {"family", "study/trial", "data"}
+    return "\n".join("  ".join(cell.ljust(w) if name in left else cell.rjust(w)
+                               for cell, w, name in zip(row, widths, COLUMNS)).rstrip() for row in rows)
+
+
+def describe_filters(cfg: DictConfig) -> str:
+    """The active filters as `family=..., study=...`, or an empty string."""
+    active = {name: cfg.leaderboard.get(name) for name in ("family", "study", "data")}
+    return ", ".join(f"{name}={value}" for name, value in active.items() if value is not None)
+
+
+def run(cfg: DictConfig) -> None:
+    """Print the ranked table, or say that nothing matches."""
+    board = Leaderboard(cfg.leaderboard.path)
+    entries = board.ranked(top=cfg.leaderboard.top, family=cfg.leaderboard.family,
+                           study=cfg.leaderboard.study, data=cfg.leaderboard.data)
+    filters = describe_filters(cfg)
+    if not entries:
+        where = f" matching {filters}" if filters else ""
+        print(f"The leaderboard {board.path} has no entries{where} yet: run a sweep "
+              f"(task=sweep) or score a prediction file (task=score file=preds.csv score.add=true).")
+        return
+    print(f"Leaderboard {board.path}" + (f" ({filters})" if filters else ""))
+    print(format_table(entries))

@@ -1,0 +1,232 @@
+"""The SQLite leaderboard: round trips, ranking, unique keys under concurrent writers, the CLI table."""
+from __future__ import annotations
+
+import multiprocessing
+import re
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atec_automl.errors import AtecError
+from atec_automl.leaderboard import DuplicateEntryError, Entry, FoldPredictions, Leaderboard, current_git_commit
+from atec_automl.metric import atec_score, auc
+
+ROWS_PER_FOLD = 2000
+
+
+def random_folds(seed: int, n_folds: int = 2, signal: float = 1.0) -> list[FoldPredictions]:
+    """Random 0/1 labels (about 5 % positive) and noisy scores that rank positives higher with `signal`."""
+    rng = np.random.default_rng(seed)
+    folds = []
+    for k in range(n_folds):
+        label = (rng.random(ROWS_PER_FOLD) < 0.05).astype(np.int8)
+        score = rng.random(ROWS_PER_FOLD) + signal * label * rng.random(ROWS_PER_FOLD)
+        ids = np.array([f"f{k}-e{i}" for i in range(ROWS_PER_FOLD)])
+        folds.append(FoldPredictions(f"fold{k}", ids, label, score, 17_500 + 3 * k, 17_502 + 3 * k))
+    return folds
+
+
+def make_entry(seed: int, study: str = "atec-catboost-abc", trial: int | None = 0, family: str = "catboost",
+               signal: float = 1.0, fingerprint: str = "fp0123456789abcdef", **params: object) -> Entry:
+    """An entry scored by the real metric on random predictions."""
+    return Entry.from_folds(random_folds(seed, signal=signal), family=family, study=study, trial=trial,
+                            params={"learning_rate": 0.05, "depth": 6, **params}, config_yaml="model: catboost\n",
+                            data_fingerprint=fingerprint, split="TimeSplit(scored_days=3)", fit_seconds=12.5,
+                            predict_seconds=0.25, best_iteration=321)
+
+
+def test_entry_scores_are_the_metric_per_fold_and_their_mean() -> None:
+    folds = random_folds(1)
+    entry = make_entry(1)
+    for fold, scores in zip(folds, entry.fold_scores):
+        expected = atec_score(fold.label, fold.score)
+        assert scores["score"] == pytest.approx(expected.score)
+        assert scores["tpr1"] == pytest.approx(expected.tpr1)
+        assert scores["auc"] == pytest.approx(auc(fold.label, fold.score))
+    assert entry.score == pytest.approx(np.mean([atec_score(f.label, f.score).score for f in folds]))
+    assert entry.fold_scores[0]["first_scored_day"] == "2017-11-30"
+    assert entry.fold_scores[1]["last_scored_day"] == "2017-12-05"
+    assert len(entry.predictions.score) == 2 * ROWS_PER_FOLD
+
+
+def test_add_get_and_predictions_round_trip(tmp_path: Path) -> None:
+    board = Leaderboard(tmp_path / "lb" / "leaderboard.sqlite")
+    entry = make_entry(2, unicode_param="站内即时到账", ratio=np.float32(0.5))
+    entry_id = board.add(entry)
+    stored = board.get(entry_id)
+    assert stored.id == entry_id and stored.created_at
+    assert stored.key == "atec-catboost-abc/0"
+    assert stored.params == {"learning_rate": 0.05, "depth": 6, "unicode_param": "站内即时到账", "ratio": 0.5}
+    for name in ("family", "study", "trial", "config_yaml", "data_fingerprint", "split", "fold_scores", "score",
+                 "tpr1", "tpr2", "tpr3", "auc", "fit_seconds", "predict_seconds", "git_commit", "best_iteration"):
+        assert getattr(stored, name) == getattr(entry, name), name
+    predictions = board.predictions(entry_id)
+    for name in ("event_id", "label", "score", "fold"):
+        np.testing.assert_array_equal(getattr(predictions, name), getattr(entry.predictions, name))
+    assert atec_score(predictions.label, predictions.score) == atec_score(entry.predictions.label, entry.predictions.score)
+
+
+def test_store_is_in_wal_mode(tmp_path: Path) -> None:
+    board = Leaderboard(tmp_path / "leaderboard.sqlite")
+    board.add(make_entry(3))
+    with sqlite3.connect(board.path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def tail_permuted(folds: list[FoldPredictions]) -> list[FoldPredictions]:
+    """The same folds with the scores of the lower half permuted among themselves: same TPRs, other AUC."""
+    permuted = []
+    for fold in folds:
+        score = fold.score.copy()
+        bottom = np.flatnonzero(score < np.median(score))
+        score[bottom] = score[bottom][::-1]
+        permuted.append(replace(fold, score=score))
+    return permuted
+
+
+def test_ranked_best_first_with_ties_by_auc_then_id(tmp_path: Path) -> None:
+    board = Leaderboard(tmp_path / "leaderboard.sqlite")
+    signals = [0.5, 0.8, 1.1, 1.4, 1.7]
+    ids = [board.add(make_entry(seed, trial=seed, signal=signal)) for seed, signal in enumerate(signals)]
+    twin_id = board.add(make_entry(2, trial=10, signal=signals[2]))
+    permuted = Entry.from_folds(tail_permuted(random_folds(2, signal=signals[2])), family="mlp", study="atec-mlp",
+                                trial=11, params={}, config_yaml="", data_fingerprint="fp", split="",
+                                fit_seconds=1.0, predict_seconds=0.1)
+    permuted_id = board.add(permuted)
+
+    ranked = board.ranked()
+    assert len(ranked) == 7
+    keys = [(-e.score, -e.auc, e.id) for e in ranked]
+    assert keys == sorted(keys)
+    by_id = {e.id: e for e in ranked}
+    assert (by_id[twin_id].score, by_id[twin_id].auc) == (by_id[ids[2]].score, by_id[ids[2]].auc)
+    assert by_id[permuted_id].score == by_id[ids[2]].score and by_id[permuted_id].auc != by_id[ids[2]].auc
+    tied = [e.id for e in ranked if e.id in (ids[2], twin_id, permuted_id)]
+    expected = [ids[2], twin_id, permuted_id] if by_id[permuted_id].auc < by_id[ids[2]].auc else [permuted_id, ids[2], twin_id]
+    assert tied == expected
+
+
+def test_ranked_filters_and_top(tmp_path: Path) -> None:
+    board = Leaderboard(tmp_path / "leaderboard.sqlite")
+    board.add(make_entry(0, study="cat", trial=0, family="catboost", fingerprint="aaaa1111"))
+    board.add(make_entry(1, study="cat", trial=1, family="catboost", fingerprint="bbbb2222"))
+    board.add(make_entry(2, study="mlp", trial=0, family="mlp", fingerprint="aaaa1111"))
+    assert [e.family for e in board.ranked(family="mlp")] == ["mlp"]
+    assert {(e.study, e.trial) for e in board.ranked(study="cat")} == {("cat", 0), ("cat", 1)}
+    assert {e.data_fingerprint for e in board.ranked(data="aaaa")} == {"aaaa1111"}
+    assert len(board.ranked(data="aaaa", family="catboost")) == 1
+    assert board.ranked(top=2) == board.ranked()[:2]
+    assert board.ranked(family="blend") == []
+
+
+def test_same_trial_twice_is_rejected_and_nothing_is_written(tmp_path: Path) -> None:
+    board = Leaderboard(tmp_path / "leaderboard.sqlite")
+    first = board.add(make_entry(0, trial=7))
+    with pytest.raises(DuplicateEntryError, match=r"atec-catboost-abc/7.*entry id 1") as raised:
+        board.add(make_entry(99, trial=7))
+    assert raised.value.existing_id == first
+    assert len(board.ranked()) == 1
+    with sqlite3.connect(board.path) as connection:
+        assert connection.execute("SELECT count(*) FROM predictions").fetchone()[0] == 1
+
+
+def test_entries_without_trial_are_keyed_by_their_predictions(tmp_path: Path) -> None:
+    board = Leaderboard(tmp_path / "leaderboard.sqlite")
+    board.add(make_entry(0, study="file", trial=None, family="file"))
+    with pytest.raises(DuplicateEntryError):
+        board.add(make_entry(0, study="file", trial=None, family="file"))
+    board.add(make_entry(1, study="file", trial=None, family="file"))
+    board.add(make_entry(0, study="file", trial=None, family="file", fingerprint="other-data"))
+    assert len(board.ranked(family="file")) == 3
+
+
+def test_bad_entries_are_refused(tmp_path: Path) -> None:
+    board = Leaderboard(tmp_path / "leaderboard.sqlite")
+    entry = make_entry(0)
+    entry.family = "xgboost"
+    with pytest.raises(AtecError, match="unknown family 'xgboost'"):
+        board.add(entry)
+    entry = make_entry(0)
+    entry.predictions = None
+    with pytest.raises(AtecError, match="no predictions"):
+        board.add(entry)
+    with pytest.raises(AtecError, match="no entry with id 5"):
+        board.get(5)
+    assert board.ranked() == []
+
+
+def _add_many(path: str, worker: int, barrier: multiprocessing.synchronize.Barrier,
+              results: multiprocessing.Queue) -> None:
+    """Worker process: add 6 own entries and try the 4 shared trials; report ids and rejections."""
+    board = Leaderboard(path)
+    own = [make_entry(100 * worker + t, study=f"worker{worker}", trial=t) for t in range(6)]
+    shared = [make_entry(t, study="shared", trial=t) for t in range(4)]
+    barrier.wait()
+    added, rejected = [], 0
+    for entry in [*shared, *own]:
+        try:
+            added.append(board.add(entry))
+        except DuplicateEntryError:
+            rejected += 1
+    results.put((worker, added, rejected))
+
+
+def test_concurrent_writers_all_land_and_duplicates_are_rejected(tmp_path: Path) -> None:
+    path = str(tmp_path / "leaderboard.sqlite")
+    context = multiprocessing.get_context("spawn")
+    workers = 4
+    barrier, results = context.Barrier(workers), context.Queue()
+    processes = [context.Process(target=_add_many, args=(path, w, barrier, results)) for w in range(workers)]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    added = [entry_id for _, ids, _ in outcomes for entry_id in ids]
+    assert len(added) == len(set(added)) == workers * 6 + 4
+    assert sum(rejected for _, _, rejected in outcomes) == (workers - 1) * 4
+    ranked = Leaderboard(path).ranked()
+    assert sorted(e.id for e in ranked) == sorted(added)
+    assert len({(e.study, e.trial) for e in ranked}) == len(ranked)
+    assert len(Leaderboard(path).ranked(study="shared")) == 4
+
+
+def test_current_git_commit(tmp_path: Path) -> None:
+    assert current_git_commit(tmp_path) == "unknown"
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", current_git_commit())
+
+
+def test_cli_prints_the_ranked_table(tmp_path: Path, run_cli) -> None:
+    path = tmp_path / "lb.sqlite"
+    board = Leaderboard(path)
+    board.add(make_entry(0, study="atec-mlp", trial=3, family="mlp", signal=0.3))
+    board.add(make_entry(1, study="atec-catboost", trial=5, family="catboost", signal=2.0))
+    result = run_cli(["task=leaderboard", f"leaderboard.path={path}"])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("rank"))
+    assert lines[header].split() == ["rank", "id", "family", "study/trial", "score", "TPR1", "TPR2", "TPR3", "AUC",
+                                     "folds", "fit", "s", "data"]
+    rows = [line.split() for line in lines[header + 1:]]
+    best, second = board.ranked()
+    assert [row[:4] for row in rows] == [["1", str(best.id), "catboost", "atec-catboost/5"],
+                                         ["2", str(second.id), "mlp", "atec-mlp/3"]]
+    assert rows[0][4] == f"{best.score:.4f}" and rows[0][8] == f"{best.auc:.4f}"
+    assert rows[0][9:] == ["2", "12.5", "fp012345"]
+
+    filtered = run_cli(["task=leaderboard", f"leaderboard.path={path}", "leaderboard.family=mlp"])
+    assert "atec-mlp/3" in filtered.stdout and "atec-catboost" not in filtered.stdout
+    top = run_cli(["task=leaderboard", f"leaderboard.path={path}", "leaderboard.top=1"])
+    assert "atec-catboost/5" in top.stdout and "atec-mlp/3" not in top.stdout
+
+
+def test_cli_on_an_empty_leaderboard_says_so(tmp_path: Path, run_cli) -> None:
+    path = tmp_path / "none" / "lb.sqlite"
+    result = run_cli(["task=leaderboard", f"leaderboard.path={path}", "leaderboard.study=nothing"])
+    assert result.returncode == 0, result.stderr
+    assert "has no entries matching study=nothing yet" in result.stdout
+    assert not path.exists()
