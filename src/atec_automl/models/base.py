@@ -4,10 +4,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from atec_automl.features.featureset import FeatureSet
+
+
+Report = Callable[[int, float], None]
+"""`report(step, value)`: called with the validation metric after each epoch (neural) or iteration
+(CatBoost); it may raise `optuna.TrialPruned`, which `fit` lets through after stopping training."""
 
 
 @dataclass
@@ -37,8 +43,8 @@ class Model(ABC):
     """fit(train, valid) / predict(data) -> probabilities / save(dir) / load(dir)."""
 
     @abstractmethod
-    def fit(self, train: ModelData, valid: ModelData | None = None) -> FitResult:
-        """Train on `train`, early-stopping on `valid` when given."""
+    def fit(self, train: ModelData, valid: ModelData | None = None, report: Report | None = None) -> FitResult:
+        """Train on `train`, early-stopping on `valid` when given, calling `report` per step."""
 
     @abstractmethod
     def predict(self, data: ModelData) -> np.ndarray:

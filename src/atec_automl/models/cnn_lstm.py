@@ -1,0 +1,169 @@
+"""CNN-LSTM after seed 002: Conv1d layers read the event's past sequence (plus the event itself),
+an LSTM reads the convolved steps, and a head joins its last state with the tabular features.
+
+Sequences are gathered per batch on the device from `FeatureSet.seq_index` (the K previous
+events of the same user) and `FeatureSet.steps` (per-event step features): the store keeps only
+the step rows the set's sequences touch, never N x K x S. Each step carries a presence flag;
+padding comes first and the event itself is the last step. Shift augmentation (seed 002's
+"drop the user's most recent n actions"): with probability `shift_prob` a training sequence loses
+its 1..`max_shift` most recent past events.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from atec_automl.errors import AtecError
+from atec_automl.features.featureset import FeatureSet
+from atec_automl.models.base import ModelData
+from atec_automl.models.layers import TabularEncoder, activation, dense_stack
+from atec_automl.models.mlp import tabular_store
+from atec_automl.models.neural import NeuralModel, NeuralParams, TabularStore
+from atec_automl.models.preprocess import NumericScaler, TabularPreprocessor
+
+
+@dataclass
+class CNNLSTMParams(NeuralParams):
+    """Shared training parameters plus convolution, LSTM, head and augmentation settings."""
+
+    conv_layers: int = 2
+    conv_channels: int = 32
+    kernel_size: int = 3
+    lstm_hidden: int = 64
+    lstm_layers: int = 1
+    tabular_units: int = 64
+    head_layers: int = 1
+    head_units: int = 64
+    shift_prob: float = 0.0
+    max_shift: int = 2
+
+
+def right_aligned(seq: np.ndarray) -> np.ndarray:
+    """Each row's -1 padding moved to the front, the real positions keeping their order."""
+    order = np.argsort(seq >= 0, axis=1, kind="stable")
+    return np.take_along_axis(seq, order, axis=1)
+
+
+@dataclass
+class SequenceStore(TabularStore):
+    """A TabularStore plus the step rows its sequences touch and each row's local sequence."""
+
+    steps: torch.Tensor = field(default=None)
+    sequence: torch.Tensor = field(default=None)
+    event: torch.Tensor = field(default=None)
+    shift_prob: float = 0.0
+    max_shift: int = 0
+    generator: torch.Generator | None = None
+
+    def gather(self, index: torch.Tensor, training: bool) -> dict[str, torch.Tensor]:
+        """Tabular batch plus `sequence`: B x (K + 1) x (S + 1), presence flag last."""
+        batch = super().gather(index, training)
+        past = self.sequence[index]
+        if training and self.shift_prob > 0:
+            past = self._shifted(past)
+        present = (past >= 0).unsqueeze(-1)
+        past_steps = torch.cat([self.steps[past.clamp(min=0)] * present, present.to(self.steps.dtype)], dim=-1)
+        now = self.steps[self.event[index]]
+        now_step = torch.cat([now, torch.ones_like(now[:, :1])], dim=-1).unsqueeze(1)
+        batch["sequence"] = torch.cat([past_steps, now_step], dim=1)
+        return batch
+
+    def _shifted(self, past: torch.Tensor) -> torch.Tensor:
+        """Drop each chosen sequence's n most recent events (n uniform in 1..max_shift), padding the front."""
+        rows, k = past.shape
+        draw = torch.rand(rows, generator=self.generator, device=past.device) < self.shift_prob
+        n = torch.randint(1, self.max_shift + 1, (rows,), generator=self.generator, device=past.device) * draw
+        source = torch.arange(k, device=past.device).unsqueeze(0) - n.unsqueeze(1)
+        return torch.where(source >= 0, past.gather(1, source.clamp(min=0)), torch.full_like(past, -1))
+
+
+class CNNLSTMNet(nn.Module):
+    """Conv1d stack -> LSTM over the sequence; MLP over the tabular features; head over both."""
+
+    def __init__(self, encoder: TabularEncoder, step_inputs: int, p: CNNLSTMParams):
+        super().__init__()
+        self.encoder = encoder
+        convs: list[nn.Module] = []
+        channels = step_inputs
+        for _ in range(p.conv_layers):
+            convs += [nn.Conv1d(channels, p.conv_channels, p.kernel_size, padding=p.kernel_size // 2), activation(p.activation)]
+            channels = p.conv_channels
+        self.conv = nn.Sequential(*convs)
+        self.lstm = nn.LSTM(channels, p.lstm_hidden, num_layers=p.lstm_layers, batch_first=True,
+                            dropout=p.dropout if p.lstm_layers > 1 else 0.0)
+        self.tabular = dense_stack(encoder.width, 1, p.tabular_units, p.activation, p.dropout)
+        self.head = dense_stack(p.lstm_hidden + p.tabular_units, p.head_layers, p.head_units, p.activation, p.dropout)
+        self.out = nn.Linear(p.head_units if p.head_layers else p.lstm_hidden + p.tabular_units, 1)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits (B,)."""
+        steps = self.conv(batch["sequence"].transpose(1, 2)).transpose(1, 2)
+        _, (last, _) = self.lstm(steps)
+        tabular = self.tabular(self.encoder(batch["numeric"], batch["categorical"]))
+        return self.out(self.head(torch.cat([last[-1], tabular], dim=1))).squeeze(-1)
+
+
+class CNNLSTMModel(NeuralModel):
+    """The CNN-LSTM family; needs `FeatureSet.seq_index` and `steps`."""
+
+    family = "cnn_lstm"
+    params_class = CNNLSTMParams
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if self.params.conv_layers < 1 or self.params.lstm_layers < 1 or self.params.max_shift < 0:
+            raise AtecError("model=cnn_lstm: conv_layers and lstm_layers must be >= 1, max_shift >= 0")
+        self.preprocessor: TabularPreprocessor | None = None
+        self.step_scaler: NumericScaler | None = None
+
+    def _fit_inputs(self, train: ModelData) -> None:
+        fs = train.features
+        steps = sequence_inputs(fs)[1]
+        rows = np.asarray(train.rows)
+        self.preprocessor = TabularPreprocessor.fit(fs.table, fs.categorical, rows, self.params.scaling,
+                                                    self.params.max_categories, self.params.min_category_count, self.seed)
+        self.step_scaler = NumericScaler.fit(steps[rows], self.params.scaling, self.seed)
+
+    def _store(self, data: ModelData, target: np.ndarray | None) -> SequenceStore:
+        device = self.trainer.device
+        base = tabular_store(self.preprocessor, data, target, device)
+        seq_index, steps = sequence_inputs(data.features)
+        rows = np.asarray(data.rows)
+        past = right_aligned(seq_index[rows].astype(np.int64))
+        needed = np.unique(np.concatenate([rows, past[past >= 0]]))
+        local_past = np.where(past >= 0, np.searchsorted(needed, past), -1)
+        generator = torch.Generator(device=device).manual_seed(self.seed) if target is not None else None
+        return SequenceStore(base.numeric, base.categorical, base.target, base.weight,
+                             steps=torch.as_tensor(self.step_scaler.transform(steps[needed]), device=device),
+                             sequence=torch.as_tensor(local_past, device=device),
+                             event=torch.as_tensor(np.searchsorted(needed, rows), device=device),
+                             shift_prob=self.params.shift_prob, max_shift=self.params.max_shift, generator=generator)
+
+    def _build_net(self) -> nn.Module:
+        encoder = TabularEncoder(self.preprocessor.n_inputs, self.preprocessor.cardinalities, self.params.embedding_dim)
+        return CNNLSTMNet(encoder, self.step_scaler.n_columns + 1, self.params)
+
+    def _inputs_state(self) -> dict:
+        return {"table": self.preprocessor.state(), "steps_scaling": self.step_scaler.method,
+                "steps_scaler": {k: v.tolist() for k, v in self.step_scaler.params.items()}}
+
+    def _load_inputs_state(self, state: dict) -> None:
+        self.preprocessor = TabularPreprocessor.from_state(state["table"])
+        self.step_scaler = NumericScaler(state["steps_scaling"],
+                                         {k: np.asarray(v, dtype=np.float64) for k, v in state["steps_scaler"].items()})
+
+
+def sequence_inputs(features: FeatureSet) -> tuple[np.ndarray, np.ndarray]:
+    """(seq_index, steps) of a FeatureSet, checked for presence and shape."""
+    seq_index, steps = features.seq_index, features.steps
+    if seq_index is None or steps is None:
+        raise AtecError("model=cnn_lstm: the FeatureSet has no seq_index/steps (this data format has no users); "
+                        "use model=mlp or model=catboost")
+    n = len(features.table)
+    if seq_index.ndim != 2 or steps.ndim != 2 or len(seq_index) != n or len(steps) != n:
+        raise AtecError(f"model=cnn_lstm: seq_index {seq_index.shape} and steps {steps.shape} must be N x K and "
+                        f"N x S with N = {n} table rows")
+    return seq_index, steps

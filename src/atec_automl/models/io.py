@@ -1,0 +1,42 @@
+"""Writing and reading a saved model's directory: files appear whole or not at all."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from atec_automl.errors import AtecError
+
+META_FILE = "model.json"
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a temporary file beside `path`, then move it onto `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_meta(directory: Path, meta: dict) -> None:
+    """Write the model's description (`family`, parameters, columns) as JSON."""
+    text = json.dumps(meta, indent=2, sort_keys=True)
+    write_atomically(Path(directory) / META_FILE, lambda tmp: tmp.write_text(text))
+
+
+def read_meta(directory: Path, family: str | None = None) -> dict:
+    """Read `model.json`, checking the family when one is expected."""
+    path = Path(directory) / META_FILE
+    if not path.is_file():
+        raise AtecError(f"model directory {directory}: no {META_FILE} (not a saved model)")
+    meta = json.loads(path.read_text())
+    if family is not None and meta.get("family") != family:
+        raise AtecError(f"model directory {directory}: holds a {meta.get('family')!r} model, not {family!r}")
+    return meta

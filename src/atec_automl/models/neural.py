@@ -1,0 +1,362 @@
+"""Lightning training shared by the MLP and the CNN-LSTM.
+
+The training rows live as tensors on the training device (`InputStore`); `IndexBatches` draws a
+permutation (or a class-balanced sample) per epoch and gathers each batch by index on that
+device, so no DataLoader or worker process touches in-memory data. Early stopping watches a
+validation metric (`valid_auc`, `valid_atec` or `valid_loss`) and the best epoch's weights are
+kept in memory and restored at the end of `fit` (no checkpoint files). Lightning writes nothing:
+no logger, no checkpoints, `default_root_dir` inside the trainer's workspace.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import warnings
+from abc import abstractmethod
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import ClassVar, Iterator, Protocol
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.utilities.seed import isolate_rng
+from torch import nn
+
+from atec_automl.errors import AtecError
+from atec_automl.metric import atec_score, auc
+from atec_automl.models.base import FitResult, Model, ModelData, Report
+from atec_automl.models.checks import check_rows, check_targets, valid_score
+from atec_automl.models.io import read_meta, write_atomically, write_meta
+from atec_automl.models.layers import initialise
+from atec_automl.models.trainer import TrainerSettings
+
+WEIGHTS_FILE = "weights.pt"
+PREDICT_CHUNK_ROWS = 1 << 18
+OPTIMIZERS = ("sgd", "adam", "adamax", "adamw", "rmsprop")
+IMBALANCE = ("none", "pos_weight", "sqrt_pos_weight", "balanced")
+MONITORS = {"auc": ("valid_auc", "max"), "atec": ("valid_atec", "max"), "loss": ("valid_loss", "min")}
+
+
+@dataclass
+class NeuralParams:
+    """Training hyper-parameters both neural families share (seed 000's search space and more)."""
+
+    epochs: int = 20
+    batch_size: int = 1024
+    eval_batch_size: int = 16384
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    weight_init: str = "he"
+    activation: str = "relu"
+    dropout: float = 0.1
+    scaling: str = "minmax"
+    embedding_dim: int = 8
+    max_categories: int = 1000
+    min_category_count: int = 5
+    imbalance: str = "pos_weight"
+    monitor: str = "auc"
+    patience: int = 3
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("optimizer", OPTIMIZERS), ("imbalance", IMBALANCE), ("monitor", tuple(MONITORS))):
+            if getattr(self, name) not in allowed:
+                raise AtecError(f"model.{name}: {getattr(self, name)!r} is not one of {allowed}")
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise AtecError(f"model: epochs, batch_size and patience must be >= 1, got {self.epochs}, "
+                            f"{self.batch_size}, {self.patience}")
+
+
+class InputStore(Protocol):
+    """Model inputs of a set of rows, held on the training device."""
+
+    def __len__(self) -> int:
+        """Number of rows."""
+
+    def gather(self, index: torch.Tensor, training: bool) -> dict[str, torch.Tensor]:
+        """The batch of rows `index` (a device tensor): inputs, and `target`/`weight` when known."""
+
+
+@dataclass
+class TabularStore:
+    """Scaled numeric block, categorical indices and targets of a set of rows, on one device."""
+
+    numeric: torch.Tensor
+    categorical: torch.Tensor
+    target: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.numeric.shape[0]
+
+    def gather(self, index: torch.Tensor, training: bool) -> dict[str, torch.Tensor]:
+        """Rows `index` of every tensor."""
+        batch = {"numeric": self.numeric[index], "categorical": self.categorical[index]}
+        for name in ("target", "weight"):
+            value = getattr(self, name)
+            if value is not None:
+                batch[name] = value[index]
+        return batch
+
+
+class IndexBatches:
+    """Iterable of gathered batches over an `InputStore`, one pass per `iter()`.
+
+    Training passes draw a seeded permutation, or, with `sample_weights`, a seeded sample with
+    replacement of the same size (class-balanced sampling); evaluation passes go in order.
+    """
+
+    def __init__(self, store: InputStore, batch_size: int, device: torch.device, shuffle: bool,
+                 seed: int = 0, sample_weights: torch.Tensor | None = None):
+        self.store, self.batch_size, self.device, self.shuffle = store, batch_size, device, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+        self.cumulative = None if sample_weights is None else torch.cumsum(sample_weights.double().cpu(), 0)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.store) / self.batch_size)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        order = self._order().to(self.device)
+        for start in range(0, len(order), self.batch_size):
+            yield self.store.gather(order[start:start + self.batch_size], training=self.shuffle)
+
+    def _order(self) -> torch.Tensor:
+        """Row order of one pass."""
+        n = len(self.store)
+        if self.cumulative is not None:
+            draws = torch.rand(n, generator=self.generator, dtype=torch.float64) * self.cumulative[-1]
+            return torch.searchsorted(self.cumulative, draws).clamp_(max=n - 1)
+        if self.shuffle:
+            return torch.randperm(n, generator=self.generator)
+        return torch.arange(n)
+
+
+def make_optimizer(parameters: Iterator[nn.Parameter], params: NeuralParams) -> torch.optim.Optimizer:
+    """The configured optimizer (SGD and RMSprop take the momentum)."""
+    lr, wd = params.learning_rate, params.weight_decay
+    if params.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=params.momentum, weight_decay=wd)
+    if params.optimizer == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=lr, momentum=params.momentum, weight_decay=wd)
+    optimizer_class = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax, "adamw": torch.optim.AdamW}
+    return optimizer_class[params.optimizer](parameters, lr=lr, weight_decay=wd)
+
+
+class BinaryModule(pl.LightningModule):
+    """Binary cross-entropy on soft targets, validation AUC / ATEC score / loss per epoch."""
+
+    def __init__(self, net: nn.Module, params: NeuralParams, pos_weight: float | None):
+        super().__init__()
+        self.net, self.params = net, params
+        self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor(pos_weight), persistent=False)
+        self._valid_logits: list[torch.Tensor] = []
+        self._valid_targets: list[torch.Tensor] = []
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Weighted BCE of one batch."""
+        logits = self.net(batch).float()
+        return F.binary_cross_entropy_with_logits(logits, batch["target"], weight=batch.get("weight"),
+                                                  pos_weight=self.pos_weight)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Collect logits; metrics are computed over the whole validation set at epoch end."""
+        self._valid_logits.append(self.net(batch).float())
+        self._valid_targets.append(batch["target"])
+
+    def on_validation_epoch_end(self) -> None:
+        """Log valid_auc, valid_atec and valid_loss (unweighted BCE)."""
+        logits = torch.cat(self._valid_logits)
+        target = torch.cat(self._valid_targets)
+        self._valid_logits, self._valid_targets = [], []
+        y, s = target.cpu().numpy(), logits.double().cpu().numpy()
+        self.log("valid_auc", auc(y, s), prog_bar=True)
+        self.log("valid_atec", atec_score(y, s).score, prog_bar=True)
+        self.log("valid_loss", F.binary_cross_entropy_with_logits(logits, target).item())
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """See `make_optimizer`."""
+        return make_optimizer(self.net.parameters(), self.params)
+
+
+class KeepBest(pl.Callback):
+    """Copies the net's weights at each improvement of the monitored metric; records the history."""
+
+    def __init__(self, monitor: str, mode: str):
+        self.monitor, self.mode = monitor, mode
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.history: list[dict] = []
+
+    def on_validation_end(self, trainer: pl.Trainer, module: BinaryModule) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("valid_")}
+        self.history.append({"epoch": trainer.current_epoch, **metrics})
+        value = metrics[self.monitor]
+        better = self.best_value is None or (value > self.best_value if self.mode == "max" else value < self.best_value)
+        if better:
+            self.best_value, self.best_epoch = value, trainer.current_epoch
+            self.best_state = {k: v.detach().clone() for k, v in module.net.state_dict().items()}
+
+
+class ReportEach(pl.Callback):
+    """Calls `report(epoch, value)` after each validation; whatever it raises stops `fit`."""
+
+    def __init__(self, report: Report, monitor: str):
+        self.report, self.monitor = report, monitor
+
+    def on_validation_end(self, trainer: pl.Trainer, module: BinaryModule) -> None:
+        self.report(trainer.current_epoch, float(trainer.callback_metrics[self.monitor]))
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's informational lines (device summary) and its internal deprecation notes."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def class_balance(target: torch.Tensor, weight: torch.Tensor | None) -> tuple[float, float]:
+    """(weighted positive mass, weighted negative mass) of soft targets."""
+    w = torch.ones_like(target) if weight is None else weight
+    return float((target * w).sum()), float(((1 - target) * w).sum())
+
+
+class NeuralModel(Model):
+    """fit / predict / save / load for a Lightning-trained family; subclasses define inputs and net."""
+
+    family: ClassVar[str]
+    params_class: ClassVar[type[NeuralParams]]
+
+    def __init__(self, trainer: TrainerSettings | None = None, seed: int = 0, **params):
+        known = {f.name for f in fields(self.params_class)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise AtecError(f"model={self.family}: unknown parameter {unknown[0]!r}; known: {sorted(known)}")
+        self.params = self.params_class(**params)
+        self.trainer = trainer or TrainerSettings()
+        self.seed = int(seed)
+        self.net: nn.Module | None = None
+
+    @abstractmethod
+    def _fit_inputs(self, train: ModelData) -> None:
+        """Fit input scaling / vocabularies on the training rows."""
+
+    @abstractmethod
+    def _store(self, data: ModelData, target: np.ndarray | None) -> InputStore:
+        """Inputs of `data`'s rows (and their targets/weights) as tensors on the training device."""
+
+    @abstractmethod
+    def _build_net(self) -> nn.Module:
+        """A fresh network for the fitted inputs; forward(batch) -> logits (B,)."""
+
+    @abstractmethod
+    def _inputs_state(self) -> dict:
+        """JSON-serialisable state of the fitted inputs."""
+
+    @abstractmethod
+    def _load_inputs_state(self, state: dict) -> None:
+        """Inverse of `_inputs_state`."""
+
+    def fit(self, train: ModelData, valid: ModelData | None = None, report: Report | None = None) -> FitResult:
+        """Train with early stopping on `valid` (restoring the best epoch), calling `report` per epoch."""
+        target = check_targets(train, f"model={self.family} train", hard=False)
+        valid_target = None if valid is None else check_targets(valid, f"model={self.family} valid", hard=True)
+        if report is not None and valid is None:
+            raise AtecError(f"model={self.family}: report needs validation rows")
+        with isolate_rng():
+            pl.seed_everything(self.seed, workers=False, verbose=False)
+            self._fit_inputs(train)
+            self.net = self._build_net()
+            initialise(self.net, self.params.weight_init)
+            keep_best = self._train(train, target, valid, valid_target, report)
+        if keep_best is not None and keep_best.best_state is not None:
+            self.net.load_state_dict(keep_best.best_state)
+        scores = None if valid is None else self.predict(valid)
+        return FitResult(best_iteration=None if keep_best is None else keep_best.best_epoch,
+                         valid_score=valid_score(valid, scores),
+                         history=None if keep_best is None else keep_best.history)
+
+    def _train(self, train: ModelData, target: np.ndarray, valid: ModelData | None,
+               valid_target: np.ndarray | None, report: Report | None) -> KeepBest | None:
+        """Run the Lightning loop; returns the best-epoch tracker when validating."""
+        device = self.trainer.device
+        store = self._store(train, target)
+        positives, negatives = class_balance(torch.as_tensor(target), None if train.weight is None
+                                             else torch.as_tensor(np.asarray(train.weight, dtype=np.float32)))
+        pos_weight = {"pos_weight": negatives / positives, "sqrt_pos_weight": math.sqrt(negatives / positives)}
+        sample_weights = self._balanced_weights(target, positives, negatives) if self.params.imbalance == "balanced" else None
+        train_batches = IndexBatches(store, self.params.batch_size, device, shuffle=True, seed=self.seed,
+                                     sample_weights=sample_weights)
+        module = BinaryModule(self.net, self.params, pos_weight.get(self.params.imbalance))
+        callbacks: list[pl.Callback] = []
+        keep_best, valid_batches = None, None
+        if valid is not None:
+            monitor, mode = MONITORS[self.params.monitor]
+            keep_best = KeepBest(monitor, mode)
+            callbacks += [keep_best, EarlyStopping(monitor=monitor, mode=mode, patience=self.params.patience)]
+            if report is not None:
+                callbacks.append(ReportEach(report, monitor))
+            valid_batches = IndexBatches(self._store(valid, valid_target), self.params.eval_batch_size, device, shuffle=False)
+        with self.trainer.workspace(self.family) as root, quiet_lightning():
+            trainer = pl.Trainer(
+                accelerator=self.trainer.accelerator, devices=1, precision=self.trainer.precision,
+                deterministic=self.trainer.deterministic, max_epochs=self.params.epochs, logger=False,
+                enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+                enable_progress_bar=self.trainer.enable_progress_bar, default_root_dir=str(root), callbacks=callbacks)
+            trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=valid_batches)
+        return keep_best
+
+    @staticmethod
+    def _balanced_weights(target: np.ndarray, positives: float, negatives: float) -> torch.Tensor:
+        """Per-row sampling weights giving positive and negative mass one half each."""
+        return torch.as_tensor(target / positives + (1 - target) / negatives)
+
+    def predict(self, data: ModelData) -> np.ndarray:
+        """Probabilities (float64) for `data`'s rows, in chunks, under the trainer's autocast."""
+        if self.net is None:
+            raise AtecError(f"model={self.family}: predict before fit or load")
+        check_rows(data, f"model={self.family} predict")
+        device = self.trainer.device
+        self.net.to(device).eval()
+        out = []
+        with torch.inference_mode(), self.trainer.autocast():
+            for start in range(0, len(data.rows), PREDICT_CHUNK_ROWS):
+                chunk = ModelData(data.features, np.asarray(data.rows)[start:start + PREDICT_CHUNK_ROWS])
+                batches = IndexBatches(self._store(chunk, None), self.params.eval_batch_size, device, shuffle=False)
+                out += [torch.sigmoid(self.net(batch).float()).double().cpu() for batch in batches]
+        return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float64)
+
+    def save(self, directory: Path) -> None:
+        """`model.json` (family, parameters, seed, input state) and `weights.pt` (the net's state_dict)."""
+        if self.net is None:
+            raise AtecError(f"model={self.family}: save before fit")
+        directory = Path(directory)
+        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        write_atomically(directory / WEIGHTS_FILE, lambda tmp: torch.save(state, tmp))
+        write_meta(directory, {"family": self.family, "params": asdict(self.params), "seed": self.seed,
+                               "inputs": self._inputs_state()})
+
+    @classmethod
+    def load(cls, directory: Path, trainer: TrainerSettings | None = None) -> "NeuralModel":
+        """Rebuild a model written by `save`, on `trainer`'s device (CPU by default)."""
+        meta = read_meta(Path(directory), cls.family)
+        model = cls(trainer=trainer, seed=meta["seed"], **meta["params"])
+        model._load_inputs_state(meta["inputs"])
+        model.net = model._build_net()
+        state = torch.load(Path(directory) / WEIGHTS_FILE, map_location=model.trainer.device, weights_only=True)
+        model.net.load_state_dict(state)
+        return model

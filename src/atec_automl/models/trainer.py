@@ -1,0 +1,69 @@
+"""Where and how models train: the `conf/trainer/*.yaml` settings shared by all families."""
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from atec_automl.errors import AtecError
+
+ACCELERATORS = ("cpu", "gpu")
+PRECISIONS = ("32-true", "bf16-mixed")
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """Device, precision and output place for one training run.
+
+    `root_dir` receives everything a library writes while training (Lightning's
+    `default_root_dir`, CatBoost's `train_dir`); None means a private temporary directory.
+    """
+
+    accelerator: str = "cpu"
+    precision: str = "32-true"
+    deterministic: bool = True
+    catboost_task_type: str = "CPU"
+    catboost_devices: str | None = None
+    enable_progress_bar: bool = False
+    root_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.accelerator not in ACCELERATORS:
+            raise AtecError(f"trainer.accelerator: {self.accelerator!r} is not one of {ACCELERATORS}")
+        if self.precision not in PRECISIONS:
+            raise AtecError(f"trainer.precision: {self.precision!r} is not one of {PRECISIONS}")
+        if self.catboost_task_type not in ("CPU", "GPU"):
+            raise AtecError(f"trainer.catboost_task_type: {self.catboost_task_type!r} is not CPU or GPU")
+        if self.accelerator == "gpu" and not torch.cuda.is_available():
+            raise AtecError("trainer.accelerator=gpu but torch sees no CUDA device; use trainer=cpu")
+
+    @property
+    def device(self) -> torch.device:
+        """The torch device that holds the model and the training tensors."""
+        return torch.device("cuda", 0) if self.accelerator == "gpu" else torch.device("cpu")
+
+    @property
+    def bf16(self) -> bool:
+        """Whether forward passes run under bf16 autocast."""
+        return self.precision == "bf16-mixed"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on the device when configured, else a no-op context."""
+        if self.bf16:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def workspace(self, name: str) -> Iterator[Path]:
+        """A directory for a library's training files: `root_dir/name`, or a temporary one."""
+        if self.root_dir is not None:
+            path = Path(self.root_dir) / name
+            path.mkdir(parents=True, exist_ok=True)
+            yield path
+            return
+        with tempfile.TemporaryDirectory(prefix=f"atec-{name}-") as tmp:
+            yield Path(tmp)
