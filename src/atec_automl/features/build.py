@@ -1,0 +1,114 @@
+"""Public entry point: `build_features(dataset, features_cfg, cache_dir) -> FeatureSet`.
+
+The label column is dropped before anything is computed, so no feature can read it.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+from atec_automl.data.dataset import Dataset
+from atec_automl.errors import DataError
+from atec_automl.features.cache import DEFAULT_CACHE_DIR, cache_key, load_cached, save_cached
+from atec_automl.features.featureset import FeatureSet
+from atec_automl.features.prelim import build_prelim_table
+from atec_automl.features.raw import TIMELINE_COLUMNS, RawFeatureBuilder
+from atec_automl.features.spec import FeatureSpec, PrelimFeatures, RawEventFeatures
+
+log = logging.getLogger(__name__)
+
+
+def as_spec(features_cfg: Any) -> FeatureSpec:
+    """A feature spec from a spec object or a config with `_target_` (e.g. `cfg.features`)."""
+    if isinstance(features_cfg, (RawEventFeatures, PrelimFeatures)):
+        return features_cfg
+    if isinstance(features_cfg, (DictConfig, Mapping)):
+        return instantiate(features_cfg, _convert_="all")
+    raise TypeError(f"features config must be a spec or a mapping with _target_, got {type(features_cfg).__name__}")
+
+
+def cache_location(dataset: Dataset, features_cfg: Any, cache_dir: Path | str | None = None) -> Path | None:
+    """Where the features of `dataset` are (or will be) cached; None when caching is off.
+
+    `cache_dir` overrides the config's `cache_dir` (default `data/cache/features`); the config's
+    `cache_dir: null` with no argument turns caching off.
+    """
+    spec = as_spec(features_cfg)
+    root = cache_dir if cache_dir is not None else spec.cache_dir
+    if root is None:
+        return None
+    return Path(root) / cache_key(dataset.fingerprint, spec.fingerprint())
+
+
+def build_features(dataset: Dataset, features_cfg: Any, cache_dir: Path | str | None = None, progress: bool = True) -> FeatureSet:
+    """Features of every event of `dataset` (row i = timeline row i), from the cache when built before."""
+    spec = as_spec(features_cfg)
+    spec.check_columns(list(dataset.frame.columns))
+    location = cache_location(dataset, spec, cache_dir)
+    if location is not None:
+        cached = load_cached(location)
+        if cached is not None:
+            log.info("features: loaded %s", location)
+            return cached
+    started = time.perf_counter()
+    features = compute_features(dataset, spec, progress)
+    seconds = time.perf_counter() - started
+    if location is not None:
+        save_cached(features, location, {"build_seconds": seconds, "rows": len(dataset.frame), "spec_class": type(spec).__name__})
+        log.info("features: built in %.1f s, cached at %s", seconds, location)
+    return features
+
+
+def compute_features(dataset: Dataset, spec: FeatureSpec, progress: bool = True) -> FeatureSet:
+    """Build the features without touching any cache."""
+    frame = dataset.frame.drop(columns=["label"], errors="ignore")
+    _check_time_order(frame, dataset)
+    fingerprint = f"{dataset.fingerprint}:{spec.fingerprint()}"
+    if isinstance(spec, PrelimFeatures):
+        return FeatureSet(table=_finite(build_prelim_table(frame, spec)), fingerprint=fingerprint)
+    format_columns = [c for c in frame.columns if c not in TIMELINE_COLUMNS]
+    builder = RawFeatureBuilder(frame, spec, format_columns)
+    total = len(spec.entities) + 2 + (spec.sequence is not None)
+    with tqdm(total=total, desc="features", unit="step", disable=not progress) as bar:
+        table, categorical = builder.build(bar)
+        table = _finite(table, skip=categorical)
+        seq_index = steps = None
+        step_names: list[str] = []
+        if spec.sequence is not None:
+            bar.set_postfix_str("sequences")
+            seq_index, steps, step_names = builder.sequences(table)
+            bar.update()
+    return FeatureSet(table=table, categorical=categorical, seq_index=seq_index, steps=steps, step_names=step_names, fingerprint=fingerprint)
+
+
+def _check_time_order(frame: pd.DataFrame, dataset: Dataset) -> None:
+    """The timeline contract: `ts` present and non-decreasing."""
+    source = str(dataset.sources.get("train", "timeline"))
+    if "ts" not in frame.columns:
+        raise DataError(source, "the timeline has no ts column", column="ts")
+    ts = frame["ts"].to_numpy(dtype=np.int64)
+    bad = np.flatnonzero(ts[1:] < ts[:-1])
+    if len(bad):
+        raise DataError(source, "timeline is not sorted by time", column="ts", row=int(bad[0]) + 1)
+
+
+def _finite(table: pd.DataFrame, skip: list[str] | None = None) -> pd.DataFrame:
+    """Infinite values (a ratio against a zero mean) become NaN; numeric columns float32."""
+    skip = set(skip or [])
+    out = {}
+    for name in table.columns:
+        values = table[name].to_numpy()
+        if name not in skip:
+            values = values.astype(np.float32)
+            values[~np.isfinite(values)] = np.nan
+        out[name] = values
+    return pd.DataFrame(out)

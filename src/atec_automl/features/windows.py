@@ -1,0 +1,171 @@
+"""Strictly-past window kernels over (entity, time)-sorted arrays: no per-row Python.
+
+Every event is placed in a `KeyIndex`: the events of one entity value (a "group") are contiguous,
+in time order, ties in timeline order. For an event at sorted position `p` with time `t`:
+
+- `hi[p]`: first position of its group whose time is `>= t`; `[group_start, hi)` are the group's
+  events with a strictly earlier time (events sharing `t` do not see each other);
+- `lo[p]` for a window of `w` seconds: first position of the group whose time is `>= t - w`, so
+  `[lo, hi)` holds exactly the events with `t - w <= ts < t`.
+
+Everything a value depends on is computed from the event's own group prefix `[group_start, hi)`
+(sums are segmented cumulative sums, maxima are exact range maxima, distinct counts are exact
+integer counts), so adding, removing or changing later events never moves an earlier value, not
+even by a rounding error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class KeyIndex:
+    """Events with a known key, sorted by (key, time, timeline position)."""
+
+    order: np.ndarray
+    codes: np.ndarray
+    ts: np.ndarray
+    group_start: np.ndarray
+    hi: np.ndarray
+    composite: np.ndarray
+    offset: int
+
+    @property
+    def size(self) -> int:
+        """Number of events with a known key."""
+        return len(self.order)
+
+    def lo(self, window_seconds: int | None) -> np.ndarray:
+        """First position of each event's window `[t - w, t)`; the group start for all history."""
+        if window_seconds is None:
+            return self.group_start
+        if window_seconds > self.offset:
+            raise ValueError(f"window {window_seconds}s exceeds the index offset {self.offset}s")
+        return np.searchsorted(self.composite, self.composite - window_seconds, side="left")
+
+    def scatter(self, sorted_values: np.ndarray, n_rows: int, fill: float = np.nan) -> np.ndarray:
+        """Values per sorted position -> one value per timeline row (`fill` where the key is missing)."""
+        out = np.full(n_rows, fill, dtype=np.result_type(sorted_values.dtype, np.float32))
+        out[self.order] = sorted_values
+        return out
+
+
+def build_key_index(codes: np.ndarray, ts: np.ndarray, max_window: int) -> KeyIndex:
+    """Index the rows whose key code is >= 0; `ts` must be non-decreasing (timeline order)."""
+    rows = np.flatnonzero(codes >= 0)
+    order = rows[np.argsort(codes[rows], kind="stable")]
+    key = codes[order].astype(np.int64)
+    sorted_ts = ts[order]
+    offset = int(max_window) + 1
+    span = int(ts.max() - ts.min()) + offset + 1 if len(ts) else 1
+    if len(key) and int(key.max()) + 1 > np.iinfo(np.int64).max // span:
+        raise ValueError("too many distinct keys for the (key, time) composite index")
+    composite = key * span + (sorted_ts - (ts.min() if len(ts) else 0) + offset)
+    return KeyIndex(
+        order=order,
+        codes=key,
+        ts=sorted_ts,
+        group_start=run_starts(key),
+        hi=run_starts(composite),
+        composite=composite,
+        offset=offset,
+    )
+
+
+def run_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    """For each position of a sorted array, the first position holding the same value."""
+    n = len(sorted_keys)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    is_start = np.empty(n, dtype=bool)
+    is_start[0] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=is_start[1:])
+    return np.maximum.accumulate(np.where(is_start, np.arange(n), 0))
+
+
+def segmented_cumsum(values: np.ndarray, group_start: np.ndarray) -> np.ndarray:
+    """Inclusive cumulative sum restarting at every group (depends only on the group prefix)."""
+    return pd.Series(values).groupby(group_start, sort=False).cumsum().to_numpy()
+
+
+def prefix_before(cumsum: np.ndarray, position: np.ndarray, group_start: np.ndarray) -> np.ndarray:
+    """Sum of the group's values at positions `< position` from a segmented inclusive cumsum."""
+    before = cumsum[np.maximum(position - 1, 0)]
+    return np.where(position > group_start, before, 0.0)
+
+
+def window_sum(cumsum: np.ndarray, lo: np.ndarray, hi: np.ndarray, group_start: np.ndarray) -> np.ndarray:
+    """Sum over `[lo, hi)` of each event's group from a segmented inclusive cumsum."""
+    return prefix_before(cumsum, hi, group_start) - prefix_before(cumsum, lo, group_start)
+
+
+def range_max(values: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """Exact maximum of `values[lo:hi]` for every (lo, hi) pair of every window; NaN when empty.
+
+    Sparse-table doubling without storing the table: level `k` holds the max of `2**k` values from
+    each position and answers the ranges whose length has `floor(log2(length)) == k` with two
+    overlapping blocks. Memory O(n), time O(n log(longest range)). NaN values are ignored.
+    """
+    level_max = np.where(np.isnan(values), -np.inf, values).astype(np.float64)
+    lengths = [hi - lo for lo, hi in bounds]
+    levels = [np.floor(np.log2(np.maximum(length, 1))).astype(np.int64) for length in lengths]
+    results = [np.full(len(lo), -np.inf) for lo, _ in bounds]
+    top = max((int(lv.max()) for lv in levels if len(lv)), default=0)
+    for level in range(top + 1):
+        block = 1 << level
+        for (lo, hi), length, lv, out in zip(bounds, lengths, levels, results):
+            sel = np.flatnonzero((lv == level) & (length > 0))
+            out[sel] = np.maximum(level_max[lo[sel]], level_max[hi[sel] - block])
+        if level < top:
+            level_max[: len(values) - block] = np.maximum(level_max[: len(values) - block], level_max[block:])
+    return [np.where(np.isfinite(out), out, np.nan) for out in results]
+
+
+def previous_same(pair_codes: np.ndarray) -> np.ndarray:
+    """Position of the previous occurrence of the same code (-1 for a first one)."""
+    order = np.argsort(pair_codes, kind="stable")
+    prev = np.full(len(pair_codes), -1, dtype=np.int64)
+    same = pair_codes[order[1:]] == pair_codes[order[:-1]]
+    prev[order[1:][same]] = order[:-1][same]
+    return prev
+
+
+def distinct_in_ranges(prev: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """Number of distinct values in `[lo, hi)` for each range, given `prev` from `previous_same`.
+
+    A value is counted once, at its first occurrence inside the range: the positions `j` in
+    `[lo, hi)` with `prev[j] < lo`. The ranges are cut into aligned power-of-two blocks (bottom-up
+    segment tree); at level `k` every block of `2**k` positions is sorted by `prev` (built from
+    level `k-1` by a stable sort that merges two sorted runs), and a block's count is one binary
+    search. Exact integers; O(n log(longest range)).
+    """
+    n = len(prev)
+    positions = np.arange(n, dtype=np.int64)
+    stride = np.int64(n + 2)
+    block_values = prev + 1
+    results = [np.zeros(len(lo), dtype=np.int64) for lo, _ in bounds]
+    cursors = [(lo.astype(np.int64).copy(), hi.astype(np.int64).copy(), lo + 1) for lo, hi in bounds]
+    level = 0
+    while any(np.any(left < right) for left, right, _ in cursors):
+        block = np.int64(1) << level
+        keys = (positions >> level) * stride + block_values
+        if level:
+            keys.sort(kind="stable")
+            block_values = keys - (positions >> level) * stride
+        for (left, right, threshold), out in zip(cursors, results):
+            take_left = np.flatnonzero(((left >> level) & 1).astype(bool) & (left + block <= right))
+            out[take_left] += _count_in_blocks(keys, left[take_left] >> level, threshold[take_left], level, stride)
+            left[take_left] += block
+            take_right = np.flatnonzero(((right >> level) & 1).astype(bool) & (right - block >= left))
+            right[take_right] -= block
+            out[take_right] += _count_in_blocks(keys, right[take_right] >> level, threshold[take_right], level, stride)
+        level += 1
+    return results
+
+
+def _count_in_blocks(keys: np.ndarray, block_ids: np.ndarray, threshold: np.ndarray, level: int, stride: np.int64) -> np.ndarray:
+    """Entries of each block (sorted keys) whose stored `prev + 1` is below `threshold`."""
+    return np.searchsorted(keys, block_ids * stride + threshold, side="left") - (block_ids << level)
