@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from atec_automl.data.dataset import Dataset
 from atec_automl.errors import DataError
-from atec_automl.features.cache import DEFAULT_CACHE_DIR, cache_key, load_cached, save_cached
+from atec_automl.features.cache import cache_key, load_cached, save_cached
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.features.prelim import build_prelim_table
 from atec_automl.features.raw import TIMELINE_COLUMNS, RawFeatureBuilder
@@ -74,13 +74,12 @@ def compute_features(dataset: Dataset, spec: FeatureSpec, progress: bool = True)
     _check_time_order(frame, dataset)
     fingerprint = f"{dataset.fingerprint}:{spec.fingerprint()}"
     if isinstance(spec, PrelimFeatures):
-        return FeatureSet(table=_finite(build_prelim_table(frame, spec)), fingerprint=fingerprint)
+        return FeatureSet(table=build_prelim_table(frame, spec), fingerprint=fingerprint)
     format_columns = [c for c in frame.columns if c not in TIMELINE_COLUMNS]
     builder = RawFeatureBuilder(frame, spec, format_columns)
     total = len(spec.entities) + 2 + (spec.sequence is not None)
     with tqdm(total=total, desc="features", unit="step", disable=not progress) as bar:
         table, categorical = builder.build(bar)
-        table = _finite(table, skip=categorical)
         seq_index = steps = None
         step_names: list[str] = []
         if spec.sequence is not None:
@@ -100,15 +99,3 @@ def _check_time_order(frame: pd.DataFrame, dataset: Dataset) -> None:
     if len(bad):
         raise DataError(source, "timeline is not sorted by time", column="ts", row=int(bad[0]) + 1)
 
-
-def _finite(table: pd.DataFrame, skip: list[str] | None = None) -> pd.DataFrame:
-    """Infinite values (a ratio against a zero mean) become NaN; numeric columns float32."""
-    skip = set(skip or [])
-    out = {}
-    for name in table.columns:
-        values = table[name].to_numpy()
-        if name not in skip:
-            values = values.astype(np.float32)
-            values[~np.isfinite(values)] = np.nan
-        out[name] = values
-    return pd.DataFrame(out)

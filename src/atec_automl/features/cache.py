@@ -18,7 +18,6 @@ import pandas as pd
 
 from atec_automl.features.featureset import FeatureSet
 
-DEFAULT_CACHE_DIR = Path("data/cache/features")
 META_FILE = "meta.json"
 
 

@@ -10,13 +10,17 @@ import pandas as pd
 
 from atec_automl.features.columns import calendar_features
 from atec_automl.features.spec import PrelimFeatures
+from atec_automl.features.table import TableSink
 
 
 def build_prelim_table(frame: pd.DataFrame, spec: PrelimFeatures) -> pd.DataFrame:
     """f-columns as float32, `missing_count` over them, weekday, day of month and holiday flag."""
-    names = spec.feature_columns(list(frame.columns))
-    raw = frame[names].to_numpy(dtype=np.float32, na_value=np.nan)
-    columns = {name: raw[:, i] for i, name in enumerate(names)}
-    columns["missing_count"] = np.isnan(raw).sum(axis=1).astype(np.float32)
-    columns.update(calendar_features(frame["ts"].to_numpy(dtype=np.int64), spec.holidays, with_hour=False))
-    return pd.DataFrame(columns)
+    sink = TableSink(len(frame))
+    missing = np.zeros(len(frame), dtype=np.float32)
+    for name in spec.feature_columns(list(frame.columns)):
+        values = frame[name].to_numpy(dtype=np.float32, na_value=np.nan)
+        missing += np.isnan(values)
+        sink.add(name, values)
+    sink.add("missing_count", missing)
+    sink.add_all(calendar_features(frame["ts"].to_numpy(dtype=np.int64), spec.holidays, with_hour=False))
+    return sink.frame()

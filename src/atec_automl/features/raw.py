@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from atec_automl.features.columns import appearance_codes, calendar_features, key_codes, shared_codes
 from atec_automl.features.sequences import sequence_index, step_table
+from atec_automl.features.table import TableSink
 from atec_automl.features.spec import ALL_HISTORY, EntitySpec, RawEventFeatures, window_seconds
 from atec_automl.features.windows import (
     KeyIndex,
@@ -76,25 +77,27 @@ class RawFeatureBuilder:
 
     def build(self, progress: tqdm) -> tuple[pd.DataFrame, list[str]]:
         """The feature table (timeline order) and the names of its categorical columns."""
-        spec, columns = self.spec, {}
+        spec, sink = self.spec, TableSink(self.n)
         for name, entity in spec.entities.items():
             progress.set_postfix_str(name)
             if self.has(entity.columns + list(entity.distinct), f"entity {name!r}"):
                 ki = self.index(entity.columns)
                 sorted_values = entity_features(ki, name, entity, self.amount, self._other_codes(ki, entity))
-                columns.update({k: ki.scatter(v, self.n).astype(np.float32) for k, v in sorted_values.items()})
+                for column, values in sorted_values.items():
+                    sink.add(column, ki.scatter(values, self.n))
             progress.update()
-        columns.update(self.first_seen())
+        sink.add_all(self.first_seen())
         progress.update()
-        columns.update(self.usual())
-        columns.update(self.mismatches())
-        columns.update(calendar_features(self.ts, spec.holidays))
-        columns["missing_count"] = self.frame[self.format_columns].isna().sum(axis=1).to_numpy(dtype=np.float32)
-        columns["amount"] = self.amount.astype(np.float32)
-        categorical = [c for c in spec.categorical if self.has([c], f"categorical field {c!r}")]
-        columns.update({f"cat_{c}": appearance_codes(self.frame[c]) for c in categorical})
+        sink.add_all(self.usual())
+        sink.add_all(self.mismatches())
+        sink.add_all(calendar_features(self.ts, spec.holidays))
+        sink.add("missing_count", self.frame[self.format_columns].isna().sum(axis=1).to_numpy())
+        sink.add("amount", self.amount)
+        for column in spec.categorical:
+            if self.has([column], f"categorical field {column!r}"):
+                sink.add_codes(f"cat_{column}", appearance_codes(self.frame[column]))
         progress.update()
-        return pd.DataFrame(columns), [f"cat_{c}" for c in categorical]
+        return sink.frame(), sink.categorical
 
     def sequences(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """The user's past-event index and the step table (log amount, log gap, flags, codes)."""

@@ -1,0 +1,145 @@
+"""Feature-building throughput on synthetic data, against pandas' `groupby().rolling(closed="left")`.
+
+    python benchmarks/features.py [--rows 1000000] [--seed 0] [--reference-keys 3]
+
+Prints, for the default feature set (`conf/features/default.yaml`): seconds, rows/s and peak
+memory of the whole build (tables and sequences, no cache); then the window counts and amount sums
+of the first `--reference-keys` single-column entities over their finite windows, computed by the
+same sorted-index kernels and by a plain pandas rolling reference, both timed in this run, their
+ratio, and whether they agree. The synthetic data is generated on first use under `data/synthetic/`.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+from hydra import compose, initialize_config_dir
+
+from atec_automl.data.load import load_dataset
+from atec_automl.features.build import as_spec, compute_features
+from atec_automl.features.spec import ALL_HISTORY, EntitySpec, RawEventFeatures, window_seconds
+from atec_automl.features.windows import build_key_index, segmented_cumsum, window_sum
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+GIB = 1 << 30
+
+
+class PeakMemory:
+    """Samples this process's resident memory every 20 ms; `peak` is the highest seen."""
+
+    def __init__(self) -> None:
+        self.process, self.peak, self._stop = psutil.Process(), 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.02)
+
+    def __enter__(self) -> "PeakMemory":
+        self.peak = self.process.memory_info().rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def compose_config(rows: int, seed: int):
+    """The default experiment config on `rows` synthetic rows."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=["data=synthetic", f"data.rows={rows}", f"seed={seed}", "features=default", "features.cache_dir=null"])
+
+
+def reference_entities(spec: RawEventFeatures, count: int, columns: list[str]) -> dict[str, EntitySpec]:
+    """The first `count` single-column entities present in the data."""
+    single = {n: e for n, e in spec.entities.items() if len(e.columns) == 1 and e.columns[0] in columns}
+    return dict(list(single.items())[:count])
+
+
+def kernel_counts_sums(frame: pd.DataFrame, entities: dict[str, EntitySpec]) -> dict[str, np.ndarray]:
+    """Window counts and amount sums with the sorted-index kernels (timeline order)."""
+    ts = frame["ts"].to_numpy()
+    amount = frame["amt"].to_numpy(dtype=np.float64, na_value=np.nan)
+    out = {}
+    for name, entity in entities.items():
+        windows = [w for w in entity.windows if w != ALL_HISTORY]
+        codes = np.asarray(frame[entity.columns[0]].cat.codes, dtype=np.int64)
+        ki = build_key_index(codes, ts, max(window_seconds(w) for w in windows))
+        sums = segmented_cumsum(np.nan_to_num(amount[ki.order]), ki.group_start)
+        for w in windows:
+            lo = ki.lo(window_seconds(w))
+            out[f"{name}_count_{w}"] = ki.scatter((ki.hi - lo).astype(np.float64), len(frame))
+            out[f"{name}_sum_{w}"] = ki.scatter(window_sum(sums, lo, ki.hi, ki.group_start), len(frame))
+    return out
+
+
+def pandas_counts_sums(frame: pd.DataFrame, entities: dict[str, EntitySpec]) -> dict[str, np.ndarray]:
+    """The same values with `groupby(key).rolling(window, on=time, closed="left")` (timeline order)."""
+    out = {}
+    for name, entity in entities.items():
+        column = entity.columns[0]
+        known = frame.loc[frame[column].notna(), [column, "ts", "amt"]]
+        known = known.assign(time=pd.to_datetime(known["ts"], unit="s"), one=1.0, amt=known["amt"].fillna(0.0))
+        positions = known.sort_values(column, kind="stable").index.to_numpy()
+        grouped = known.groupby(column, observed=True)
+        for w in [w for w in entity.windows if w != ALL_HISTORY]:
+            rolled = grouped.rolling(f"{window_seconds(w)}s", on="time", closed="left")[["one", "amt"]].sum()
+            count, total = np.full(len(frame), np.nan), np.full(len(frame), np.nan)
+            count[positions] = rolled["one"].fillna(0.0).to_numpy()
+            total[positions] = rolled["amt"].fillna(0.0).to_numpy()
+            out[f"{name}_count_{w}"], out[f"{name}_sum_{w}"] = count, total
+    return out
+
+
+def timed(function, *args):
+    """(result, seconds, peak RSS bytes) of one call."""
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        result = function(*args)
+        seconds = time.perf_counter() - started
+    return result, seconds, memory.peak
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reference-keys", type=int, default=3)
+    args = parser.parse_args()
+
+    cfg = compose_config(args.rows, args.seed)
+    dataset, load_seconds, _ = timed(load_dataset, cfg.data)
+    spec = as_spec(cfg.features)
+    frame = dataset.frame
+    n = len(frame)
+    loaded_rss = psutil.Process().memory_info().rss
+    print(f"data: {n:,} rows ({cfg.data.dir}), loaded in {load_seconds:.1f} s, RSS after load {loaded_rss / GIB:.2f} GiB")
+
+    features, seconds, peak = timed(compute_features, dataset, spec, False)
+    table = features.table
+    print(f"default feature set: {table.shape[1]} tabular columns + {features.seq_index.shape[1]}-step index x {features.steps.shape[1]} step features")
+    print(f"  build: {seconds:.1f} s, {n / seconds:,.0f} rows/s")
+    print(f"  peak RSS during build: {peak / GIB:.2f} GiB (+{(peak - loaded_rss) / GIB:.2f} GiB over the loaded data)")
+    del features, table
+
+    entities = reference_entities(spec, args.reference_keys, list(frame.columns))
+    ours, ours_seconds, _ = timed(kernel_counts_sums, frame, entities)
+    theirs, theirs_seconds, _ = timed(pandas_counts_sums, frame, entities)
+    agree = all(np.allclose(ours[k], theirs[k], rtol=1e-6, equal_nan=True) for k in ours)
+    print(f"window counts + sums, {len(ours)} columns over {', '.join(entities)}:")
+    print(f"  sorted-index kernels: {ours_seconds:.2f} s; pandas groupby().rolling(closed='left'): {theirs_seconds:.2f} s")
+    print(f"  speed-up: {theirs_seconds / ours_seconds:.1f}x; values agree: {agree}")
+    print(f"process peak RSS (whole run): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20):.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
