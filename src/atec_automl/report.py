@@ -1,0 +1,238 @@
+"""A self-contained HTML report of the local leaderboard (plotly.js embedded: works offline).
+
+Sections: the ranked table; ROC curves of the top entries on a log FPR axis with marks at the
+metric's FPR targets (from the stored predictions, pooled over folds); the optimisation history of
+each study (score by trial number with the best-so-far line); parameter importances per study (the
+Optuna study's fANOVA importances when its storage is given, otherwise the absolute Spearman
+correlation of each numeric parameter with the score, or the correlation ratio of a categorical
+one, over the study's leaderboard entries); the score by model family.
+"""
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from collections import defaultdict
+from datetime import datetime, timezone
+from itertools import cycle
+from pathlib import Path
+
+import numpy as np
+import plotly.colors
+import plotly.graph_objects as go
+import plotly.io as pio
+from scipy.stats import spearmanr
+
+from atec_automl.leaderboard import Entry, Leaderboard, Predictions
+from atec_automl.metric import TARGET_FPRS
+
+ROC_GRID_POINTS = 400
+PALETTE = plotly.colors.qualitative.Plotly
+MIN_TRIALS_FOR_IMPORTANCE = 3
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 0.9em; }
+th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #ddd; text-align: right; }
+th { background: #f0f3f8; }
+td.text { text-align: left; }
+h2 { margin-top: 1.6em; }
+.note { color: #666; font-size: 0.9em; }
+"""
+
+
+def roc_on_log_grid(predictions: Predictions) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR, TPR) of the pooled predictions at log-spaced FPRs from 1/negatives to 1 (a step ROC)."""
+    order = np.argsort(-predictions.score, kind="stable")
+    positive = predictions.label[order] == 1
+    score = predictions.score[order]
+    last_of_tie = np.append(score[1:] != score[:-1], True)
+    tp = np.cumsum(positive)[last_of_tie]
+    fp = np.cumsum(~positive)[last_of_tie]
+    fpr, tpr = fp / max(fp[-1], 1), tp / max(tp[-1], 1)
+    grid = np.geomspace(1.0 / max(fp[-1], 1), 1.0, ROC_GRID_POINTS)
+    reached = np.searchsorted(fpr, grid, side="right") - 1
+    return grid, np.where(reached >= 0, tpr[np.maximum(reached, 0)], 0.0)
+
+
+def roc_figure(entries: list[Entry], board: Leaderboard) -> go.Figure:
+    """ROC curves of `entries` on a log FPR axis, dashed vertical marks at the target FPRs."""
+    figure = go.Figure()
+    for entry in entries:
+        fpr, tpr = roc_on_log_grid(board.predictions(entry.id))
+        figure.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", line_shape="hv",
+                                    name=f"#{entry.id} {entry.label()} ({entry.score:.4f})"))
+    for target in TARGET_FPRS:
+        figure.add_trace(go.Scatter(x=[target, target], y=[0, 1], mode="lines", showlegend=False,
+                                    line={"dash": "dash", "color": "#888", "width": 1},
+                                    hovertext=f"FPR {target}", hoverinfo="text"))
+    figure.update_layout(title="ROC of the top entries (scored days, folds pooled)",
+                         xaxis={"type": "log", "title": "false positive rate (log)"},
+                         yaxis={"title": "true positive rate", "range": [0, 1.02]}, height=480)
+    return figure
+
+
+def history_figure(entries: list[Entry]) -> go.Figure:
+    """Score by trial number per study, with each study's best-so-far line."""
+    figure = go.Figure()
+    by_study: dict[str, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        if entry.trial is not None:
+            by_study[entry.study].append(entry)
+    for (study, trials), colour in zip(sorted(by_study.items()), cycle(PALETTE)):
+        trials.sort(key=lambda e: e.trial)
+        numbers = [e.trial for e in trials]
+        scores = np.array([e.score for e in trials])
+        figure.add_trace(go.Scatter(x=numbers, y=scores, mode="markers", name=f"{study}: trials",
+                                    legendgroup=study, marker={"color": colour, "opacity": 0.6}))
+        figure.add_trace(go.Scatter(x=numbers, y=np.maximum.accumulate(scores), mode="lines", line_shape="hv",
+                                    name=f"{study}: best so far", legendgroup=study, line={"color": colour}))
+    figure.update_layout(title="Optimisation history", xaxis={"title": "trial number"},
+                         yaxis={"title": "ATEC score"}, height=420)
+    return figure
+
+
+def family_figure(entries: list[Entry]) -> go.Figure:
+    """Box plot of the score by model family, every entry shown as a point."""
+    figure = go.Figure()
+    by_family: dict[str, list[float]] = defaultdict(list)
+    for entry in entries:
+        by_family[entry.family].append(entry.score)
+    for family, scores in sorted(by_family.items()):
+        figure.add_trace(go.Box(y=scores, name=family, boxpoints="all", jitter=0.4, pointpos=0))
+    figure.update_layout(title="Score by model family", yaxis={"title": "ATEC score"}, height=420, showlegend=False)
+    return figure
+
+
+def correlation_importances(entries: list[Entry]) -> dict[str, float]:
+    """|Spearman rho| of numeric parameters, correlation ratio of categorical ones, with the score."""
+    scores = np.array([e.score for e in entries])
+    names = sorted({name for e in entries for name in e.params})
+    importances = {}
+    for name in names:
+        pairs = [(e.params[name], s) for e, s in zip(entries, scores) if e.params.get(name) is not None]
+        if len(pairs) < MIN_TRIALS_FOR_IMPORTANCE or len({repr(v) for v, _ in pairs}) < 2:
+            continue
+        values, y = [v for v, _ in pairs], np.array([s for _, s in pairs])
+        if all(isinstance(v, (int, float, bool)) for v in values):
+            rho = spearmanr(np.array(values, dtype=float), y).statistic
+            importances[name] = float(abs(rho)) if np.isfinite(rho) else 0.0
+        else:
+            importances[name] = correlation_ratio([repr(v) for v in values], y)
+    return importances
+
+
+def correlation_ratio(groups: list[str], y: np.ndarray) -> float:
+    """Correlation ratio eta in [0, 1]: share of the score's spread explained by the category."""
+    total = float(((y - y.mean()) ** 2).sum())
+    if total == 0.0:
+        return 0.0
+    labels = np.array(groups)
+    between = sum(float((labels == g).sum()) * (y[labels == g].mean() - y.mean()) ** 2 for g in set(groups))
+    return float(np.sqrt(between / total))
+
+
+def optuna_importances(study_name: str, storage: str) -> dict[str, float] | None:
+    """fANOVA importances of the Optuna study, or None if it is not in `storage` or too small."""
+    import optuna
+
+    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
+        return None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if study_name not in optuna.study.get_all_study_names(storage=storage):
+        return None
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
+        return None
+    try:
+        return dict(optuna.importance.get_param_importances(study))
+    except (RuntimeError, ValueError):
+        return None
+
+
+def importance_figure(study: str, entries: list[Entry], storage: str | None) -> go.Figure | None:
+    """Horizontal bars of one study's parameter importances, titled with the method used; None if none."""
+    importances = optuna_importances(study, storage) if storage else None
+    method = f"Optuna fANOVA importance from {storage}"
+    if importances is None:
+        importances = correlation_importances(entries)
+        method = "|Spearman correlation| with the score over leaderboard entries (categorical: correlation ratio)"
+    if not importances:
+        return None
+    names = sorted(importances, key=importances.get)
+    figure = go.Figure(go.Bar(x=[importances[n] for n in names], y=names, orientation="h"))
+    figure.update_layout(title=f"Parameter importance, study {study}<br><sub>{html.escape(method)}</sub>",
+                         xaxis={"title": "importance", "range": [0, 1]}, height=160 + 28 * len(names))
+    return figure
+
+
+def table_html(entries: list[Entry]) -> str:
+    """The ranked entries as an HTML table."""
+    header = ["rank", "id", "family", "study/trial", "score", "TPR1", "TPR2", "TPR3", "AUC", "folds", "fit s",
+              "best iter", "data", "commit", "created"]
+    rows = []
+    for rank, e in enumerate(entries, start=1):
+        numbers = [rank, e.id]
+        text = [e.family, e.label()]
+        metrics = [f"{v:.4f}" for v in (e.score, e.tpr1, e.tpr2, e.tpr3, e.auc)]
+        rest = [len(e.fold_scores), f"{e.fit_seconds:.1f}", "" if e.best_iteration is None else e.best_iteration]
+        tail = [e.data_fingerprint[:8], e.git_commit[:12], e.created_at or ""]
+        cells = ([f"<td>{v}</td>" for v in numbers] + [f'<td class="text">{html.escape(v)}</td>' for v in text]
+                 + [f"<td>{v}</td>" for v in metrics + rest]
+                 + [f'<td class="text">{html.escape(str(v))}</td>' for v in tail])
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    head = "".join(f"<th>{h}</th>" for h in header)
+    return f'<table id="ranked"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def figures_html(figures: list[go.Figure]) -> list[str]:
+    """Each figure as a div; plotly.js is embedded once, with the first."""
+    return [pio.to_html(figure, full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False},
+                        default_height=f"{figure.layout.height or 450}px")
+            for i, figure in enumerate(figures)]
+
+
+def build_report(board: Leaderboard, top: int, storage: str | None) -> str:
+    """The whole report page as one HTML string."""
+    entries = board.ranked()
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    parts = [f"<h1>ATEC local leaderboard</h1><p class='note'>{html.escape(str(board.path))}: "
+             f"{len(entries)} entries; generated {stamp}</p>"]
+    if not entries:
+        parts.append("<p>No entries yet.</p>")
+        return page(parts)
+    parts += ["<h2>Ranked entries</h2>", table_html(entries)]
+    sections: list[tuple[str, go.Figure]] = [("ROC curves", roc_figure(entries[:top], board))]
+    if any(e.trial is not None for e in entries):
+        sections.append(("Optimisation history", history_figure(entries)))
+    for study in sorted({e.study for e in entries if e.trial is not None}):
+        figure = importance_figure(study, [e for e in entries if e.study == study], storage)
+        if figure is not None:
+            sections.append((f"Parameter importance: {study}", figure))
+    sections.append(("Score by family", family_figure(entries)))
+    for (title, _), div in zip(sections, figures_html([figure for _, figure in sections])):
+        parts += [f"<h2>{html.escape(title)}</h2>", div]
+    return page(parts)
+
+
+def page(parts: list[str]) -> str:
+    """Wrap body parts into a complete HTML document."""
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>ATEC leaderboard</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
+
+
+def write_report(board: Leaderboard, path: str | Path, top: int = 5, storage: str | None = None) -> Path:
+    """Write the report to `path` atomically (a temp file in the same folder, then rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = build_report(board, top, storage)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
