@@ -10,6 +10,7 @@ one, over the study's leaderboard entries); the score by model family.
 from __future__ import annotations
 
 import html
+import math
 import os
 import tempfile
 from collections import defaultdict
@@ -86,7 +87,9 @@ def history_figure(entries: list[Entry]) -> go.Figure:
                                     legendgroup=study, marker={"color": colour, "opacity": 0.6}))
         figure.add_trace(go.Scatter(x=numbers, y=np.maximum.accumulate(scores), mode="lines", line_shape="hv",
                                     name=f"{study}: best so far", legendgroup=study, line={"color": colour}))
-    figure.update_layout(title="Optimisation history", xaxis={"title": "trial number"},
+    last_trial = max((e.trial for trials in by_study.values() for e in trials), default=0)
+    figure.update_layout(title="Optimisation history",
+                         xaxis={"title": "trial number", "tick0": 0, "dtick": max(1, math.ceil(last_trial / 10))},
                          yaxis={"title": "ATEC score"}, height=420)
     return figure
 
