@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import optuna
@@ -9,6 +10,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from atec_automl.errors import AtecError
+
+
+def quiet_optuna() -> None:
+    """Our own progress lines replace Optuna's per-trial log; its experimental-feature notices are noise."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def storage_for(study_cfg: DictConfig) -> optuna.storages.RDBStorage:
@@ -22,7 +29,7 @@ def storage_for(study_cfg: DictConfig) -> optuna.storages.RDBStorage:
             engine_kwargs=dict(study_cfg.get("engine_kwargs") or {}),
             heartbeat_interval=int(study_cfg.heartbeat_interval),
             grace_period=int(study_cfg.grace_period),
-            heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=int(study_cfg.max_retry)),
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=int(study_cfg.max_retry)),
         )
     except Exception as error:
         raise AtecError(f"study.storage {redacted(url)}: cannot open ({type(error).__name__}: {str(error).splitlines()[0]})") from error
@@ -52,6 +59,7 @@ def study_name(cfg: DictConfig, family: str, data_fingerprint: str) -> str:
 
 def open_study(cfg: DictConfig, family: str, data_fingerprint: str) -> optuna.Study:
     """Create or resume the family's study, maximising the mean ATEC score over folds."""
+    quiet_optuna()
     return optuna.create_study(
         storage=storage_for(cfg.study),
         study_name=study_name(cfg, family, data_fingerprint),

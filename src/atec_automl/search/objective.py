@@ -1,0 +1,120 @@
+"""One Optuna trial: sample a configuration, fit and score it on every fold, record a leaderboard entry."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import optuna
+from omegaconf import DictConfig, OmegaConf
+
+from atec_automl.errors import AtecError
+from atec_automl.leaderboard import DuplicateEntryError, Entry, FoldPredictions, Leaderboard
+from atec_automl.loggers import TrialLogger
+from atec_automl.models.base import Report
+from atec_automl.models.space import SearchSpace, apply, suggest
+from atec_automl.pipeline import FoldOutcome, Prepared, fit_fold
+
+FOLD_STEP = 1_000_000
+"""Fold k's running mean score is reported at step FOLD_STEP + k, apart from the per-epoch steps."""
+
+
+@dataclass
+class TrialContext:
+    """What every trial of one family's study shares."""
+
+    family: str
+    cfg: DictConfig
+    space: SearchSpace
+    prepared: Prepared
+    board: Leaderboard
+    logger: TrialLogger
+    run_dir: Path
+    report_every: int
+
+
+def fold_predictions(prepared: Prepared, outcome: FoldOutcome) -> FoldPredictions:
+    """A fitted fold's scored rows in the leaderboard's terms."""
+    rows = outcome.fold.valid
+    return FoldPredictions(outcome.fold.name, prepared.dataset.frame["event_id"].to_numpy()[rows],
+                           prepared.labels[rows].astype(np.int8), outcome.predictions,
+                           outcome.fold.first_scored_day, outcome.fold.last_scored_day)
+
+
+def pruning_report(trial: optuna.Trial, logger: TrialLogger, every: int) -> Report:
+    """Report every `every`-th validation value to the trial (and the logger); raise if pruned."""
+    def report(step: int, value: float) -> None:
+        if step % every:
+            return
+        logger.log({"valid_proxy": value}, step=step)
+        trial.report(value, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at step {step} with validation value {value:.5f}")
+    return report
+
+
+class Objective:
+    """Callable for `study.optimize`: returns the mean ATEC score over the split's folds."""
+
+    def __init__(self, context: TrialContext):
+        self.context = context
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        """Run one trial; failures keep their reason in the trial's `fail_reason` attribute."""
+        context = self.context
+        values = suggest(trial, context.space)
+        trial_cfg = apply(context.cfg, context.space, values)
+        context.logger.start(f"{context.family}-{trial.number}", trial.study.study_name, dict(values))
+        try:
+            score = self._run(trial, trial_cfg, values)
+        except optuna.TrialPruned:
+            context.logger.finish()
+            raise
+        except Exception as error:
+            trial.set_user_attr("fail_reason", f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+            context.logger.finish(failed=True)
+            raise
+        context.logger.finish()
+        return score
+
+    def _run(self, trial: optuna.Trial, trial_cfg: DictConfig, values: dict) -> float:
+        """Fit every fold (pruning on the first fold's epochs and on each fold's running mean)."""
+        context = self.context
+        outcomes: list[FoldOutcome] = []
+        for k, fold in enumerate(context.prepared.folds):
+            report = pruning_report(trial, context.logger, context.report_every) if k == 0 else None
+            root = context.run_dir / "trials" / f"{context.family}-{trial.number}" / fold.name
+            outcomes.append(fit_fold(trial_cfg, context.prepared, fold, root, report))
+            running = float(np.mean([o.score.score for o in outcomes]))
+            trial.report(running, FOLD_STEP + k)
+            if k + 1 < len(context.prepared.folds) and trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after {fold.name} with mean score {running:.5f}")
+        entry = self._entry(trial, trial_cfg, values, outcomes)
+        if not math.isfinite(entry.score):
+            raise AtecError(f"trial {trial.number}: the mean ATEC score is {entry.score}")
+        self._record(trial, entry)
+        context.logger.log({"score": entry.score, "tpr1": entry.tpr1, "tpr2": entry.tpr2, "tpr3": entry.tpr3,
+                            "auc": entry.auc, "fit_seconds": entry.fit_seconds})
+        return entry.score
+
+    def _entry(self, trial: optuna.Trial, trial_cfg: DictConfig, values: dict, outcomes: list[FoldOutcome]) -> Entry:
+        """The leaderboard entry of a finished trial (best step: the last fold's, the one nearest the test)."""
+        context = self.context
+        return Entry.from_folds(
+            [fold_predictions(context.prepared, o) for o in outcomes], family=context.family,
+            study=trial.study.study_name, trial=trial.number, params=values,
+            config_yaml=OmegaConf.to_yaml(trial_cfg, resolve=True), data_fingerprint=context.prepared.dataset.fingerprint,
+            split="; ".join(f.describe() for f in context.prepared.folds),
+            fit_seconds=sum(o.fit_seconds for o in outcomes), predict_seconds=sum(o.predict_seconds for o in outcomes),
+            best_iteration=outcomes[-1].best_iteration)
+
+    def _record(self, trial: optuna.Trial, entry: Entry) -> None:
+        """Add the entry to the leaderboard and link it from the trial."""
+        try:
+            entry_id = self.context.board.add(entry)
+        except DuplicateEntryError as duplicate:
+            entry_id = duplicate.existing_id
+        trial.set_user_attr("entry_id", entry_id)
+        trial.set_user_attr("finished_at", time.strftime("%Y-%m-%dT%H:%M:%S"))
