@@ -142,3 +142,11 @@ def test_bad_files_are_named(tmp_path: Path, text: str, problem: str) -> None:
         read_prediction_file(path, "event_id")
     with pytest.raises(DataError, match="file not found"):
         read_prediction_file(tmp_path / "absent.csv", "event_id")
+
+
+def test_the_file_is_checked_before_the_data_is_loaded(tmp_path: Path, run_cli) -> None:
+    preds = tmp_path / "preds.csv"
+    preds.write_text("id,score\na,0.5\na,0.1\n")
+    result = run_cli([*data_args(tmp_path), f"file={preds}"])
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: file {preds}, column 'id', row 2: duplicate id 'a' (first at row 1)"

@@ -110,10 +110,10 @@ def run(cfg: DictConfig) -> None:
     if not cfg.get("file"):
         raise AtecError("task=score needs file=<prediction CSV with columns id (or the data's id column) and score>")
     path = Path(str(cfg.file))
+    predictions = read_prediction_file(path, instantiate(cfg.data.format).id_column)
     dataset = load_dataset(cfg.data)
     split = instantiate(cfg.split)
     fold = split.folds(dataset)[-1]
-    predictions = read_prediction_file(path, dataset.id_column)
     scored = fold_predictions(predictions, dataset, fold, str(path))
     entry = file_entry(cfg, path, dataset, f"{split!r}; {fold.describe()}", scored)
     print(f"{path}: scored {len(scored.label)} events of {fold.describe()} "
