@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -346,7 +346,3 @@ class Leaderboard:
         if row is None:
             raise AtecError(f"leaderboard {self.path}: no predictions for entry id {entry_id}")
         return Predictions.from_npz(row[0])
-
-    def with_predictions(self, entry: Entry) -> Entry:
-        """A copy of `entry` with its stored predictions loaded."""
-        return replace(entry, predictions=self.predictions(entry.id))
