@@ -35,7 +35,7 @@ def check_labels(data: ModelData, labels: np.ndarray) -> np.ndarray:
     bad = ~np.isin(labels, (BLACK, WHITE, GREY))
     if bad.any():
         raise AtecError(f"labels: training row {int(data.rows[np.flatnonzero(bad)[0]])} has label "
-                        f"{labels[bad][0]!r}; training rows must be 1, 0 or -1 (test rows have none)")
+                        f"{float(labels[bad][0])}; training rows must be 1, 0 or -1 (test rows have none)")
     return labels
 
 

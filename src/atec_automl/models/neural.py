@@ -277,7 +277,7 @@ class NeuralModel(Model):
         valid_target = None if valid is None else check_targets(valid, f"model={self.family} valid", hard=True)
         if report is not None and valid is None:
             raise AtecError(f"model={self.family}: report needs validation rows")
-        with isolate_rng():
+        with isolate_rng(), self.trainer.threads():
             pl.seed_everything(self.seed, workers=False, verbose=False)
             self._fit_inputs(train)
             self.net = self._build_net()
@@ -333,7 +333,7 @@ class NeuralModel(Model):
         device = self.trainer.device
         self.net.to(device).eval()
         out = []
-        with torch.inference_mode(), self.trainer.autocast():
+        with torch.inference_mode(), self.trainer.autocast(), self.trainer.threads():
             for start in range(0, len(data.rows), PREDICT_CHUNK_ROWS):
                 chunk = ModelData(data.features, np.asarray(data.rows)[start:start + PREDICT_CHUNK_ROWS])
                 batches = IndexBatches(self._store(chunk, None), self.params.eval_batch_size, device, shuffle=False)

@@ -19,7 +19,8 @@ PRECISIONS = ("32-true", "bf16-mixed")
 class TrainerSettings:
     """Device, precision and output place for one training run.
 
-    `root_dir` receives everything a library writes while training (Lightning's
+    `cpu_threads` caps torch's intra-op threads while a neural model trains or predicts (None:
+    torch's default; 1 is fastest for small models on a shared machine). `root_dir` receives everything a library writes while training (Lightning's
     `default_root_dir`, CatBoost's `train_dir`); None means a private temporary directory.
     """
 
@@ -29,6 +30,7 @@ class TrainerSettings:
     catboost_task_type: str = "CPU"
     catboost_devices: str | None = None
     enable_progress_bar: bool = False
+    cpu_threads: int | None = None
     root_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -56,6 +58,17 @@ class TrainerSettings:
         if self.bf16:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def threads(self) -> Iterator[None]:
+        """Run the block with torch limited to `cpu_threads` threads (restored afterwards)."""
+        before = torch.get_num_threads()
+        if self.cpu_threads is not None:
+            torch.set_num_threads(self.cpu_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     @contextlib.contextmanager
     def workspace(self, name: str) -> Iterator[Path]:

@@ -1,0 +1,206 @@
+"""The three model families on a small toy timeline with a planted signal, on CPU."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from atec_automl.errors import AtecError
+from atec_automl.metric import atec_score, auc
+from atec_automl.models import build_model, load_model
+from atec_automl.models.base import Model, ModelData
+from atec_automl.models.cnn_lstm import CNNLSTMModel, right_aligned
+from atec_automl.models.neural import IndexBatches, TabularStore
+from atec_automl.models.toy import ToyData, make_toy
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+FAMILIES = ("catboost", "mlp", "cnn_lstm")
+SMALL = {
+    "catboost": ["model.iterations=150", "model.early_stopping_rounds=40", "model.thread_count=1"],
+    "mlp": ["model.epochs=6", "model.batch_size=256"],
+    "cnn_lstm": ["model.epochs=6", "model.batch_size=256"],
+}
+
+
+def small_cfg(family: str, *overrides: str) -> DictConfig:
+    """The composed config of a family with short training."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config",
+                       overrides=[f"model={family}", "trainer.cpu_threads=1", *SMALL[family], *overrides])
+
+
+@pytest.fixture(scope="module")
+def toy() -> ToyData:
+    return make_toy(seed=0)
+
+
+def split(toy: ToyData) -> tuple[ModelData, ModelData]:
+    """Train on days 0-8 (grey dropped), validate on the 0/1 rows of days 9-11."""
+    train = np.flatnonzero((toy.day < 9) & (toy.label >= 0))
+    valid = np.flatnonzero((toy.day >= 9) & (toy.label >= 0))
+    return ModelData(toy.features, train, toy.label[train]), ModelData(toy.features, valid, toy.label[valid])
+
+
+@pytest.fixture(scope="module")
+def fitted(toy: ToyData, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Model, object]]:
+    """One fitted model and its FitResult per family."""
+    train, valid = split(toy)
+    out = {}
+    for family in FAMILIES:
+        model = build_model(small_cfg(family), root_dir=tmp_path_factory.mktemp(family))
+        out[family] = (model, model.fit(train, valid))
+    return out
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_ranks_held_out_days_better_than_chance(family, toy, fitted):
+    model, result = fitted[family]
+    _, valid = split(toy)
+    scores = model.predict(valid)
+    assert scores.dtype == np.float64 and scores.shape == valid.rows.shape
+    assert ((scores >= 0) & (scores <= 1)).all()
+    assert auc(valid.target, scores) > 0.75
+    assert result.valid_score == pytest.approx(atec_score(valid.target, scores).score)
+    assert result.best_iteration is not None and len(result.history) >= result.best_iteration + 1
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_save_then_load_predicts_identically(family, toy, fitted, tmp_path):
+    model, _ = fitted[family]
+    everything = ModelData(toy.features, np.arange(len(toy.label)))
+    model.save(tmp_path / "saved")
+    again = load_model(tmp_path / "saved")
+    assert type(again) is type(model)
+    np.testing.assert_array_equal(again.predict(everything), model.predict(everything))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_cpu_training_is_deterministic_for_a_seed(family, toy):
+    train, valid = split(toy)
+    predictions = []
+    for seed in (3, 3, 4):
+        model = build_model(small_cfg(family, f"seed={seed}"))
+        model.fit(train, valid)
+        predictions.append(model.predict(valid))
+    np.testing.assert_array_equal(predictions[0], predictions[1])
+    assert not np.array_equal(predictions[0], predictions[2])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_report_sees_each_step_and_can_prune(family, toy):
+    train, valid = split(toy)
+    seen = []
+
+    def report(step: int, value: float) -> None:
+        seen.append((step, value))
+        if step == 2:
+            raise optuna.TrialPruned(f"pruned at step {step}")
+
+    with pytest.raises(optuna.TrialPruned):
+        build_model(small_cfg(family)).fit(train, valid, report=report)
+    assert [s for s, _ in seen] == [0, 1, 2]
+    assert all(0.0 <= v <= 1.0 for _, v in seen)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_training_writes_nothing_into_the_working_directory(family, toy, tmp_path, monkeypatch):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    train, valid = split(toy)
+    build_model(small_cfg(family, "model.epochs=1" if family != "catboost" else "model.iterations=5"),
+                root_dir=tmp_path / "run").fit(train, valid)
+    assert os.listdir(cwd) == []
+
+
+def test_soft_targets_train_catboost_and_class_weights_apply(toy):
+    train, valid = split(toy)
+    soft = ModelData(toy.features, train.rows, np.where(train.target == 1, 0.9, 0.05))
+    model = build_model(small_cfg("catboost", "model.auto_class_weights=Balanced"))
+    model.fit(soft, valid)
+    assert auc(valid.target, model.predict(valid)) > 0.75
+
+
+def test_pruning_callback_of_optuna_integration_plugs_into_report(toy):
+    train, valid = split(toy)
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.99))
+    trial = study.ask()
+
+    def report(step: int, value: float) -> None:
+        trial.report(value, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+
+    with pytest.raises(optuna.TrialPruned):
+        build_model(small_cfg("mlp")).fit(train, valid, report=report)
+    assert list(trial.storage.get_trial(trial._trial_id).intermediate_values) == [0]
+
+
+def test_sequence_batches_hold_past_events_then_the_event(toy):
+    fs = toy.features
+    model = CNNLSTMModel(scaling="standard", epochs=1)
+    rows = np.flatnonzero(toy.label >= 0)
+    model._fit_inputs(ModelData(fs, rows, toy.label[rows]))
+    row = int(np.flatnonzero((fs.seq_index >= 0).sum(axis=1) == 3)[0])
+    store = model._store(ModelData(fs, np.array([row])), None)
+    sequence = store.gather(torch.tensor([0]), training=False)["sequence"][0].numpy()
+    k = fs.seq_index.shape[1]
+    past = fs.seq_index[row][fs.seq_index[row] >= 0]
+    expected_steps = model.step_scaler.transform(fs.steps[np.concatenate([past, [row]])])
+    assert sequence.shape == (k + 1, fs.steps.shape[1] + 1)
+    np.testing.assert_array_equal(sequence[:k - 3], 0.0)
+    np.testing.assert_allclose(sequence[k - 3:, :-1], expected_steps)
+    np.testing.assert_array_equal(sequence[:, -1], [0.0] * (k - 3) + [1.0] * 4)
+
+
+def test_shift_augmentation_drops_the_most_recent_past_events(toy):
+    fs = toy.features
+    rows = np.flatnonzero((fs.seq_index >= 0).sum(axis=1) >= 2)[:50]
+    model = CNNLSTMModel(shift_prob=1.0, max_shift=1, epochs=1)
+    model._fit_inputs(ModelData(fs, rows, np.zeros(len(rows))))
+    store = model._store(ModelData(fs, rows, np.zeros(len(rows))), np.zeros(len(rows)))
+    index = torch.arange(len(rows))
+    plain = store.gather(index, training=False)["sequence"]
+    shifted = store.gather(index, training=True)["sequence"]
+    torch.testing.assert_close(shifted[:, 1:-1], plain[:, :-2])
+    torch.testing.assert_close(shifted[:, -1], plain[:, -1])
+    assert (shifted[:, 0, -1] == 0).all()
+
+
+def test_right_alignment_moves_padding_first_keeping_order():
+    seq = np.array([[4, 7, -1, -1], [-1, 2, -1, 5], [1, 2, 3, 9]])
+    np.testing.assert_array_equal(right_aligned(seq), [[-1, -1, 4, 7], [-1, -1, 2, 5], [1, 2, 3, 9]])
+
+
+def test_balanced_sampling_draws_both_classes_equally():
+    target = torch.tensor([1.0] * 20 + [0.0] * 980)
+    store = TabularStore(torch.zeros(1000, 1), torch.zeros(1000, 0, dtype=torch.long), target)
+    weights = target / target.sum() + (1 - target) / (1 - target).sum()
+    batches = IndexBatches(store, 500, torch.device("cpu"), shuffle=True, seed=0, sample_weights=weights)
+    drawn = torch.cat([b["target"] for _ in range(10) for b in batches])
+    assert len(drawn) == 10_000
+    assert 0.45 < float(drawn.mean()) < 0.55
+
+
+def test_cnn_lstm_without_sequences_is_a_one_line_error(toy):
+    fs = toy.features
+    flat = type(fs)(table=fs.table, categorical=fs.categorical)
+    train, valid = split(toy)
+    with pytest.raises(AtecError, match="seq_index"):
+        CNNLSTMModel(epochs=1).fit(ModelData(flat, train.rows, train.target), ModelData(flat, valid.rows, valid.target))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_grey_or_out_of_range_targets_are_refused(family, toy):
+    train, valid = split(toy)
+    grey = ModelData(toy.features, train.rows, np.where(np.arange(len(train.rows)) == 5, -1.0, train.target))
+    with pytest.raises(AtecError, match=r"\[0, 1\]"):
+        build_model(small_cfg(family)).fit(grey, valid)
+    with pytest.raises(AtecError, match="unknown parameter"):
+        build_model(small_cfg(family, "+model.no_such_knob=1"))

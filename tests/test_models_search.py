@@ -1,0 +1,60 @@
+"""Search spaces as data: every conf/search file samples with real Optuna and builds its model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from atec_automl.errors import AtecError
+from atec_automl.models import FAMILIES, build_model
+from atec_automl.models.space import apply, load_space, suggest
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_enqueued_defaults_come_first_and_every_sample_builds_a_model(family):
+    space = load_space(CONF_DIR / "search" / f"{family}.yaml")
+    assert space.family == family and space.enqueue
+    cfg = compose_cfg(f"model={family}")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for trial in space.enqueue:
+        study.enqueue_trial(trial)
+    for number in range(4):
+        trial = study.ask()
+        values = suggest(trial, space)
+        if number == 0:
+            assert values == space.enqueue[0]
+        trial_cfg = apply(cfg, space, values)
+        model = build_model(trial_cfg)
+        for param in space.params:
+            assert OmegaConf.select(trial_cfg, param.path) == values[param.name]
+            assert getattr(model.params, param.path.split(".")[-1]) == values[param.name]
+        study.tell(trial, float(number))
+
+
+def test_defaults_enqueued_for_neural_families_match_the_model_config():
+    for family in ("mlp", "cnn_lstm"):
+        space = load_space(CONF_DIR / "search" / f"{family}.yaml")
+        cfg = compose_cfg(f"model={family}")
+        for param in space.params:
+            assert OmegaConf.select(cfg, param.path) == space.enqueue[0][param.name], param.name
+
+
+def test_malformed_space_is_a_one_line_error():
+    with pytest.raises(AtecError, match="'depth' needs low < high"):
+        load_space({"family": "catboost", "params": {"depth": {"path": "model.depth", "type": "int", "low": 5, "high": 5}}})
+    with pytest.raises(AtecError, match="enqueued depth=11"):
+        load_space({"family": "catboost", "params": {"depth": {"path": "model.depth", "type": "int", "low": 4, "high": 10}},
+                    "enqueue": [{"depth": 11}]})
+    space = load_space({"family": "catboost", "params": {"x": {"path": "model.nope", "type": "float", "low": 0, "high": 1}}})
+    with pytest.raises(AtecError, match="'model.nope'"):
+        apply(compose_cfg(), space, {"x": 0.5})
