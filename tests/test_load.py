@@ -214,3 +214,17 @@ def test_summary_lists_every_column_on_request(compose_cfg, raw_files):
     assert sorted(listed) == sorted(partly)
     absent = [c for c in dataset.frame.columns[4:] if dataset.frame[c].isna().all()]
     assert f"missing in every row ({len(absent)}): {', '.join(absent)}" in every
+
+
+def test_missing_synthetic_files_are_generated_once(compose_cfg, tmp_path):
+    overrides = ["data=synthetic", "data.rows=3000", f"data.dir={tmp_path / 'synthetic'}"]
+    first = load_dataset(compose_cfg(overrides).data)
+    files = sorted((tmp_path / "synthetic").iterdir())
+    stamps = [f.stat().st_mtime_ns for f in files]
+    again = load_dataset(compose_cfg(overrides).data)
+    assert [f.stat().st_mtime_ns for f in sorted((tmp_path / "synthetic").iterdir())] == stamps
+    assert again.fingerprint == first.fingerprint
+    assert set(first.frame["part"]) == set(PARTS) and len(first.frame) > 0
+    assert first.frame["ts"].is_monotonic_increasing
+    train_labels = first.frame.loc[first.frame["part"] == "train", "label"]
+    assert set(train_labels.unique()) <= {1.0, 0.0, -1.0} and first.frame.loc[first.frame["part"] != "train", "label"].isna().all()

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 LOADER_VERSION = 1
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
+BLOCK_BYTES = 16 << 20  # CSV bytes per parallel block: large blocks keep chunks and per-block dictionaries few
 OTHER_DELIMITERS = {";": "semicolon (;)", "\t": "tab", "|": "pipe (|)"}
 KEY_OUTPUT = {"id": "event_id", "time": "ts", "date": "ts", "label": "label"}
 
@@ -74,10 +75,10 @@ def part_paths(data_cfg: DictConfig) -> dict[str, Path]:
     if "train" not in paths:
         raise AtecError("data.train is null: a train file is required")
     if data_cfg.get("generate_if_missing", False) and not all(p.exists() for p in paths.values()):
-        from atec_automl.data.synthetic import generate
+        from atec_automl.data.synthetic import generate_from_config
 
         log.info("generating synthetic data into %s", data_cfg.dir)
-        generate(rows=data_cfg.rows, seed=data_cfg.seed, out_dir=Path(data_cfg.dir), file_format=data_cfg.file_format)
+        generate_from_config(data_cfg)
     return paths
 
 
@@ -163,7 +164,7 @@ def _read_csv(path: Path, wanted: dict[str, str], file_format: TableFormat) -> p
     """Read the wanted columns with their target types; on failure find and name the offending cell."""
     types = {c: ARROW_TYPE[k] for c, k in wanted.items()}
     try:
-        table = pa_csv.read_csv(path, convert_options=_convert_options(types))
+        table = pa_csv.read_csv(path, read_options=pa_csv.ReadOptions(block_size=BLOCK_BYTES), convert_options=_convert_options(types))
     except pa.ArrowInvalid as error:
         _explain_csv_failure(path, error, wanted, file_format)
         raise DataError(str(path), f"unreadable CSV ({_first_line(error)})") from None
