@@ -87,6 +87,27 @@ def tail_permuted(folds: list[FoldPredictions]) -> list[FoldPredictions]:
     return permuted
 
 
+def test_trials_on_the_same_rows_share_one_stored_row_set(tmp_path: Path) -> None:
+    board = Leaderboard(tmp_path / "leaderboard.sqlite")
+    entries = [make_entry(0, trial=t, signal=0.5 + t) for t in range(3)]
+    ids = [board.add(entry) for entry in entries]
+    board.add(make_entry(1, trial=3))
+    with sqlite3.connect(board.path) as connection:
+        assert connection.execute("SELECT count(*) FROM row_sets").fetchone()[0] == 2
+        assert connection.execute("SELECT count(*) FROM predictions").fetchone()[0] == 4
+    for entry_id, entry in zip(ids, entries):
+        np.testing.assert_array_equal(board.predictions(entry_id).score, entry.predictions.score)
+        np.testing.assert_array_equal(board.predictions(entry_id).event_id, entry.predictions.event_id)
+
+
+def test_a_store_of_another_format_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA user_version = 1")
+    with pytest.raises(AtecError, match="store format 1, this code reads format 2; move the old file away"):
+        Leaderboard(path).ranked()
+
+
 def test_ranked_best_first_with_ties_by_auc_then_id(tmp_path: Path) -> None:
     board = Leaderboard(tmp_path / "leaderboard.sqlite")
     signals = [0.5, 0.8, 1.1, 1.4, 1.7]

@@ -2,8 +2,9 @@
 
 Entries live in an embedded SQLite file (`leaderboard/leaderboard.sqlite` by default) in WAL mode
 with a busy timeout, so several worker processes can add entries at once. An entry is written in
-one transaction together with its scored-days predictions (a compressed npz blob) and is never
-rewritten. Its `entry_key` is unique: the same trial (study + trial number) can never be recorded
+one transaction together with its scored-days predictions and is never rewritten. Predictions are
+stored compactly: each entry's scores as a compressed npz blob, and its rows (event ids, labels,
+fold names), which all trials on the same data and split share, once per distinct row set. Its `entry_key` is unique: the same trial (study + trial number) can never be recorded
 twice, even when two workers race; the second `add` raises `DuplicateEntryError`.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ import io
 import json
 import sqlite3
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,7 +30,7 @@ from atec_automl.split import day_label
 FAMILIES = ("catboost", "mlp", "cnn_lstm", "blend", "file")
 METRICS = ("score", "tpr1", "tpr2", "tpr3", "auc")
 BUSY_TIMEOUT_S = 60.0
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -54,9 +55,14 @@ CREATE TABLE IF NOT EXISTS entries (
     best_iteration INTEGER,
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS row_sets (
+    digest TEXT PRIMARY KEY,
+    npz BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS predictions (
     entry_id INTEGER PRIMARY KEY REFERENCES entries(id),
-    npz BLOB NOT NULL
+    row_set TEXT NOT NULL REFERENCES row_sets(digest),
+    score_npz BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_rank ON entries (score DESC, auc DESC, id);
 """
@@ -79,26 +85,50 @@ class Predictions:
     score: np.ndarray
     fold: np.ndarray
 
-    def to_npz(self) -> bytes:
-        """The arrays as a compressed npz blob (no pickled objects)."""
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, event_id=self.event_id.astype(str), label=self.label.astype(np.int8),
-                            score=self.score.astype(np.float64), fold=self.fold.astype(str))
-        return buffer.getvalue()
+    def _row_arrays(self) -> dict[str, np.ndarray]:
+        """Event ids and fold names as UTF-8 bytes, labels as int8: what identifies the rows."""
+        return {"event_id": np.char.encode(self.event_id.astype(str), "utf-8"), "label": self.label.astype(np.int8),
+                "fold": np.char.encode(self.fold.astype(str), "utf-8")}
+
+    def rows_npz(self) -> bytes:
+        """The rows (event id, label, fold) as a compressed npz blob (no pickled objects)."""
+        return _npz(self._row_arrays())
+
+    def score_npz(self) -> bytes:
+        """The scores (float64) as a compressed npz blob."""
+        return _npz({"score": self.score.astype(np.float64)})
 
     @classmethod
-    def from_npz(cls, blob: bytes) -> Predictions:
-        """Inverse of `to_npz`."""
-        with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
-            return cls(arrays["event_id"], arrays["label"], arrays["score"], arrays["fold"])
+    def from_npz(cls, rows_blob: bytes, score_blob: bytes) -> Predictions:
+        """Inverse of `rows_npz` and `score_npz`."""
+        with np.load(io.BytesIO(rows_blob), allow_pickle=False) as rows, \
+                np.load(io.BytesIO(score_blob), allow_pickle=False) as scores:
+            return cls(np.char.decode(rows["event_id"], "utf-8"), rows["label"], scores["score"],
+                       np.char.decode(rows["fold"], "utf-8"))
+
+    def rows_digest(self) -> str:
+        """Content hash of the rows, the key of their shared row set."""
+        return _digest(self._row_arrays().values())
 
     def digest(self) -> str:
-        """A content hash, used as the key of entries that have no trial number."""
-        digest = hashlib.sha256()
-        for array in (self.event_id.astype(str), self.label.astype(np.int8), self.score.astype(np.float64),
-                      self.fold.astype(str)):
-            digest.update(np.ascontiguousarray(array).tobytes())
-        return digest.hexdigest()[:16]
+        """Content hash of rows and scores, the key of entries that have no trial number."""
+        return _digest([*self._row_arrays().values(), self.score.astype(np.float64)])
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    """Arrays as the bytes of a compressed npz file."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _digest(arrays: Iterable[np.ndarray]) -> str:
+    """A short SHA-256 of the arrays' bytes (with their dtypes and lengths)."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(f"{array.dtype.str}:{len(array)};".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -239,8 +269,12 @@ class Leaderboard:
         connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            if connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
                 self._create_schema(connection)
+            elif version != SCHEMA_VERSION:
+                raise AtecError(f"leaderboard {self.path}: store format {version}, this code reads format "
+                                f"{SCHEMA_VERSION}; move the old file away to start a new leaderboard")
             yield connection
         except sqlite3.DatabaseError as error:
             raise AtecError(f"leaderboard {self.path}: {error}") from error
@@ -273,14 +307,17 @@ class Leaderboard:
                   entry.data_fingerprint, entry.split, _json(entry.fold_scores), entry.score, entry.tpr1,
                   entry.tpr2, entry.tpr3, entry.auc, entry.fit_seconds, entry.predict_seconds, entry.git_commit,
                   entry.best_iteration, created_at)
-        blob = entry.predictions.to_npz()
+        predictions = entry.predictions
+        row_set, rows_blob, score_blob = predictions.rows_digest(), predictions.rows_npz(), predictions.score_npz()
         with self._connect() as connection:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 cursor = connection.execute(
                     f"INSERT INTO entries ({', '.join(ROW_COLUMNS[1:])}) VALUES ({', '.join('?' * len(values))})", values)
                 entry_id = int(cursor.lastrowid)
-                connection.execute("INSERT INTO predictions (entry_id, npz) VALUES (?, ?)", (entry_id, blob))
+                connection.execute("INSERT OR IGNORE INTO row_sets (digest, npz) VALUES (?, ?)", (row_set, rows_blob))
+                connection.execute("INSERT INTO predictions (entry_id, row_set, score_npz) VALUES (?, ?, ?)",
+                                   (entry_id, row_set, score_blob))
                 connection.execute("COMMIT")
             except sqlite3.IntegrityError:
                 connection.execute("ROLLBACK")
@@ -342,7 +379,8 @@ class Leaderboard:
     def predictions(self, entry_id: int) -> Predictions:
         """The stored scored-days predictions of an entry."""
         with self._connect() as connection:
-            row = connection.execute("SELECT npz FROM predictions WHERE entry_id = ?", (entry_id,)).fetchone()
+            row = connection.execute("SELECT row_sets.npz, predictions.score_npz FROM predictions JOIN row_sets "
+                                     "ON row_sets.digest = predictions.row_set WHERE entry_id = ?", (entry_id,)).fetchone()
         if row is None:
             raise AtecError(f"leaderboard {self.path}: no predictions for entry id {entry_id}")
-        return Predictions.from_npz(row[0])
+        return Predictions.from_npz(*row)
