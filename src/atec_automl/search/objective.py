@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +66,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         """Run one trial; failures keep their reason in the trial's `fail_reason` attribute."""
         context = self.context
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         values = suggest(trial, context.space)
         trial_cfg = apply(context.cfg, context.space, values)
         context.logger.start(f"{context.family}-{trial.number}", trial.study.study_name, dict(values))

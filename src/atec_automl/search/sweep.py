@@ -1,8 +1,11 @@
 """Sweeps: one Optuna study per model family, run one after another, each to its trial budget.
 
-The budget `study.n_trials` counts the study's finished trials (complete, pruned or failed) over
-all workers and reruns, so rerunning the same command resumes a study instead of starting over,
-and N workers on one storage share the budget. `study.timeout_s` caps each family's wall-clock.
+The budget `study.n_trials` counts the study's complete and pruned trials over all workers and
+reruns, so rerunning the same command resumes a study instead of starting over, and N workers on
+one storage share the budget (they may overshoot it by at most N - 1 trials running at the end).
+Failed trials do not use the budget, but one invocation never runs more than the budget's
+remainder, so a trial that always fails cannot loop forever. `study.timeout_s` caps each family's
+wall-clock per worker.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from atec_automl.pipeline import Prepared
 from atec_automl.search.objective import Objective, TrialContext
 from atec_automl.search.study import open_study
 
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
 @dataclass
@@ -31,7 +34,7 @@ class FamilyResult:
 
     family: str
     study_name: str
-    finished: int
+    counted: int
     best_score: float | None
 
 
@@ -44,14 +47,14 @@ def family_config(cfg: DictConfig, family: str) -> DictConfig:
 
 
 def enqueue_defaults(study: optuna.Study, space: SearchSpace) -> None:
-    """Queue the space's listed trials (library defaults first) unless the study already has them."""
+    """Queue the space's listed trials (library defaults first) in a study this worker created."""
     for params in space.enqueue:
-        study.enqueue_trial(params, skip_if_exists=True)
+        study.enqueue_trial(params)
 
 
-def finished_trials(study: optuna.Study) -> int:
-    """Trials of the study that are over: complete, pruned or failed."""
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+def counted_trials(study: optuna.Study) -> int:
+    """Trials that use the budget: complete or pruned."""
+    return len(study.get_trials(deepcopy=False, states=COUNTED))
 
 
 def best_score(study: optuna.Study) -> float | None:
@@ -69,7 +72,7 @@ def progress_line(family: str, study: optuna.Study, trial: optuna.trial.FrozenTr
     else:
         outcome = trial.state.name.lower()
     best = best_score(study)
-    return (f"[sweep] {family} trial {trial.number}: {outcome} | {finished_trials(study)}/{budget} done, "
+    return (f"[sweep] {family} trial {trial.number}: {outcome} | {counted_trials(study)}/{budget} done, "
             f"best {'-' if best is None else f'{best:.4f}'} | {time.perf_counter() - started:.0f} s")
 
 
@@ -77,21 +80,21 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
     """Run this worker's share of one family's study (until the budget or the timeout is reached)."""
     family_cfg = family_config(cfg, family)
     space = load_space(family_cfg.search)
-    study = open_study(family_cfg, family, prepared.dataset.fingerprint)
+    study, created = open_study(family_cfg, family, prepared.dataset.fingerprint)
     budget = int(cfg.study.n_trials)
-    if bool(cfg.study.enqueue_defaults):
+    if created and bool(cfg.study.enqueue_defaults):
         enqueue_defaults(study, space)
     started = time.perf_counter()
-    remaining = budget - finished_trials(study)
+    remaining = budget - counted_trials(study)
     print(f"[sweep] {family}: study {study.study_name}, {budget - remaining}/{budget} trials already done", flush=True)
     if remaining > 0:
         context = TrialContext(family, family_cfg, space, prepared, board, instantiate(cfg.logger), run_dir,
                                int(cfg.sweep.report_every.get(family, 1)))
         study.optimize(
             Objective(context), n_trials=remaining, timeout=cfg.study.timeout_s, catch=(Exception,), gc_after_trial=True,
-            callbacks=[optuna.study.MaxTrialsCallback(budget, states=FINISHED),
+            callbacks=[optuna.study.MaxTrialsCallback(budget, states=COUNTED),
                        lambda s, t: print(progress_line(family, s, t, budget, started), flush=True)])
-    return FamilyResult(family, study.study_name, finished_trials(study), best_score(study))
+    return FamilyResult(family, study.study_name, counted_trials(study), best_score(study))
 
 
 def run_sweep(cfg: DictConfig, prepared: Prepared, run_dir: Path) -> list[FamilyResult]:

@@ -1,0 +1,91 @@
+"""Several sweep workers on one study in a real PostgreSQL server started by the test on loopback."""
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+
+from atec_automl.leaderboard import Leaderboard
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def postgres_bin() -> Path | None:
+    """The newest PostgreSQL server binaries' folder, if installed (Debian layout)."""
+    folders = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
+    return Path(folders[-1]) if folders else None
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway PostgreSQL server (run as the `postgres` user when we are root) and its URL."""
+    binaries = postgres_bin()
+    if binaries is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries are missing: run scripts/install-system-packages.sh")
+        pytest.skip("PostgreSQL server binaries are not installed")
+    home = tmp_path_factory.mktemp("postgres")
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        os.chown(home, owner.pw_uid, owner.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = home / "data", free_port()
+    subprocess.run([*as_user, binaries / "initdb", "-D", data, "-U", "atec", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_user, binaries / "pg_ctl", "-D", data, "-l", home / "server.log", "-w", "start",
+                    "-o", f"-p {port} -k {home} -c listen_addresses=127.0.0.1"], check=True, capture_output=True)
+    try:
+        subprocess.run([*as_user, binaries / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "atec", "optuna"],
+                       check=True, capture_output=True)
+        yield f"postgresql+psycopg://atec@127.0.0.1:{port}/optuna"
+    finally:
+        subprocess.run([*as_user, binaries / "pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_without_losing_or_duplicating_trials(postgres_url: str, tmp_path: Path) -> None:
+    budget = 6
+    command = [sys.executable, "run.py", "experiment=smoke", "sweep.models=[catboost]", "sweep.submit=false",
+               "study=postgres", f"study.storage={postgres_url}", f"study.n_trials={budget}",
+               f"data.dir={tmp_path}/data", f"features.cache_dir={tmp_path}/features",
+               f"leaderboard.path={tmp_path}/leaderboard.sqlite"]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    prepare = subprocess.run([sys.executable, "run.py", "task=features", *command[3:], f"hydra.run.dir={tmp_path}/prep"],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert prepare.returncode == 0, prepare.stderr[-2000:]
+    workers = [subprocess.Popen([*command, f"hydra.run.dir={tmp_path}/worker{i}"], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for i in range(2)]
+    outputs = [worker.communicate(timeout=900)[0] for worker in workers]
+    assert [w.returncode for w in workers] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+
+    (summary,) = optuna.get_all_study_summaries(postgres_url)
+    trials = optuna.load_study(study_name=summary.study_name, storage=postgres_url).trials
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert budget <= len(complete) <= budget + 1
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in trials)
+    assert len({t.user_attrs["worker"] for t in complete}) == 2
+    entries = Leaderboard(tmp_path / "leaderboard.sqlite").ranked()
+    assert sorted(e.trial for e in entries) == sorted(t.number for t in complete)
+    assert {e.study for e in entries} == {summary.study_name}
+    values = {t.number: t.value for t in complete}
+    assert all(abs(values[e.trial] - e.score) < 1e-12 for e in entries)
