@@ -299,6 +299,7 @@ class Leaderboard:
         """Record `entry` with its predictions in one transaction and return its id.
 
         Raises `DuplicateEntryError` (and writes nothing) if its `entry_key` is already recorded.
+        The shared row set is compressed only if it is not stored yet (row sets are never deleted).
         """
         self._validate(entry)
         key = entry.entry_key()
@@ -308,14 +309,17 @@ class Leaderboard:
                   entry.tpr2, entry.tpr3, entry.auc, entry.fit_seconds, entry.predict_seconds, entry.git_commit,
                   entry.best_iteration, created_at)
         predictions = entry.predictions
-        row_set, rows_blob, score_blob = predictions.rows_digest(), predictions.rows_npz(), predictions.score_npz()
+        row_set, score_blob = predictions.rows_digest(), predictions.score_npz()
         with self._connect() as connection:
+            stored = connection.execute("SELECT 1 FROM row_sets WHERE digest = ?", (row_set,)).fetchone()
+            rows_blob = None if stored else predictions.rows_npz()
             connection.execute("BEGIN IMMEDIATE")
             try:
                 cursor = connection.execute(
                     f"INSERT INTO entries ({', '.join(ROW_COLUMNS[1:])}) VALUES ({', '.join('?' * len(values))})", values)
                 entry_id = int(cursor.lastrowid)
-                connection.execute("INSERT OR IGNORE INTO row_sets (digest, npz) VALUES (?, ?)", (row_set, rows_blob))
+                if rows_blob is not None:
+                    connection.execute("INSERT OR IGNORE INTO row_sets (digest, npz) VALUES (?, ?)", (row_set, rows_blob))
                 connection.execute("INSERT INTO predictions (entry_id, row_set, score_npz) VALUES (?, ?, ?)",
                                    (entry_id, row_set, score_blob))
                 connection.execute("COMMIT")
