@@ -111,6 +111,11 @@ def latin1_id(tmp: Path, write_csv: Callable) -> Case:
     return Case({"train": train}, train, "not UTF-8", row=3)
 
 
+def gbk_amount(tmp: Path, write_csv: Callable) -> Case:
+    train = write_csv(tmp / "train.csv", HEADER, _changed(TRAIN, 3, "amt", "１２"), encoding="gbk")
+    return Case({"train": train}, train, "not UTF-8 (it looks GBK/GB18030-encoded)", row=3)
+
+
 def semicolon_separated(tmp: Path, write_csv: Callable) -> Case:
     train = write_csv(tmp / "train.csv", HEADER, TRAIN, delimiter=";")
     return Case({"train": train}, train, "the header is a single column; the file seems semicolon (;)-separated, expected comma-separated CSV")
@@ -155,7 +160,7 @@ def prelim_non_numeric_feature(tmp: Path, write_csv: Callable) -> Case:
 CASES = [
     missing_required_column, unparseable_time, label_outside_the_three_values, non_numeric_label,
     duplicate_id_within_a_file, duplicate_id_across_files, zero_byte_file, header_only_file,
-    window_a_before_train_ends, window_b_before_test_a_ends, gbk_encoded_file, latin1_id,
+    window_a_before_train_ends, window_b_before_test_a_ends, gbk_encoded_file, latin1_id, gbk_amount,
     semicolon_separated, tab_separated, missing_file, non_numeric_amount_in_gzip_csv,
     row_with_an_extra_field, unknown_file_type, prelim_date_not_yyyymmdd, prelim_non_numeric_feature,
 ]

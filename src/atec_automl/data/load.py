@@ -192,7 +192,11 @@ def _explain_csv_failure(path: Path, error: pa.ArrowInvalid, wanted: dict[str, s
         _raise_bad_row(path)
     if "conversion error" in message:
         as_text = {c: pa.string() for c in wanted}
-        table = pa_csv.read_csv(path, convert_options=_convert_options(as_text))
+        try:
+            table = pa_csv.read_csv(path, convert_options=_convert_options(as_text))
+        except pa.ArrowInvalid:
+            _raise_non_utf8(path)
+            return
         for column, kind in wanted.items():
             convert_column(table[column], kind, file_format.missing_values, str(path), column)
 
