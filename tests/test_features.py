@@ -223,3 +223,17 @@ def test_cache_entries_are_complete_even_when_a_build_fails(tmp_path) -> None:
     with pytest.raises(DataError):
         build_features(dataset, bad, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ratios_against_a_zero_mean_are_nan_and_numeric_columns_float32() -> None:
+    """amount / mean with a zero past mean is NaN, never infinite; codes are int32, the rest float32."""
+    dataset = random_raw_dataset(400, seed=10)
+    ts = dataset.frame["ts"]
+    dataset.frame["amt"] = np.where(ts < ts.median(), 0.0, 5.0)
+    features = compute_features(dataset, small_spec(), progress=False)
+    table = features.table
+    assert (table[features.numeric].dtypes == np.float32).all()
+    assert (table[features.categorical].dtypes == np.int32).all()
+    assert not np.isinf(table[features.numeric].to_numpy()).any()
+    zero_past = (table["user_amt_mean_all"] == 0) & (table["amount"] > 0)
+    assert zero_past.any() and table.loc[zero_past, "user_amt_vs_mean_all"].isna().all()

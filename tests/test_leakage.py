@@ -152,3 +152,47 @@ def test_events_sharing_a_time_do_not_see_each_other() -> None:
         by_event(compute_features(base, spec, progress=False), base, busiest + 1),
         by_event(kept, only_originals, busiest + 1),
     )
+
+
+def perturb_file(source: pd.DataFrame, cutoff: pd.Timestamp, seed: int) -> pd.DataFrame:
+    """One generated file with its rows at or after `cutoff` changed, dropped and duplicated."""
+    rng = np.random.default_rng(seed)
+    late = np.flatnonzero((pd.to_datetime(source["gmt_occur"]) >= cutoff).to_numpy())
+    changed = source.copy()
+    changed.loc[late, "amt"] = changed.loc[late, "amt"] * 2
+    for column in ("device_sign", "user_id", "opposing_id"):
+        changed.loc[late, column] = rng.permutation(changed.loc[late, column].to_numpy())
+    copies = changed.iloc[rng.choice(late, len(late) // 4)].copy() if len(late) else changed.iloc[:0]
+    copies["event_id"] = [f"copy{seed}_{i}" for i in range(len(copies))]
+    changed = changed.drop(index=late[rng.random(len(late)) < 0.2])
+    return pd.concat([changed, copies], ignore_index=True)
+
+
+@pytest.mark.parametrize(("cutoff_part", "share"), [("train", 0.6), ("test_a", 0.5)])
+def test_generated_files_changed_after_t_leave_earlier_features_alone(tmp_path, cutoff_part: str, share: float) -> None:
+    """The synthetic generator's hour-resolution files, edited after T and loaded by the real loader."""
+    from atec_automl.data.load import load_dataset
+    from atec_automl.data.synthetic import generate
+
+    paths = generate(rows=3_000, seed=4, out_dir=tmp_path / "generated", time_resolution="hour")
+    files = {part: pd.read_parquet(paths[part]) for part in ("train", "test_a", "test_b")}
+    times = pd.to_datetime(files[cutoff_part]["gmt_occur"]).sort_values()
+    cutoff = times.iloc[int(len(times) * share)]
+    (tmp_path / "changed").mkdir()
+    changed_paths = {}
+    for index, (part, frame) in enumerate(files.items()):
+        changed_paths[part] = tmp_path / "changed" / f"{part}.parquet"
+        perturb_file(frame, cutoff, index).to_parquet(changed_paths[part], index=False)
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        configs = [
+            compose("config", overrides=["data=atec", *[f"data.{part}={path}" for part, path in chosen.items()]]).data
+            for chosen in ({p: paths[p] for p in files}, changed_paths)
+        ]
+    base, other = (load_dataset(cfg) for cfg in configs)
+    before = int(cutoff.timestamp())
+    assert (base.frame["ts"] < before).sum() > 300 and (base.frame["ts"] >= before).sum() > 300
+    spec = spec_from_config("default")
+    assert_unchanged_before(
+        by_event(compute_features(base, spec, progress=False), base, before),
+        by_event(compute_features(other, spec, progress=False), other, before),
+    )

@@ -37,9 +37,8 @@ def shared_codes(frame: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:
     union = pd.Index(np.concatenate(labels)).unique()
     out = []
     for cat, lab in zip(categoricals, labels):
-        mapping = union.get_indexer(lab)
-        codes = np.asarray(cat.codes, dtype=np.int64)
-        out.append(np.where(codes >= 0, mapping[np.maximum(codes, 0)], -1))
+        mapping = np.append(union.get_indexer(lab), -1)  # code -1 (missing) picks the appended -1
+        out.append(mapping[np.asarray(cat.codes, dtype=np.int64)])
     return out
 
 

@@ -10,26 +10,28 @@ BLOCK_COLUMNS = 32
 class TableSink:
     """Collects numeric columns (float32, infinities as NaN) and categorical codes (int32).
 
-    Numeric columns are stacked into blocks of `BLOCK_COLUMNS` as they arrive, so the peak
-    memory is the table plus one block, not twice the table.
+    Numeric columns are written into float32 blocks of `BLOCK_COLUMNS` rows as they arrive, so
+    the peak memory is the table plus one block, not twice the table.
     """
 
     def __init__(self, n_rows: int):
         self.n_rows = n_rows
         self._blocks: list[pd.DataFrame] = []
-        self._pending: dict[str, np.ndarray] = {}
+        self._block: np.ndarray | None = None
+        self._names: list[str] = []
         self._codes: dict[str, np.ndarray] = {}
 
     def add(self, name: str, values: np.ndarray) -> None:
-        """A numeric column; a ratio against a zero (infinity) becomes NaN."""
-        column = np.asarray(values, dtype=np.float32)
-        if len(column) != self.n_rows:
-            raise ValueError(f"feature {name!r} has {len(column)} rows, expected {self.n_rows}")
-        if column is values:
-            column = column.copy()
-        column[np.isinf(column)] = np.nan
-        self._pending[name] = column
-        if len(self._pending) == BLOCK_COLUMNS:
+        """A numeric column, written straight into the current block; infinity becomes NaN."""
+        if len(values) != self.n_rows:
+            raise ValueError(f"feature {name!r} has {len(values)} rows, expected {self.n_rows}")
+        if self._block is None:
+            self._block = np.empty((BLOCK_COLUMNS, self.n_rows), dtype=np.float32)
+        row = self._block[len(self._names)]
+        row[:] = values
+        row[np.isinf(row)] = np.nan
+        self._names.append(name)
+        if len(self._names) == BLOCK_COLUMNS:
             self._flush()
 
     def add_all(self, columns: dict[str, np.ndarray]) -> None:
@@ -42,13 +44,11 @@ class TableSink:
         self._codes[name] = np.asarray(codes, dtype=np.int32)
 
     def _flush(self) -> None:
-        """Stack the pending columns into one float32 block."""
-        if self._pending:
-            block = np.empty((len(self._pending), self.n_rows), dtype=np.float32)
-            for row, values in enumerate(self._pending.values()):
-                block[row] = values
-            self._blocks.append(pd.DataFrame(block.T, columns=list(self._pending), copy=False))
-            self._pending = {}
+        """Close the current block as one float32 frame (no copy)."""
+        if self._names:
+            block = self._block[: len(self._names)]
+            self._blocks.append(pd.DataFrame(block.T, columns=self._names, copy=False))
+            self._block, self._names = None, []
 
     def frame(self) -> pd.DataFrame:
         """The table: numeric columns in the order added, then the categorical codes."""

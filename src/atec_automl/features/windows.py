@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+SHORT_RANGE = 16
+
 
 @dataclass
 class KeyIndex:
@@ -137,31 +139,66 @@ def distinct_in_ranges(prev: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarr
     """Number of distinct values in `[lo, hi)` for each range, given `prev` from `previous_same`.
 
     A value is counted once, at its first occurrence inside the range: the positions `j` in
-    `[lo, hi)` with `prev[j] < lo`. The ranges are cut into aligned power-of-two blocks (bottom-up
-    segment tree); at level `k` every block of `2**k` positions is sorted by `prev` (built from
-    level `k-1` by a stable sort that merges two sorted runs), and a block's count is one binary
-    search. Exact integers; O(n log(longest range)).
+    `[lo, hi)` with `prev[j] < lo`. Ranges of at most `SHORT_RANGE` positions (most of them) are
+    checked position by position, vectorised over the ranges; longer ones go to a merge-sort tree
+    (`_distinct_long`). Exact integers.
+    """
+    results, long_queries = [], []
+    for lo, hi in bounds:
+        lo, hi = lo.astype(np.int64), hi.astype(np.int64)
+        out = np.zeros(len(lo), dtype=np.int64)
+        short = np.flatnonzero(hi - lo <= SHORT_RANGE)
+        out[short] = _distinct_short(prev, lo[short], hi[short])
+        long = np.flatnonzero(hi - lo > SHORT_RANGE)
+        long_queries.append((long, lo[long], hi[long]))
+        results.append(out)
+    if any(len(long) for long, _, _ in long_queries):
+        counts = _distinct_long(prev, [(lo, hi) for _, lo, hi in long_queries])
+        for out, (long, _, _), count in zip(results, long_queries, counts):
+            out[long] = count
+    return results
+
+
+def _distinct_short(prev: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """`#{j in [lo, hi): prev[j] < lo}` by stepping through the (short) ranges together."""
+    count = np.zeros(len(lo), dtype=np.int64)
+    active = np.arange(len(lo))
+    for step in range(SHORT_RANGE):
+        active = active[lo[active] + step < hi[active]]
+        if not len(active):
+            break
+        count[active] += prev[lo[active] + step] < lo[active]
+    return count
+
+
+def _distinct_long(prev: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """`#{j in [lo, hi): prev[j] < lo}` with a merge-sort tree built level by level.
+
+    The ranges are cut into aligned power-of-two blocks (bottom-up segment tree); at level `k`
+    every block of `2**k` positions is sorted by `prev` (from level `k-1` by a stable sort that
+    merges two sorted runs) and a block's count is one binary search. O(n log(longest range)).
     """
     n = len(prev)
     positions = np.arange(n, dtype=np.int64)
     stride = np.int64(n + 2)
     block_values = prev + 1
     results = [np.zeros(len(lo), dtype=np.int64) for lo, _ in bounds]
-    cursors = [(lo.astype(np.int64).copy(), hi.astype(np.int64).copy(), lo + 1) for lo, hi in bounds]
+    cursors = [(np.arange(len(lo)), lo.copy(), hi.copy(), lo + 1) for lo, hi in bounds]
     level = 0
-    while any(np.any(left < right) for left, right, _ in cursors):
+    while any(len(active) for active, _, _, _ in cursors):
         block = np.int64(1) << level
         keys = (positions >> level) * stride + block_values
         if level:
             keys.sort(kind="stable")
             block_values = keys - (positions >> level) * stride
-        for (left, right, threshold), out in zip(cursors, results):
-            take_left = np.flatnonzero(((left >> level) & 1).astype(bool) & (left + block <= right))
-            out[take_left] += _count_in_blocks(keys, left[take_left] >> level, threshold[take_left], level, stride)
-            left[take_left] += block
-            take_right = np.flatnonzero(((right >> level) & 1).astype(bool) & (right - block >= left))
-            right[take_right] -= block
-            out[take_right] += _count_in_blocks(keys, right[take_right] >> level, threshold[take_right], level, stride)
+        for (active, left, right, threshold), out in zip(cursors, results):
+            take = active[((left[active] >> level) & 1).astype(bool)]
+            out[take] += _count_in_blocks(keys, left[take] >> level, threshold[take], level, stride)
+            left[take] += block
+            take = active[((right[active] >> level) & 1).astype(bool) & (right[active] - block >= left[active])]
+            right[take] -= block
+            out[take] += _count_in_blocks(keys, right[take] >> level, threshold[take], level, stride)
+        cursors = [(active[left[active] < right[active]], left, right, threshold) for active, left, right, threshold in cursors]
         level += 1
     return results
 
