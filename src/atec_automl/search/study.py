@@ -20,6 +20,9 @@ def quiet_optuna() -> None:
 
 def storage_for(study_cfg: DictConfig) -> optuna.storages.RDBStorage:
     """RDB storage (SQLite file or PostgreSQL URL) whose heartbeats fail and retry a killed worker's trial."""
+    if not study_cfg.get("storage"):
+        raise AtecError("study.storage is not set: give the study's database URL, e.g. "
+                        "study.storage=postgresql+psycopg://USER:PASSWORD@HOST:5432/atec")
     url = str(study_cfg.storage)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
