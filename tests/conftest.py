@@ -63,16 +63,23 @@ def compose_cfg() -> Callable[[Sequence[str]], DictConfig]:
     return _compose
 
 
+def _run_cli(args: Sequence[str], run_dir: Path) -> subprocess.CompletedProcess:
+    """Run `python run.py <args>` from the repo with its Hydra run dir at `run_dir`."""
+    command = [sys.executable, "run.py", *args, f"hydra.run.dir={run_dir}"]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def cli() -> Callable[[Sequence[str], Path], subprocess.CompletedProcess]:
+    """`cli(args, run_dir)`: `python run.py <args>` as a subprocess, for fixtures wider than one test."""
+    return _run_cli
+
+
 @pytest.fixture
 def run_cli(tmp_path: Path) -> Callable[[Sequence[str]], subprocess.CompletedProcess]:
-    """Run `python run.py <args>` from the repo, its Hydra run dir under tmp_path."""
-
-    def _run(args: Sequence[str]) -> subprocess.CompletedProcess:
-        command = [sys.executable, "run.py", *args, f"hydra.run.dir={tmp_path / 'run'}"]
-        env = {**os.environ, "WANDB_MODE": "disabled"}
-        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-
-    return _run
+    """`run_cli(args)`: `python run.py <args>` as a subprocess, its Hydra run dir under tmp_path."""
+    return lambda args: _run_cli(args, tmp_path / "run")
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]], delimiter: str = ",", encoding: str = "utf-8") -> Path:
@@ -85,7 +92,7 @@ def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]],
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def write_csv() -> Callable[..., Path]:
     """`write_csv(path, header, rows, delimiter=",", encoding="utf-8")`; gzip when the name ends with .gz."""
     return _write_csv

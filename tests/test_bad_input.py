@@ -1,7 +1,10 @@
 """Malformed input: `python run.py task=check-data` stops with one `error: ...` line, exit status 2, no traceback."""
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,11 +188,24 @@ def _assert_one_line_error(result, expected: str) -> None:
     assert lines[0].startswith(expected), f"{lines[0]!r} does not start with {expected!r}"
 
 
-@pytest.mark.parametrize("build", CASES, ids=lambda build: build.__name__)
-def test_bad_input_stops_with_one_line_naming_file_column_and_row(build, tmp_path, write_csv, run_cli):
-    case = build(tmp_path, write_csv)
-    args = ["task=check-data", f"data={case.data}", *(f"data.{part}={path}" for part, path in case.files.items())]
-    _assert_one_line_error(run_cli(args), _expected_message(case))
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory, write_csv, cli) -> dict[str, tuple[Case, subprocess.CompletedProcess]]:
+    """Every case's files and `task=check-data` result; the commands run side by side, one per CPU."""
+
+    def check(build: Callable) -> tuple[str, tuple[Case, subprocess.CompletedProcess]]:
+        tmp = tmp_path_factory.mktemp(build.__name__)
+        case = build(tmp, write_csv)
+        args = ["task=check-data", f"data={case.data}", *(f"data.{part}={path}" for part, path in case.files.items())]
+        return build.__name__, (case, cli(args, tmp / "run"))
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return dict(pool.map(check, CASES))
+
+
+@pytest.mark.parametrize("name", [build.__name__ for build in CASES])
+def test_bad_input_stops_with_one_line_naming_file_column_and_row(name, outcomes):
+    case, result = outcomes[name]
+    _assert_one_line_error(result, _expected_message(case))
 
 
 def test_unset_train_file_is_a_one_line_error(run_cli):
