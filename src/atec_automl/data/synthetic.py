@@ -251,7 +251,9 @@ def simulate(rows: int, seed: int) -> SyntheticEvents:
 
     with ThreadPoolExecutor(len(WINDOWS)) as pool:  # own random stream per window: same result in any order
         pieces = list(pool.map(window_events, range(len(WINDOWS))))
-    columns = _sort_by_time(_concat(pieces))  # windows are disjoint and in file order
+    columns = _concat(pieces, compact=True)
+    del pieces
+    _sort_by_time(columns)  # windows are disjoint and in file order
     rng = np.random.default_rng(label_stream)
     _assign_labels(columns, world, part_rows, rng)
     _apply_missing(columns, part_rows, rng)
@@ -295,10 +297,18 @@ def _day(date: str) -> int:
 
 @dataclass
 class World:
-    """Entities and their fixed attributes; index spaces are laid out in blocks (see `_build_world`)."""
+    """Entities and their fixed attributes; index spaces are laid out in blocks (see the `_*_fields` builders)."""
 
+    # users [0, n_users): habits, household, their device and card index ranges, trips
     n_users: int
+    home_prov: np.ndarray
+    home_city: np.ndarray
+    user_cert_prov: np.ndarray
+    user_cert_city: np.ndarray
+    user_phone_prov: np.ndarray
+    user_phone_city: np.ndarray
     activity_cdf: np.ndarray
+    victim_cdf: np.ndarray
     active_from: np.ndarray
     active_to: np.ndarray
     peak_hour: np.ndarray
@@ -310,13 +320,12 @@ class World:
     switch_time: np.ndarray
     card_start: np.ndarray
     card_count: np.ndarray
-    usual_payees: np.ndarray
     usual_count: np.ndarray
     uses_pc: np.ndarray
     trip_start: np.ndarray
     trip_end: np.ndarray
     trip_prov: np.ndarray
-    # parties: users [0, U), strangers, merchants, mules (rings' payees and fake shops)
+    # parties: users, then strangers, merchants, mules (rings' payees and fake shops)
     party_prov: np.ndarray
     party_city: np.ndarray
     cert_prov: np.ndarray
@@ -329,13 +338,14 @@ class World:
     merchant_start: int
     merchant_cdf: np.ndarray
     mule_start: int
+    usual_payees: np.ndarray
     # cards: users' cards, then one per non-user party
     card_cert: np.ndarray
     card_phone: np.ndarray
     card_bin_prov: np.ndarray
     card_bin_city: np.ndarray
     card_bank: np.ndarray
-    # devices: users' devices (incl. a next phone), then shop devices, then ring devices, then farm devices
+    # devices: users' devices (incl. a next phone), shop devices, ring devices, farm devices
     device_platform: np.ndarray
     device_lag_days: np.ndarray
     shop_device_start: int
@@ -351,9 +361,9 @@ class World:
     hotspot_mac_start: int
     ring_ip_start: int
     ring_mac_start: int
+    # rings
     n_rings: int
     ring_prov: np.ndarray
-    victim_cdf: np.ndarray
 
 
 RING_SLOTS = 4096  # pool slots per ring (devices, proxy IPs, mules), rotated through over the campaigns
@@ -366,104 +376,142 @@ def _build_world(rows: int, rng: np.random.Generator) -> World:
     n_strangers = max(200, int(rows * PARTY_STRANGER_SHARE))
     n_merchants = max(60, rows // 300)
     n_rings = max(3, round(rows / 80_000))
-    timeline = (_day(WINDOWS[0].first_day) * SECONDS_PER_DAY, (_day(WINDOWS[-1].last_day) + 1) * SECONDS_PER_DAY)
+    users = _user_fields(rng, n_users)
+    parties = _party_fields(rng, users, n_strangers, n_merchants, n_rings)
+    cards = _card_fields(rng, users, parties)
+    devices = _device_fields(rng, users, n_rings)
+    networks = _network_layout(users)
+    return World(n_rings=n_rings, ring_prov=_provinces(rng, n_rings), **users, **parties, **cards, **devices, **networks)
 
-    home_prov = _provinces(rng, n_users)
+
+def _user_fields(rng: np.random.Generator, n_users: int) -> dict:
+    """Users: where they live and come from, household, habits, devices, cards, payees and trips."""
+    timeline = (_day(WINDOWS[0].first_day) * SECONDS_PER_DAY, (_day(WINDOWS[-1].last_day) + 1) * SECONDS_PER_DAY)
     household = _households(rng, n_users)
-    home_prov = home_prov[household]
+    home_prov = _provinces(rng, n_users)[household]
     home_city = _cities(rng, home_prov)[household]
     migrant = rng.random(n_users) < 0.2
     cert_prov = np.where(migrant, _provinces(rng, n_users), home_prov)
-    cert_city = np.where(migrant, _cities(rng, cert_prov), home_city)
     phone_prov = np.where(rng.random(n_users) < 0.7, home_prov, cert_prov)
-
-    device_count = rng.choice([1, 2, 3], n_users, p=[0.7, 0.25, 0.05])
-    device_start = np.concatenate([[0], np.cumsum(device_count + 1)[:-1]])  # +1: room for a next phone
-    n_user_devices = int(device_count.sum() + n_users)
-    switch_time = np.where(
-        rng.random(n_users) < 0.08, rng.integers(*timeline, n_users), np.iinfo(np.int64).max
-    )
-    card_count = rng.choice([1, 2, 3], n_users, p=[0.6, 0.3, 0.1])
-    card_start = np.concatenate([[0], np.cumsum(card_count)[:-1]])
-    n_user_cards = int(card_count.sum())
-
-    n_parties_before_mules = n_users + n_strangers + n_merchants
-    n_parties = n_parties_before_mules + n_rings * RING_SLOTS
-    others = n_parties - n_users
-    other_prov = _provinces(rng, others)
-    party_prov = np.concatenate([home_prov, other_prov])
-    party_city = np.concatenate([home_city, _cities(rng, other_prov)])
-    party_card = np.concatenate([card_start, n_user_cards + np.arange(others)])
-
-    card_owner = np.repeat(np.arange(n_users), card_count)
-    relatives_card = rng.random(n_user_cards) < 0.04
-    card_cert = np.where(relatives_card, household[card_owner] + rng.integers(0, 2, n_user_cards), card_owner)
-    card_cert = np.minimum(card_cert, n_users - 1)
-    card_phone_user = np.where(rng.random(n_user_cards) < 0.06, card_cert, card_owner)
-    card_bin_user = np.where(rng.random(n_user_cards) < 0.6, home_prov[card_owner], _provinces(rng, n_user_cards))
-
-    n_devices_static = n_user_devices + N_PROVINCES * 3
-    merchant_scene = rng.choice([TAOBAO, QR_CODE, UTILITIES, PHONE_TOPUP], n_merchants, p=[0.45, 0.37, 0.1, 0.08])
-    popularity = 1.0 / np.arange(1, n_merchants + 1) ** 1.05
+    cert_city = np.where(migrant, _cities(rng, cert_prov), home_city)
     activity = rng.lognormal(0.0, 1.0, n_users)
-    users_per_province = np.bincount(home_prov, minlength=N_PROVINCES + 1)
-    nat_count = np.maximum(2, users_per_province // 150)
+    device_count = rng.choice([1, 2, 3], n_users, p=[0.7, 0.25, 0.05])
+    card_count = rng.choice([1, 2, 3], n_users, p=[0.6, 0.3, 0.1])
+    never = np.iinfo(np.int64).max
     trip_start, trip_end, trip_prov = _trips(rng, n_users, timeline, migrant, cert_prov)
-    return World(
-        n_users=n_users,
-        activity_cdf=np.cumsum(activity) / activity.sum(),
-        active_from=np.where(rng.random(n_users) < 0.18, rng.integers(*timeline, n_users), 0),
-        active_to=np.where(rng.random(n_users) < 0.08, rng.integers(*timeline, n_users), np.iinfo(np.int64).max),
-        peak_hour=np.where(rng.random(n_users) < 0.04, rng.integers(23, 27, n_users) % 24, rng.choice(24, n_users, p=HOUR_WEIGHTS / HOUR_WEIGHTS.sum())),
-        amount_scale=rng.normal(4.0, 0.9, n_users),
-        household=household,
-        home_ip_phase=rng.integers(0, 30, n_users),
-        device_start=device_start,
-        device_count=device_count,
-        switch_time=switch_time,
-        card_start=card_start,
-        card_count=card_count,
-        usual_payees=_usual_payees(rng, n_users, n_users + n_strangers, n_merchants, popularity),
-        usual_count=rng.integers(2, 9, n_users),
-        uses_pc=rng.random(n_users) < 0.08,
-        trip_start=trip_start,
-        trip_end=trip_end,
-        trip_prov=trip_prov,
-        party_prov=party_prov,
-        party_city=party_city,
-        cert_prov=np.concatenate([cert_prov, other_prov]),
-        cert_city=np.concatenate([cert_city, party_city[n_users:]]),
-        phone_prov=np.concatenate([phone_prov, other_prov]),
-        phone_city=np.concatenate([np.where(phone_prov == home_prov, home_city, cert_city), party_city[n_users:]]),
-        party_card=party_card,
-        merchant_scene=merchant_scene,
-        stranger_start=n_users,
-        merchant_start=n_users + n_strangers,
-        merchant_cdf=np.cumsum(popularity) / popularity.sum(),
-        mule_start=n_parties_before_mules,
-        card_cert=np.concatenate([card_cert, np.arange(n_users, n_parties)]),
-        card_phone=np.concatenate([card_phone_user, np.arange(n_users, n_parties)]),
-        card_bin_prov=np.concatenate([card_bin_user, other_prov]),
-        card_bin_city=np.concatenate([_capitals(card_bin_user), _capitals(other_prov)]),
-        card_bank=rng.integers(1, len(VOCABULARIES["income_card_bank_code"]), n_user_cards + others),
-        device_platform=rng.choice([IOS, ANDROID, OTHER_PLATFORM], n_devices_static, p=[0.32, 0.64, 0.04]),
-        device_lag_days=rng.exponential(25.0, n_devices_static),
-        shop_device_start=n_user_devices,
-        shops_per_province=3,
-        ring_device_start=n_devices_static,
-        farm_device_start=n_devices_static + n_rings * RING_SLOTS,
-        nat_per_province=int(nat_count.max()),
-        nat_count=nat_count,
-        nat_start=n_users * 4,
-        hotspots_per_province=max(4, n_users // 400),
-        hotspot_ip_start=n_users * 4 + int(nat_count.max()) * (N_PROVINCES + 1),
-        hotspot_mac_start=n_users,
-        ring_ip_start=n_users * 4 + int(nat_count.max()) * (N_PROVINCES + 1) + max(4, n_users // 400) * (N_PROVINCES + 1),
-        ring_mac_start=n_users + max(4, n_users // 400) * (N_PROVINCES + 1),
-        n_rings=n_rings,
-        ring_prov=_provinces(rng, n_rings),
-        victim_cdf=np.cumsum(np.sqrt(activity)) / np.sqrt(activity).sum(),
-    )
+    return {
+        "n_users": n_users,
+        "home_prov": home_prov,
+        "home_city": home_city,
+        "user_cert_prov": cert_prov,
+        "user_cert_city": cert_city,
+        "user_phone_prov": phone_prov,
+        "user_phone_city": np.where(phone_prov == home_prov, home_city, cert_city),
+        "activity_cdf": np.cumsum(activity) / activity.sum(),
+        "victim_cdf": np.cumsum(np.sqrt(activity)) / np.sqrt(activity).sum(),
+        "active_from": np.where(rng.random(n_users) < 0.18, rng.integers(*timeline, n_users), 0),
+        "active_to": np.where(rng.random(n_users) < 0.08, rng.integers(*timeline, n_users), never),
+        "peak_hour": np.where(
+            rng.random(n_users) < 0.04,
+            rng.integers(23, 27, n_users) % 24,
+            rng.choice(24, n_users, p=HOUR_WEIGHTS / HOUR_WEIGHTS.sum()),
+        ),
+        "amount_scale": rng.normal(4.0, 0.9, n_users),
+        "household": household,
+        "home_ip_phase": rng.integers(0, 30, n_users),
+        "device_start": np.concatenate([[0], np.cumsum(device_count + 1)[:-1]]),  # +1: room for a next phone
+        "device_count": device_count,
+        "switch_time": np.where(rng.random(n_users) < 0.08, rng.integers(*timeline, n_users), never),
+        "card_start": np.concatenate([[0], np.cumsum(card_count)[:-1]]),
+        "card_count": card_count,
+        "usual_count": rng.integers(2, 9, n_users),
+        "uses_pc": rng.random(n_users) < 0.08,
+        "trip_start": trip_start,
+        "trip_end": trip_end,
+        "trip_prov": trip_prov,
+    }
+
+
+def _party_fields(rng: np.random.Generator, users: dict, n_strangers: int, n_merchants: int, n_rings: int) -> dict:
+    """Parties (payer or payee): users, then strangers, merchants and the rings' mules, with their locations."""
+    n_users = users["n_users"]
+    n_user_cards = int(users["card_count"].sum())
+    mule_start = n_users + n_strangers + n_merchants
+    others = mule_start + n_rings * RING_SLOTS - n_users
+    other_prov = _provinces(rng, others)
+    other_city = _cities(rng, other_prov)
+    popularity = 1.0 / np.arange(1, n_merchants + 1) ** 1.05
+    return {
+        "party_prov": np.concatenate([users["home_prov"], other_prov]),
+        "party_city": np.concatenate([users["home_city"], other_city]),
+        "cert_prov": np.concatenate([users["user_cert_prov"], other_prov]),
+        "cert_city": np.concatenate([users["user_cert_city"], other_city]),
+        "phone_prov": np.concatenate([users["user_phone_prov"], other_prov]),
+        "phone_city": np.concatenate([users["user_phone_city"], other_city]),
+        "party_card": np.concatenate([users["card_start"], n_user_cards + np.arange(others)]),
+        "merchant_scene": rng.choice([TAOBAO, QR_CODE, UTILITIES, PHONE_TOPUP], n_merchants, p=[0.45, 0.37, 0.1, 0.08]),
+        "stranger_start": n_users,
+        "merchant_start": n_users + n_strangers,
+        "merchant_cdf": np.cumsum(popularity) / popularity.sum(),
+        "mule_start": mule_start,
+        "usual_payees": _usual_payees(rng, n_users, n_users + n_strangers, n_merchants, popularity),
+    }
+
+
+def _card_fields(rng: np.random.Generator, users: dict, parties: dict) -> dict:
+    """Cards: each user's (sometimes a relative's, issued at home or by a national bank), then one per other party."""
+    n_users = users["n_users"]
+    owner = np.repeat(np.arange(n_users), users["card_count"])
+    n_cards = len(owner)
+    other_parties = np.arange(n_users, len(parties["party_prov"]))
+    relatives = rng.random(n_cards) < 0.04
+    cert = np.minimum(np.where(relatives, users["household"][owner] + rng.integers(0, 2, n_cards), owner), n_users - 1)
+    phone = np.where(rng.random(n_cards) < 0.06, cert, owner)
+    bin_prov = np.where(rng.random(n_cards) < 0.6, users["home_prov"][owner], _provinces(rng, n_cards))
+    other_prov = parties["party_prov"][other_parties]
+    return {
+        "card_cert": np.concatenate([cert, other_parties]),
+        "card_phone": np.concatenate([phone, other_parties]),
+        "card_bin_prov": np.concatenate([bin_prov, other_prov]),
+        "card_bin_city": np.concatenate([_capitals(bin_prov), _capitals(other_prov)]),
+        "card_bank": rng.integers(1, len(VOCABULARIES["income_card_bank_code"]), n_cards + len(other_parties)),
+    }
+
+
+def _device_fields(rng: np.random.Generator, users: dict, n_rings: int) -> dict:
+    """Devices: users' (with room for a next phone), shop devices per province, then ring and farm blocks."""
+    n_user_devices = int(users["device_count"].sum()) + users["n_users"]
+    shops_per_province = 3
+    n_static = n_user_devices + N_PROVINCES * shops_per_province
+    return {
+        "device_platform": rng.choice([IOS, ANDROID, OTHER_PLATFORM], n_static, p=[0.32, 0.64, 0.04]),
+        "device_lag_days": rng.exponential(25.0, n_static),
+        "shop_device_start": n_user_devices,
+        "shops_per_province": shops_per_province,
+        "ring_device_start": n_static,
+        "farm_device_start": n_static + n_rings * RING_SLOTS,
+    }
+
+
+def _network_layout(users: dict) -> dict:
+    """Blocks of the IP and Wi-Fi index spaces: homes, carrier NATs (by users per province), hotspots, rings."""
+    n_users = users["n_users"]
+    nat_count = np.maximum(2, np.bincount(users["home_prov"], minlength=N_PROVINCES + 1) // 150)
+    nat_per_province = int(nat_count.max())
+    hotspots_per_province = max(4, n_users // 400)
+    nat_start = n_users * 4  # each household rotates through 4 home IPs
+    hotspot_ip_start = nat_start + nat_per_province * (N_PROVINCES + 1)
+    hotspot_mac_start = n_users
+    return {
+        "nat_per_province": nat_per_province,
+        "nat_count": nat_count,
+        "nat_start": nat_start,
+        "hotspots_per_province": hotspots_per_province,
+        "hotspot_ip_start": hotspot_ip_start,
+        "hotspot_mac_start": hotspot_mac_start,
+        "ring_ip_start": hotspot_ip_start + hotspots_per_province * (N_PROVINCES + 1),
+        "ring_mac_start": hotspot_mac_start + hotspots_per_province * (N_PROVINCES + 1),
+    }
 
 
 def _provinces(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -956,15 +1004,22 @@ def _apply_missing(columns: Columns, part_rows: dict[str, int], rng: np.random.G
             columns[name] = np.where(missing, marker, columns[name]).astype(columns[name].dtype)
 
 
-def _concat(parts: list[Columns]) -> Columns:
-    """Concatenate column dicts with the same keys."""
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+def _concat(parts: list[Columns], compact: bool = False) -> Columns:
+    """Concatenate column dicts with the same keys; `compact` stores int64 columns that fit as int32."""
+    columns = {}
+    for name in parts[0]:
+        values = np.concatenate([part[name] for part in parts])
+        if compact and name != "ts" and values.dtype == np.int64 and len(values) and np.iinfo(np.int32).min <= values.min() and values.max() <= np.iinfo(np.int32).max:
+            values = values.astype(np.int32)
+        columns[name] = values
+    return columns
 
 
-def _sort_by_time(columns: Columns) -> Columns:
-    """Rows in time order (stable)."""
+def _sort_by_time(columns: Columns) -> None:
+    """Put the rows in time order (stable), one column at a time to bound memory."""
     order = np.argsort(columns["ts"], kind="stable")
-    return {name: np.take(values, order) for name, values in columns.items()}
+    for name in list(columns):
+        columns[name] = np.take(columns[name], order)
 
 
 # ----------------------------------------------------------------------------------------------
