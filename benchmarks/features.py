@@ -100,12 +100,12 @@ def pandas_counts_sums(frame: pd.DataFrame, entities: dict[str, EntitySpec]) -> 
 
 
 def timed(function, *args):
-    """(result, seconds, peak RSS bytes) of one call."""
+    """(result, wall seconds, peak RSS bytes, CPU seconds) of one call."""
     with PeakMemory() as memory:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         result = function(*args)
-        seconds = time.perf_counter() - started
-    return result, seconds, memory.peak
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return result, seconds, memory.peak, cpu
 
 
 def main() -> None:
@@ -117,23 +117,23 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = compose_config(args.rows, args.seed)
-    dataset, load_seconds, _ = timed(load_dataset, cfg.data)
+    dataset, load_seconds, _, _ = timed(load_dataset, cfg.data)
     spec = as_spec(cfg.features)
     frame = dataset.frame
     n = len(frame)
     loaded_rss = psutil.Process().memory_info().rss
     print(f"data: {n:,} rows ({cfg.data.dir}), loaded in {load_seconds:.1f} s, RSS after load {loaded_rss / GIB:.2f} GiB")
 
-    features, seconds, peak = timed(compute_features, dataset, spec, False)
+    features, seconds, peak, cpu = timed(compute_features, dataset, spec, False)
     table = features.table
     print(f"default feature set: {table.shape[1]} tabular columns + {features.seq_index.shape[1]}-step index x {features.steps.shape[1]} step features")
-    print(f"  build: {seconds:.1f} s, {n / seconds:,.0f} rows/s")
+    print(f"  build: {seconds:.1f} s wall, {n / seconds:,.0f} rows/s ({cpu:.1f} CPU s; machine load {psutil.getloadavg()[0]:.1f})")
     print(f"  peak RSS during build: {peak / GIB:.2f} GiB (+{(peak - loaded_rss) / GIB:.2f} GiB over the loaded data)")
     del features, table
 
     entities = reference_entities(spec, args.reference_keys, list(frame.columns))
-    ours, ours_seconds, _ = timed(kernel_counts_sums, frame, entities)
-    theirs, theirs_seconds, _ = timed(pandas_counts_sums, frame, entities)
+    ours, ours_seconds, _, _ = timed(kernel_counts_sums, frame, entities)
+    theirs, theirs_seconds, _, _ = timed(pandas_counts_sums, frame, entities)
     agree = all(np.allclose(ours[k], theirs[k], rtol=1e-6, equal_nan=True) for k in ours)
     print(f"window counts + sums, {len(ours)} columns over {', '.join(entities)}:")
     print(f"  sorted-index kernels: {ours_seconds:.2f} s; pandas groupby().rolling(closed='left'): {theirs_seconds:.2f} s")

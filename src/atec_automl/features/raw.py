@@ -10,6 +10,7 @@ categorical fields as codes. A value whose key field is missing is NaN.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -45,7 +46,7 @@ class RawFeatureBuilder:
         self.amount = frame[spec.amount].to_numpy(dtype=np.float64, na_value=np.nan)
         self.max_window = max([window_seconds(w) or 0 for w in self._all_windows()] + [0])
         self._indexes: dict[tuple[str, ...], KeyIndex] = {}
-        self._codes: dict[tuple[str, ...], np.ndarray] = {}
+        self._planned = self._planned_index_uses()
 
     def _all_windows(self) -> list[str]:
         """Every window named anywhere in the spec."""
@@ -61,19 +62,28 @@ class RawFeatureBuilder:
             log.warning("features: skipping %s, the data has no column %s", what, missing)
         return not missing
 
+    def _planned_index_uses(self) -> Counter:
+        """How many times each key's index will be asked for, so it is freed after its last use."""
+        spec, user = self.spec, [self.spec.user]
+        uses = [e.columns for e in spec.entities.values()] + list(spec.first_seen.values())
+        uses += [u for column in spec.usual for u in (user, [spec.user, column])]
+        uses += [user] if spec.sequence is not None else []
+        return Counter(tuple(columns) for columns in uses)
+
     def codes(self, columns: list[str]) -> np.ndarray:
-        """Key codes of a column or column tuple, computed once."""
-        key = tuple(columns)
-        if key not in self._codes:
-            self._codes[key] = key_codes(self.frame, list(columns))
-        return self._codes[key]
+        """Key codes of a column or column tuple."""
+        return key_codes(self.frame, list(columns))
 
     def index(self, columns: list[str]) -> KeyIndex:
-        """The (key, time) index of a column or column tuple, built once."""
+        """The (key, time) index of a column or column tuple: built once, dropped after its last planned use."""
         key = tuple(columns)
-        if key not in self._indexes:
-            self._indexes[key] = build_key_index(self.codes(columns), self.ts, self.max_window)
-        return self._indexes[key]
+        index = self._indexes.get(key) or build_key_index(self.codes(columns), self.ts, self.max_window)
+        self._planned[key] -= 1
+        if self._planned[key] > 0:
+            self._indexes[key] = index
+        else:
+            self._indexes.pop(key, None)
+        return index
 
     def build(self, progress: tqdm) -> tuple[pd.DataFrame, list[str]]:
         """The feature table (timeline order) and the names of its categorical columns."""
@@ -103,7 +113,7 @@ class RawFeatureBuilder:
         """The user's past-event index and the step table (log amount, log gap, flags, codes)."""
         seq = self.spec.sequence
         users = self.index([self.spec.user])
-        gap = users.scatter(np.where(users.hi > users.group_start, users.ts - users.ts[np.maximum(users.hi - 1, 0)], np.nan), self.n)
+        gap = users.scatter(users.since_previous(), self.n)
         steps = {
             "log_amount": np.log1p(np.maximum(self.amount, 0.0)),
             "amount_missing": np.isnan(self.amount).astype(np.float32),
@@ -169,8 +179,7 @@ def entity_features(ki: KeyIndex, name: str, entity: EntitySpec, amount: np.ndar
     if "count" in entity.stats:
         out.update({f"{name}_count_{w}": (ki.hi - lo).astype(np.float64) for w, lo in lows.items()})
     if entity.since_prev:
-        previous_ts = ki.ts[np.maximum(ki.hi - 1, 0)]
-        out[f"{name}_since_prev"] = np.where(ki.hi > ki.group_start, ki.ts - previous_ts, np.nan)
+        out[f"{name}_since_prev"] = ki.since_previous()
     for other, windows in entity.distinct.items():
         out.update(distinct_features(ki, f"{name}_nuniq_{other}", others[other], windows))
     return out
@@ -216,7 +225,7 @@ def window_maxima(ki: KeyIndex, values: np.ndarray, lows: dict[str, np.ndarray])
 
 def distinct_features(ki: KeyIndex, prefix: str, other_codes: np.ndarray, windows: list[str]) -> dict[str, np.ndarray]:
     """Distinct known values of another column among the entity's events of each window."""
-    pair = ki.codes * (int(other_codes.max(initial=0)) + 2) + (other_codes + 1)
+    pair = ki.group_start * (int(other_codes.max(initial=0)) + 2) + (other_codes + 1)
     prev = previous_same(pair)
     known = other_codes >= 0
     prev = np.where(known, prev, np.arange(len(prev)))

@@ -25,11 +25,14 @@ SHORT_RANGE = 16
 
 @dataclass
 class KeyIndex:
-    """Events with a known key, sorted by (key, time, timeline position)."""
+    """Events with a known key, sorted by (key, time, timeline position).
+
+    `composite` is `key * span + (ts - min_ts + offset)`: one sorted int64 per event, so that a
+    window bound is one binary search and a difference of composites within a group is a time
+    difference. `group_start` doubles as a group id.
+    """
 
     order: np.ndarray
-    codes: np.ndarray
-    ts: np.ndarray
     group_start: np.ndarray
     hi: np.ndarray
     composite: np.ndarray
@@ -47,6 +50,11 @@ class KeyIndex:
         if window_seconds > self.offset:
             raise ValueError(f"window {window_seconds}s exceeds the index offset {self.offset}s")
         return np.searchsorted(self.composite, self.composite - window_seconds, side="left")
+
+    def since_previous(self) -> np.ndarray:
+        """Seconds since the group's latest strictly earlier event (NaN for none)."""
+        previous = self.composite[np.maximum(self.hi - 1, 0)]
+        return np.where(self.hi > self.group_start, self.composite - previous, np.nan)
 
     def scatter(self, sorted_values: np.ndarray, n_rows: int, fill: float = np.nan) -> np.ndarray:
         """Values per sorted position -> one value per timeline row (`fill` where the key is missing)."""
@@ -68,8 +76,6 @@ def build_key_index(codes: np.ndarray, ts: np.ndarray, max_window: int) -> KeyIn
     composite = key * span + (sorted_ts - (ts.min() if len(ts) else 0) + offset)
     return KeyIndex(
         order=order,
-        codes=key,
-        ts=sorted_ts,
         group_start=run_starts(key),
         hi=run_starts(composite),
         composite=composite,
