@@ -620,13 +620,8 @@ def _normal_events(world: World, window: Window, n_events: int, rng: np.random.G
     session = _session_context(world, window, user, start, hour, rng)
 
     event_session = np.repeat(np.arange(len(sizes)), sizes)
-    gaps = rng.exponential(75.0, n_events).astype(np.int64)
-    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    gaps[first] = 0
-    offset = np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[first], sizes)
-    window_end = (days[-1] + 1) * SECONDS_PER_DAY - 1
     columns = {name: values[event_session] for name, values in session.items()}
-    columns["ts"] = np.minimum(start[event_session] + offset, window_end)
+    columns["ts"] = _group_times(start, sizes, rng.exponential(75.0, n_events).astype(np.int64), _last_second(window))
     user = user[event_session]
     payee, scene = _normal_payees(world, user, columns["ts"], rng)
     card = world.card_start[user] + np.where(rng.random(n_events) < 0.78, 0, rng.integers(0, world.card_count[user]))
@@ -639,6 +634,23 @@ def _normal_events(world: World, window: Window, n_events: int, rng: np.random.G
     columns["is_peer_pay"] = ((scene == TAOBAO) & (rng.random(n_events) < 0.05)).astype(np.int32)
     columns["tactic"] = np.full(n_events, NORMAL, dtype=np.int8)
     return columns
+
+
+def _last_second(window: Window) -> int:
+    """The window's last second (23:59:59 of its last day)."""
+    return (_day(window.last_day) + 1) * SECONDS_PER_DAY - 1
+
+
+def _group_times(start: np.ndarray, sizes: np.ndarray, gaps: np.ndarray, last_second: int) -> np.ndarray:
+    """Times of events in groups (a session, a victim's payments): the group's start, then `gaps` apart
+    (each group's first gap ignored); a group that would run past `last_second` starts earlier instead."""
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    gaps = gaps.copy()
+    gaps[first] = 0
+    elapsed = np.cumsum(gaps)
+    offset = elapsed - np.repeat(elapsed[first], sizes)
+    span = offset[first + sizes - 1]
+    return np.repeat(np.minimum(start, last_second - span), sizes) + offset
 
 
 def _session_context(world: World, window: Window, user: np.ndarray, start: np.ndarray, hour: np.ndarray, rng: np.random.Generator) -> Columns:
@@ -801,10 +813,7 @@ def _fraud_events(world: World, window: Window, window_index: int, n_events: int
     probe = victims["probe"][victim] & (step == 0)
     after_probe = victims["probe"][victim] & (step == 1)
     gaps = np.where(after_probe, rng.exponential(1200.0, n_events), rng.exponential(240.0, n_events)).astype(np.int64)
-    gaps[first] = 0
-    offset = np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[first], per_victim)
-    window_end = (window.days()[-1] + 1) * SECONDS_PER_DAY - 1
-    ts = np.minimum(victims["start"][victim] + offset, window_end)
+    ts = _group_times(victims["start"], per_victim, gaps, _last_second(window))
     event = {name: values[victim] for name, values in victims.items()}
     return _fraud_columns(world, window, event, ts, probe, rng)
 
