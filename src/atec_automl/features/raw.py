@@ -6,6 +6,13 @@ Feature names: `<entity>_<stat>_<window>` (e.g. `user_amt_mean_24h`), `<entity>_
 `usual_<column>` (the value is the user's most frequent past value), `mismatch_<name>`
 (two province fields differ), calendar fields, `missing_count`, the amount and the configured
 categorical fields as codes. A value whose key field is missing is NaN.
+
+How each is computed (see `windows.py`): counts are index differences; sums and means come from
+cumulative sums restarted at every entity (so later events cannot change an earlier value's
+rounding); std is the sample std (ddof=1) from cumulative sums of amounts and their squares
+(float64, clipped at 0 against cancellation); maxima are exact range maxima (sparse-table
+doubling, O(n) memory); distinct counts are exact (first occurrence inside the window).
+Nothing reads the label: `build.compute_features` drops it before calling this module.
 """
 from __future__ import annotations
 
