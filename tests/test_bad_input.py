@@ -23,6 +23,9 @@ PRELIM_HEADER = ["id", "label", "date", "f1", "f2"]
 PRELIM_TRAIN = [["p1", "0", "20170905", "1", ""], ["p2", "1", "20170906", "", "2"]]
 
 
+# Each case builder writes files with the defect its name says and the error line expected for them.
+
+
 @dataclass
 class Case:
     """Files to load and what the one-line error must say."""

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from atec_automl.data.dataset import PARTS, Dataset
 from atec_automl.data.load import load_dataset

@@ -152,7 +152,7 @@ def read_part(path: Path, part: str, header: list[str], kinds: dict[str, str], f
     if file_kind(path) == "csv":
         table = _read_csv(path, wanted, file_format)
     else:
-        table = _read_parquet(path, list(wanted))
+        table = _read_parquet(path, wanted)
     if table.num_rows == 0:
         raise DataError(str(path), "no data rows (only a header)")
     converted = _convert(table, path, kinds, file_format)
@@ -206,6 +206,7 @@ def _raise_bad_row(path: Path) -> None:
     bad = []
 
     def remember(row: pa_csv.InvalidRow) -> str:
+        """Keep the bad row and read on."""
         bad.append(row)
         return "skip"
 
@@ -253,10 +254,11 @@ def _encoding_hint(line: bytes) -> str:
     return " (it looks GBK/GB18030-encoded); convert the file to UTF-8"
 
 
-def _read_parquet(path: Path, columns: list[str]) -> pa.Table:
-    """Read the wanted columns of a parquet file."""
+def _read_parquet(path: Path, wanted: dict[str, str]) -> pa.Table:
+    """Read the wanted columns of a parquet file, categories straight into dictionaries."""
+    categories = [c for c, k in wanted.items() if k == "category"]
     try:
-        return pq.read_table(path, columns=columns)
+        return pq.read_table(path, columns=list(wanted), read_dictionary=categories)
     except (pa.ArrowInvalid, OSError) as error:
         raise DataError(str(path), f"not a readable parquet file ({_first_line(error)})") from None
 
