@@ -73,7 +73,9 @@ def codes(*columns: pd.Series) -> np.ndarray:
     return pd.MultiIndex.from_arrays(list(columns)).factorize()[0] if len(columns) > 1 else columns[0].factorize()[0]
 
 
-def past_window_sum(key: np.ndarray, ts: np.ndarray, window: int | None, weight: np.ndarray | None = None) -> np.ndarray:
+def past_window_sum(
+    key: np.ndarray, ts: np.ndarray, window: int | None, weight: np.ndarray | None = None,
+) -> np.ndarray:
     """Sum of `weight` (default 1) over events of the same key with time in [t - window, t) (all history if None)."""
     weight = np.ones(len(key)) if weight is None else weight.astype(float)
     span = int(ts.max() - ts.min()) + 2 * DAY + 2

@@ -182,6 +182,8 @@ def test_bad_settings_name_the_config_key(tmp_path):
         generate(10, 0, tmp_path / "x")
     with pytest.raises(AtecError, match="data.file_format"):
         generate(10_000, 0, tmp_path / "x", file_format="xlsx")
+    with pytest.raises(AtecError, match="data.seed"):
+        generate(10_000, -1, tmp_path / "x")
     with pytest.raises(AtecError, match="data.time_resolution"):
         generate(10_000, 0, tmp_path / "x", time_resolution="minute")
     assert list(tmp_path.iterdir()) == []
@@ -192,7 +194,8 @@ def other_users_on_device_last_day(events: pd.DataFrame) -> np.ndarray:
     rows = events[["device_sign", "user_id", "ts"]].reset_index(names="row")
     rows = rows[rows["device_sign"] != "-1"]
     pairs = rows.merge(rows, on="device_sign", suffixes=("", "_past"))
-    recent = pairs[(pairs["ts_past"] < pairs["ts"]) & (pairs["ts_past"] >= pairs["ts"] - DAY) & (pairs["user_id_past"] != pairs["user_id"])]
+    in_last_day = (pairs["ts_past"] < pairs["ts"]) & (pairs["ts_past"] >= pairs["ts"] - DAY)
+    recent = pairs[in_last_day & (pairs["user_id_past"] != pairs["user_id"])]
     counts = recent.groupby("row")["user_id_past"].nunique()
     return counts.reindex(range(len(events)), fill_value=0).to_numpy()
 
@@ -225,5 +228,6 @@ def test_run_py_task_generate_end_to_end(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "rows/s" in result.stdout and "train.parquet" in result.stdout
-    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "test_a.parquet", "test_b.parquet", "test_labels.parquet", "train.parquet"]
+    written = sorted(p.name for p in out.iterdir())
+    assert written == [MANIFEST_NAME, "test_a.parquet", "test_b.parquet", "test_labels.parquet", "train.parquet"]
     assert pq.read_metadata(out / "train.parquet").num_rows == 10_000

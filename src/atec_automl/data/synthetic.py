@@ -105,7 +105,9 @@ VOCABULARIES = {
     "network": ("-1", "wifi", "4g", "3g"),
     "mobile_oper_platform": ("-1", "ios", "android", "other"),
     "operation_channel": ("-1", "app", "pc", "wap", "other"),
-    "pay_scene": ("-1", "淘宝实物担保", "线下扫码", "生活缴费", "手机充值", "站内即时到账", "转账到卡", "发红包", "信用卡还款"),
+    "pay_scene": (
+        "-1", "淘宝实物担保", "线下扫码", "生活缴费", "手机充值", "站内即时到账", "转账到卡", "发红包", "信用卡还款",
+    ),
     "income_card_bank_code": ("-1", "ICBC", "CCB", "ABC", "BOC", "CMB", "COMM", "PSBC", "CIB", "SPDB", "CMBC"),
     "version": ("-1", "10.0.18", "10.1.0", "10.1.2", "10.1.5", "10.1.8", "10.1.10", "10.1.12"),
 }
@@ -187,7 +189,7 @@ def generate(
     rows: int, seed: int, out_dir: Path, file_format: str = "parquet", time_resolution: str = "second"
 ) -> dict[str, Path]:
     """Write train, test_a, test_b, hidden test labels and a manifest into `out_dir`; return the 4 data paths."""
-    _check_arguments(rows, file_format, time_resolution)
+    _check_arguments(rows, seed, file_format, time_resolution)
     out_dir = Path(out_dir)
     events = simulate(rows, seed)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -239,8 +241,9 @@ class SyntheticEvents:
 
 def simulate(rows: int, seed: int) -> SyntheticEvents:
     """Simulate `rows` events (about 50/25/25 % over train, test_a, test_b) without writing anything."""
-    _check_rows(rows)
-    world_stream, label_stream, *window_streams = np.random.SeedSequence([seed, GENERATOR_VERSION]).spawn(2 + len(WINDOWS))
+    _check_rows_and_seed(rows, seed)
+    streams = np.random.SeedSequence([seed, GENERATOR_VERSION]).spawn(2 + len(WINDOWS))
+    world_stream, label_stream, *window_streams = streams
     world = _build_world(rows, np.random.default_rng(world_stream))
     part_rows = _part_counts(rows)
 
@@ -255,7 +258,7 @@ def simulate(rows: int, seed: int) -> SyntheticEvents:
     del pieces
     _sort_by_time(columns)  # windows are disjoint and in file order
     rng = np.random.default_rng(label_stream)
-    _assign_labels(columns, world, part_rows, rng)
+    _assign_labels(columns, columns.pop("payee"), world, part_rows, rng)
     _apply_missing(columns, part_rows, rng)
     columns["event_id"] = np.arange(rows, dtype=np.int64)
     part_codes = np.repeat([1, 2, 2], [part_rows[w.part] for w in WINDOWS])
@@ -263,15 +266,17 @@ def simulate(rows: int, seed: int) -> SyntheticEvents:
     return SyntheticEvents(columns, part_rows)
 
 
-def _check_rows(rows: int) -> None:
-    """Reject a row count too small for every window to hold fraud, grey and white events."""
+def _check_rows_and_seed(rows: int, seed: int) -> None:
+    """Reject a row count too small for every window to hold fraud, grey and white events, or a negative seed."""
     if int(rows) < MIN_ROWS:
         raise AtecError(f"data.rows={rows}: the synthetic generator needs at least {MIN_ROWS} rows")
+    if int(seed) < 0:
+        raise AtecError(f"data.seed={seed}: the synthetic generator needs a seed >= 0")
 
 
-def _check_arguments(rows: int, file_format: str, time_resolution: str) -> None:
+def _check_arguments(rows: int, seed: int, file_format: str, time_resolution: str) -> None:
     """Reject settings the generator cannot honour, naming the config key."""
-    _check_rows(rows)
+    _check_rows_and_seed(rows, seed)
     if file_format not in FILE_FORMATS:
         raise AtecError(f"data.file_format={file_format!r}: choose one of {', '.join(FILE_FORMATS)}")
     if time_resolution not in TIME_RESOLUTIONS:
@@ -536,7 +541,9 @@ def _households(rng: np.random.Generator, n_users: int) -> np.ndarray:
     return np.maximum.accumulate(np.where(head, np.arange(n_users), 0))
 
 
-def _usual_payees(rng: np.random.Generator, n_users: int, n_people: int, n_merchants: int, popularity: np.ndarray) -> np.ndarray:
+def _usual_payees(
+    rng: np.random.Generator, n_users: int, n_people: int, n_merchants: int, popularity: np.ndarray,
+) -> np.ndarray:
     """Up to 8 habitual payees per user: favourite merchants (by popularity) and friends."""
     shape = (n_users, 8)
     merchants = n_people + rng.choice(n_merchants, shape, p=popularity / popularity.sum())
@@ -544,7 +551,9 @@ def _usual_payees(rng: np.random.Generator, n_users: int, n_people: int, n_merch
     return np.where(rng.random(shape) < 0.6, merchants, friends)
 
 
-def _trips(rng: np.random.Generator, n_users: int, timeline: tuple[int, int], migrant: np.ndarray, cert_prov: np.ndarray):
+def _trips(
+    rng: np.random.Generator, n_users: int, timeline: tuple[int, int], migrant: np.ndarray, cert_prov: np.ndarray,
+):
     """Two trip slots per user: a holiday or random trip, and the Spring Festival trip home of migrants."""
     national_day = rng.random(n_users) < 0.12
     holiday_start = (_day(NATIONAL_DAY[0]) - 1 + rng.integers(0, 4, n_users)) * SECONDS_PER_DAY
@@ -653,7 +662,9 @@ def _group_times(start: np.ndarray, sizes: np.ndarray, gaps: np.ndarray, last_se
     return np.repeat(np.minimum(start, last_second - span), sizes) + offset
 
 
-def _session_context(world: World, window: Window, user: np.ndarray, start: np.ndarray, hour: np.ndarray, rng: np.random.Generator) -> Columns:
+def _session_context(
+    world: World, window: Window, user: np.ndarray, start: np.ndarray, hour: np.ndarray, rng: np.random.Generator,
+) -> Columns:
     """Where and on what a session happens: device, network, IP, Wi-Fi, channel, app version."""
     n = len(user)
     traveling_slot = (world.trip_start[user] <= start[:, None]) & (start[:, None] < world.trip_end[user])
@@ -665,7 +676,8 @@ def _session_context(world: World, window: Window, user: np.ndarray, start: np.n
     main_device = world.device_start[user] + np.where(start >= world.switch_time[user], world.device_count[user], 0)
     own_device = world.device_start[user] + rng.integers(0, world.device_count[user])
     family_device = world.device_start[world.household[user]]
-    shop_device = world.shop_device_start + (location - 1) * world.shops_per_province + rng.integers(0, world.shops_per_province, n)
+    shop_slot = (location - 1) * world.shops_per_province + rng.integers(0, world.shops_per_province, n)
+    shop_device = world.shop_device_start + shop_slot
     device = np.select([pick < 0.87, pick < 0.955, pick < 0.99], [main_device, own_device, family_device], shop_device)
 
     at_home_wifi = ~traveling & (rng.random(n) < 0.35 + 0.3 * ((hour < 8) | (hour >= 19)))
@@ -681,7 +693,7 @@ def _session_context(world: World, window: Window, user: np.ndarray, start: np.n
     client_ip = np.select([at_home_wifi, hotspot], [home_ip, world.hotspot_ip_start + hotspot_slot], nat_ip)
     wireless_mac = np.select([at_home_wifi, hotspot], [home, world.hotspot_mac_start + hotspot_slot], -1)
     common_hotspot_name = rng.random(n) < 0.5
-    hotspot_name = np.where(common_hotspot_name, world.hotspot_mac_start + hotspot_slot % 3, world.hotspot_mac_start + hotspot_slot)
+    hotspot_name = world.hotspot_mac_start + np.where(common_hotspot_name, hotspot_slot % 3, hotspot_slot)
     wifi_node_name = np.select([at_home_wifi, hotspot], [home, hotspot_name], -1)
     ip_city = np.select([at_home_wifi, traveling], [world.party_city[user], _capitals(location)], _capitals(location))
 
@@ -690,6 +702,7 @@ def _session_context(world: World, window: Window, user: np.ndarray, start: np.n
         PC,
         rng.choice([APP, WAP, OTHER_CHANNEL], n, p=[0.93, 0.05, 0.02]),
     )
+    browser = (channel == PC) | (channel == WAP)  # no app version
     return {
         "device_sign": device,
         "network": network.astype(np.int8),
@@ -700,7 +713,7 @@ def _session_context(world: World, window: Window, user: np.ndarray, start: np.n
         "ip_city": ip_city,
         "operation_channel": channel.astype(np.int8),
         "mobile_oper_platform": np.where(channel == PC, OTHER_PLATFORM, world.device_platform[device]).astype(np.int8),
-        "version": np.where((channel == PC) | (channel == WAP), 0, _app_version(start, world.device_lag_days[device])).astype(np.int8),
+        "version": np.where(browser, 0, _app_version(start, world.device_lag_days[device])).astype(np.int8),
     }
 
 
@@ -710,7 +723,9 @@ def _app_version(ts: np.ndarray, lag_days: np.ndarray) -> np.ndarray:
     return np.maximum(np.searchsorted(releases, ts - lag_days * SECONDS_PER_DAY, side="right"), 1)
 
 
-def _normal_payees(world: World, user: np.ndarray, ts: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _normal_payees(
+    world: World, user: np.ndarray, ts: np.ndarray, rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """Payee party and scene: a usual payee, a popular merchant or a one-off stranger."""
     n = len(user)
     pick = rng.random(n)
@@ -724,14 +739,17 @@ def _normal_payees(world: World, user: np.ndarray, ts: np.ndarray, rng: np.rando
     )
     payee = np.select([pick < 0.55, pick < 0.88], [usual, popular], stranger)
     is_merchant = payee >= world.merchant_start
-    festival = (ts >= _day(SPRING_FESTIVAL[0]) * SECONDS_PER_DAY) & (ts < (_day(SPRING_FESTIVAL[1]) + 1) * SECONDS_PER_DAY)
+    day = ts // SECONDS_PER_DAY
+    festival = (day >= _day(SPRING_FESTIVAL[0])) & (day <= _day(SPRING_FESTIVAL[1]))
     red_packet = rng.random(n) < np.where(festival, 0.35, 0.08)
     person_scene = np.where(red_packet, RED_PACKET, np.where(rng.random(n) < 0.67, ACCOUNT_TRANSFER, CARD_TRANSFER))
     merchant_scene = world.merchant_scene[np.where(is_merchant, payee - world.merchant_start, 0)]
     return payee, np.where(is_merchant, merchant_scene, person_scene)
 
 
-def _normal_amounts(world: World, user: np.ndarray, scene: np.ndarray, window: Window, rng: np.random.Generator) -> np.ndarray:
+def _normal_amounts(
+    world: World, user: np.ndarray, scene: np.ndarray, window: Window, rng: np.random.Generator,
+) -> np.ndarray:
     """Log-normal amounts per user and scene; fixed values for top-ups and red packets; inflated per window."""
     n = len(user)
     amount = np.exp(rng.normal(world.amount_scale[user] + SCENE_AMOUNT_SHIFT[scene], 0.85)) * window.amount_inflation
@@ -763,7 +781,9 @@ def _party_columns(world: World, user: np.ndarray, card: np.ndarray) -> Columns:
     }
 
 
-def _payee_columns(world: World, scene: np.ndarray, payee: np.ndarray, user: np.ndarray, own_card: np.ndarray) -> Columns:
+def _payee_columns(
+    world: World, scene: np.ndarray, payee: np.ndarray, user: np.ndarray, own_card: np.ndarray,
+) -> Columns:
     """Counterparty fields by scene: account scenes fill `opposing_*`, card scenes `income_card_*`."""
     to_card = scene == CARD_TRANSFER
     repay = scene == CARD_REPAYMENT
@@ -875,42 +895,13 @@ def _pool_member(victim: Columns, rng: np.random.Generator, n: int) -> np.ndarra
     return victim["ring"] * RING_SLOTS + slot
 
 
-def _fraud_columns(world: World, window: Window, victim: Columns, ts: np.ndarray, probe: np.ndarray, rng: np.random.Generator) -> Columns:
-    """Fields of fraud events by tactic: device, network, payee, amount."""
+def _fraud_columns(
+    world: World, window: Window, victim: Columns, ts: np.ndarray, probe: np.ndarray, rng: np.random.Generator,
+) -> Columns:
+    """All fields of fraud events: access by tactic, the victim's own fields, mules or probe merchants, amounts."""
     n = len(ts)
-    user = victim["user"]
-    tactic = victim["tactic"]
-    takeover, stolen, farm = tactic == TAKEOVER, tactic == STOLEN_PHONE, tactic == DEVICE_FARM
-    ring_device = world.ring_device_start + _pool_member(victim, rng, n)
-    victim_device = world.device_start[user] + np.where(ts >= world.switch_time[user], world.device_count[user], 0)
-    farm_device = world.farm_device_start + int(window.days()[0]) * 10_000_000 + np.arange(n)
-    device = np.select([takeover, stolen], [ring_device, victim_device], farm_device)
-
-    proxy_ip = world.ring_ip_start + _pool_member(victim, rng, n)
-    proxy_prov = (proxy_ip * 2654435761 % N_PROVINCES) + 1
-    home = world.party_prov[user]
-    ring_prov = world.ring_prov[victim["ring"]]
-    on_proxy = (takeover & (rng.random(n) < 0.55)) | (farm & (rng.random(n) < 0.75))
-    location = np.select([on_proxy, stolen], [proxy_prov, home], ring_prov)
-    nat_ip = world.nat_start + location * world.nat_per_province + rng.integers(0, world.nat_count[location])
-    ring_wifi = takeover & on_proxy & (rng.random(n) < 0.6)
-    ring_mac = world.ring_mac_start + victim["ring"] * 8 + rng.integers(0, 2, n)
-    network = np.where(on_proxy, WIFI, np.where(rng.random(n) < window.share_3g, MOBILE_3G, MOBILE_4G))
-
-    channel = np.select(
-        [farm, takeover],
-        [rng.choice([APP, WAP, OTHER_CHANNEL], n, p=[0.35, 0.45, 0.2]), rng.choice([APP, WAP], n, p=[0.75, 0.25])],
-        APP,
-    )
-    ring_platform = np.where(rng.random(n) < 0.85, ANDROID, np.where(rng.random(n) < 0.6, IOS, OTHER_PLATFORM))
-    platform = np.select([stolen, farm], [world.device_platform[victim_device], np.where(rng.random(n) < 0.5, OTHER_PLATFORM, ANDROID)], ring_platform)
-    version = np.select(
-        [stolen, farm],
-        [_app_version(ts, world.device_lag_days[victim_device]), np.where(rng.random(n) < 0.7, 0, 1)],
-        _app_version(ts, rng.exponential(60.0, n)),
-    )
-    version = np.where((channel == WAP) | (channel == PC), 0, version)
-
+    user, farm = victim["user"], victim["tactic"] == DEVICE_FARM
+    columns = {"ts": ts, **_fraud_access(world, window, victim, ts, rng)}
     mule = world.mule_start + _pool_member(victim, rng, n)
     probe_merchant = world.merchant_start + np.searchsorted(world.merchant_cdf, rng.random(n), side="right")
     payee = np.where(probe & (rng.random(n) < 0.5), probe_merchant, mule)
@@ -918,26 +909,55 @@ def _fraud_columns(world: World, window: Window, victim: Columns, ts: np.ndarray
     merchant_scene = world.merchant_scene[np.where(payee < world.mule_start, payee - world.merchant_start, 0)]
     scene = np.select([farm, payee < world.mule_start], [TAOBAO, merchant_scene], mule_scene)
     card = world.card_start[user] + np.where(rng.random(n) < 0.85, 0, rng.integers(0, world.card_count[user]))
+    columns.update(_party_columns(world, user, card))
+    columns.update(_payee_columns(world, scene, payee, user, card))
+    columns["amt"] = _fraud_amounts(victim["tactic"], probe, window, rng)
+    columns["is_peer_pay"] = (farm & (rng.random(n) < 0.15)).astype(np.int32)
+    columns["tactic"] = victim["tactic"].astype(np.int8)
+    return columns
 
-    columns = {
-        "ts": ts,
+
+def _fraud_access(world: World, window: Window, victim: Columns, ts: np.ndarray, rng: np.random.Generator) -> Columns:
+    """Device, network, IP, Wi-Fi, channel, platform and app version of fraud events, by tactic."""
+    n = len(ts)
+    user, tactic = victim["user"], victim["tactic"]
+    takeover, stolen, farm = tactic == TAKEOVER, tactic == STOLEN_PHONE, tactic == DEVICE_FARM
+    ring_device = world.ring_device_start + _pool_member(victim, rng, n)
+    victim_device = world.device_start[user] + np.where(ts >= world.switch_time[user], world.device_count[user], 0)
+    farm_device = world.farm_device_start + _day(window.first_day) * 10_000_000 + np.arange(n)  # fresh per event
+    device = np.select([takeover, stolen], [ring_device, victim_device], farm_device)
+
+    proxy_ip = world.ring_ip_start + _pool_member(victim, rng, n)
+    proxy_prov = (proxy_ip * 2654435761 % N_PROVINCES) + 1  # a fixed province per proxy IP
+    on_proxy = (takeover & (rng.random(n) < 0.55)) | (farm & (rng.random(n) < 0.75))
+    location = np.select([on_proxy, stolen], [proxy_prov, world.party_prov[user]], world.ring_prov[victim["ring"]])
+    nat_ip = world.nat_start + location * world.nat_per_province + rng.integers(0, world.nat_count[location])
+    ring_wifi = takeover & on_proxy & (rng.random(n) < 0.6)
+    ring_mac = world.ring_mac_start + victim["ring"] * 8 + rng.integers(0, 2, n)
+    fake_mac = farm & on_proxy & (rng.random(n) < 0.5)
+    fake_mac_start = world.ring_mac_start + world.n_rings * 8  # emulators report random MACs
+    network = np.where(on_proxy, WIFI, np.where(rng.random(n) < window.share_3g, MOBILE_3G, MOBILE_4G))
+
+    farm_channel = rng.choice([APP, WAP, OTHER_CHANNEL], n, p=[0.35, 0.45, 0.2])
+    channel = np.select([farm, takeover], [farm_channel, rng.choice([APP, WAP], n, p=[0.75, 0.25])], APP)
+    ring_platform = np.where(rng.random(n) < 0.85, ANDROID, np.where(rng.random(n) < 0.6, IOS, OTHER_PLATFORM))
+    farm_platform = np.where(rng.random(n) < 0.5, OTHER_PLATFORM, ANDROID)
+    platform = np.select([stolen, farm], [world.device_platform[victim_device], farm_platform], ring_platform)
+    victim_version = _app_version(ts, world.device_lag_days[victim_device])
+    farm_version = np.where(rng.random(n) < 0.7, 0, 1)
+    version = np.select([stolen, farm], [victim_version, farm_version], _app_version(ts, rng.exponential(60.0, n)))
+    return {
         "device_sign": np.where(farm & (rng.random(n) < 0.2), -1, device),
         "network": network.astype(np.int8),
         "client_ip": np.where(on_proxy, proxy_ip, nat_ip),
-        "wireless_mac": np.select([ring_wifi, farm & on_proxy & (rng.random(n) < 0.5)], [ring_mac, world.ring_mac_start + world.n_rings * 8 + device], -1),
+        "wireless_mac": np.select([ring_wifi, fake_mac], [ring_mac, fake_mac_start + device], -1),
         "wifi_node_name": np.where(ring_wifi, ring_mac, -1),
         "ip_prov": location,
         "ip_city": _capitals(location),
         "operation_channel": channel.astype(np.int8),
         "mobile_oper_platform": platform.astype(np.int8),
-        "version": version.astype(np.int8),
+        "version": np.where((channel == WAP) | (channel == PC), 0, version).astype(np.int8),
     }
-    columns.update(_party_columns(world, user, card))
-    columns.update(_payee_columns(world, scene, payee, user, card))
-    columns["amt"] = _fraud_amounts(tactic, probe, window, rng)
-    columns["is_peer_pay"] = (farm & (rng.random(n) < 0.15)).astype(np.int32)
-    columns["tactic"] = tactic.astype(np.int8)
-    return columns
 
 
 def _fraud_amounts(tactic: np.ndarray, probe: np.ndarray, window: Window, rng: np.random.Generator) -> np.ndarray:
@@ -956,11 +976,13 @@ def _fraud_amounts(tactic: np.ndarray, probe: np.ndarray, window: Window, rng: n
 # ----------------------------------------------------------------------------------------------
 
 
-def _assign_labels(columns: Columns, world: World, part_rows: dict[str, int], rng: np.random.Generator) -> None:
+def _assign_labels(
+    columns: Columns, payee: np.ndarray, world: World, part_rows: dict[str, int], rng: np.random.Generator,
+) -> None:
     """`is_fraud`: 1 fraud, 0 legit, -1 blocked by the legacy rule engine; some fraud unreported (0)."""
     n = len(columns["ts"])
     fraud = columns["tactic"] != NORMAL
-    score = _legacy_rule_score(columns, world) + rng.normal(0.0, 0.6, n)
+    score = _legacy_rule_score(columns, payee, world) + rng.normal(0.0, 0.6, n)
     blocked = np.zeros(n, dtype=bool)
     start = 0
     for window in WINDOWS:
@@ -969,14 +991,14 @@ def _assign_labels(columns: Columns, world: World, part_rows: dict[str, int], rn
         start = rows.stop
     label = np.where(fraud & (rng.random(n) >= 0.05), 1, 0)
     columns["is_fraud"] = np.where(blocked, -1, label).astype(np.int32)
-    del columns["payee"]
 
 
-def _legacy_rule_score(columns: Columns, world: World) -> np.ndarray:
+def _legacy_rule_score(columns: Columns, payee: np.ndarray, world: World) -> np.ndarray:
     """Points of a simple production rule set; it knows each user's devices and payees from before the data."""
-    user, ts, device, payee = columns["user_id"], columns["ts"], columns["device_sign"], columns["payee"]
+    user, ts, device = columns["user_id"], columns["ts"], columns["device_sign"]
     known_device = (device >= world.device_start[user]) & (device < world.device_start[user] + world.device_count[user])
-    known_payee = ((world.usual_payees[user] == payee[:, None]) & (np.arange(8) < world.usual_count[user][:, None])).any(axis=1)
+    usual_slots = np.arange(world.usual_payees.shape[1]) < world.usual_count[user][:, None]
+    known_payee = ((world.usual_payees[user] == payee[:, None]) & usual_slots).any(axis=1)
     new_device = ~known_device & _first_pair_occurrence(user, device, ts)
     new_payee = ~known_payee & _first_pair_occurrence(user, payee, ts)
     hour = ts % SECONDS_PER_DAY // 3600
@@ -1018,10 +1040,16 @@ def _concat(parts: list[Columns], compact: bool = False) -> Columns:
     columns = {}
     for name in parts[0]:
         values = np.concatenate([part[name] for part in parts])
-        if compact and name != "ts" and values.dtype == np.int64 and len(values) and np.iinfo(np.int32).min <= values.min() and values.max() <= np.iinfo(np.int32).max:
+        if compact and name != "ts" and values.dtype == np.int64 and len(values) and _fits_int32(values):
             values = values.astype(np.int32)
         columns[name] = values
     return columns
+
+
+def _fits_int32(values: np.ndarray) -> bool:
+    """Whether every value fits in an int32."""
+    limits = np.iinfo(np.int32)
+    return limits.min <= values.min() and values.max() <= limits.max
 
 
 def _sort_by_time(columns: Columns) -> None:
@@ -1039,7 +1067,9 @@ CHUNK_ROWS = 500_000
 HEX_PAIRS = np.frombuffer("".join(f"{i:02x}" for i in range(256)).encode(), dtype=np.uint16)  # byte -> 2 hex chars
 
 
-def _write_files(events: SyntheticEvents, seed: int, directory: Path, file_format: str, time_resolution: str) -> dict[str, str]:
+def _write_files(
+    events: SyntheticEvents, seed: int, directory: Path, file_format: str, time_resolution: str,
+) -> dict[str, str]:
     """Write the three parts, the hidden labels and the manifest into `directory`; return file names by key."""
     names = {key: f"{stem}.{file_format}" for key, stem in FILE_STEMS.items()}
     salts = _namespace_salts(seed)
@@ -1047,7 +1077,10 @@ def _write_files(events: SyntheticEvents, seed: int, directory: Path, file_forma
     jobs = [(names[w.part], [events.part_slice(w.part)], COLUMNS if w.part == "train" else test_columns) for w in WINDOWS]
     jobs.append((names["hidden_labels"], [events.part_slice(w.part) for w in WINDOWS[1:]], LABEL_COLUMNS))
     with ThreadPoolExecutor(len(jobs)) as pool:  # files are independent; arrow and numpy release the GIL
-        done = [pool.submit(_write_table, directory / name, events, rows, columns, salts, file_format, time_resolution) for name, rows, columns in jobs]
+        done = [
+            pool.submit(_write_table, directory / name, events, rows, columns, salts, file_format, time_resolution)
+            for name, rows, columns in jobs
+        ]
         for job in done:
             job.result()
     manifest = _manifest(events, seed, directory, names, file_format, time_resolution)
@@ -1055,7 +1088,15 @@ def _write_files(events: SyntheticEvents, seed: int, directory: Path, file_forma
     return {**names, "manifest": MANIFEST_NAME}
 
 
-def _write_table(path: Path, events: SyntheticEvents, row_ranges: list[slice], columns: tuple[str, ...], salts: dict[int, np.uint64], file_format: str, time_resolution: str) -> None:
+def _write_table(
+    path: Path,
+    events: SyntheticEvents,
+    row_ranges: list[slice],
+    columns: tuple[str, ...],
+    salts: dict[int, np.uint64],
+    file_format: str,
+    time_resolution: str,
+) -> None:
     """Write the given rows in chunks of `CHUNK_ROWS` as parquet or CSV."""
     schema = pa.schema([(name, _arrow_type(name)) for name in columns])
     with _table_writer(path, schema, file_format) as writer:
@@ -1087,7 +1128,9 @@ def _arrow_type(name: str) -> pa.DataType:
     return pa.int64() if name in INT_COLUMNS else pa.string()
 
 
-def _arrow_column(name: str, columns: Columns, rows: slice, salts: dict[int, np.uint64], time_resolution: str) -> pa.Array:
+def _arrow_column(
+    name: str, columns: Columns, rows: slice, salts: dict[int, np.uint64], time_resolution: str,
+) -> pa.Array:
     """One output column for a row range: hex ids, vocabulary text, times, dates or numbers."""
     if name in ID_NAMESPACES:
         return _hex_ids(columns[name][rows], salts[ID_NAMESPACES[name]])
@@ -1155,7 +1198,9 @@ def _time_text(ts: np.ndarray, width: int) -> pa.Array:
     return _strings_from_fixed_width(chars[:, :width])
 
 
-def _manifest(events: SyntheticEvents, seed: int, directory: Path, names: dict[str, str], file_format: str, time_resolution: str) -> dict:
+def _manifest(
+    events: SyntheticEvents, seed: int, directory: Path, names: dict[str, str], file_format: str, time_resolution: str,
+) -> dict:
     """Rows, seed, settings, per-part label counts and file digests (no timings: same seed, same bytes)."""
     labels = events.columns["is_fraud"]
     parts = {}
