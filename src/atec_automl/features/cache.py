@@ -48,6 +48,9 @@ def save_cached(features: FeatureSet, directory: Path, extra_meta: dict) -> None
     """Write `features` into `directory` atomically (temporary directory, then rename)."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would hide the cache from other users
     try:
         features.table.to_parquet(staging / "table.parquet", index=False)
         has_seq = features.seq_index is not None
