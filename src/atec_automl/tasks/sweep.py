@@ -21,7 +21,7 @@ def run(cfg: DictConfig) -> None:
     results = run_sweep(cfg, prepared, Path(HydraConfig.get().runtime.output_dir))
     for result in results:
         best = "-" if result.best_score is None else f"{result.best_score:.4f}"
-        print(f"[sweep] {result.family}: {result.finished} trials finished in {result.study_name}, best {best}")
+        print(f"[sweep] {result.family}: {result.counted} trials complete or pruned in {result.study_name}, best {best}")
     if cfg.sweep.submit:
         submit(cfg, prepared)
     leaderboard.run(OmegaConf.merge(cfg, {"leaderboard": {"data": prepared.dataset.fingerprint}}))
