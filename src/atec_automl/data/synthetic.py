@@ -815,10 +815,10 @@ def _payee_columns(
 def _fraud_events(world: World, window: Window, window_index: int, n_events: int, rng: np.random.Generator) -> Columns:
     """Exactly `n_events` fraud events of one window: ring campaigns over victims, see the module docstring.
 
-    At least two campaigns per day of the window, so that small data sets still have fraud on
+    At least one campaign per day of the window, so that small data sets still have fraud on
     most days (the scored days of a split need positives); large ones get ~30 events a campaign.
     """
-    count = max(n_events // 30, 2 * len(window.days()))
+    count = max(n_events // 30, len(window.days()))
     while True:
         victims = _victims(world, _campaigns(world, window, window_index, count, rng), rng)
         per_victim = victims["probe"].astype(np.int64) + victims["payments"]
