@@ -15,9 +15,11 @@ from atec_automl.errors import AtecError
 from atec_automl.metric import atec_score, auc
 from atec_automl.models import build_model, load_model
 from atec_automl.models.base import Model, ModelData
+from atec_automl.models.catboost_model import CatBoostModel
 from atec_automl.models.cnn_lstm import CNNLSTMModel, right_aligned
 from atec_automl.models.neural import IndexBatches, TabularStore
 from atec_automl.models.toy import ToyData, make_toy
+from atec_automl.models.trainer import TrainerSettings
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 FAMILIES = ("catboost", "mlp", "cnn_lstm")
@@ -204,3 +206,21 @@ def test_grey_or_out_of_range_targets_are_refused(family, toy):
         build_model(small_cfg(family)).fit(grey, valid)
     with pytest.raises(AtecError, match="unknown parameter"):
         build_model(small_cfg(family, "+model.no_such_knob=1"))
+
+
+def test_catboost_gpu_settings_reach_catboost_without_callbacks():
+    gpu = TrainerSettings(accelerator="cpu", catboost_task_type="GPU", catboost_devices="0")
+    model = CatBoostModel(trainer=gpu, subsample=0.8, auto_class_weights="Balanced")
+    params = model._booster_params(soft=False, validating=True, train_dir="/nonexistent")
+    assert params["task_type"] == "GPU" and params["devices"] == "0"
+    assert params["bootstrap_type"] == "Bernoulli" and params["auto_class_weights"] == "Balanced"
+    assert params["allow_writing_files"] is False and params["use_best_model"] is True
+    cpu = CatBoostModel(subsample=0.8)._booster_params(soft=True, validating=False, train_dir="/nonexistent")
+    assert cpu["task_type"] == "CPU" and cpu["loss_function"] == "CrossEntropy" and "bootstrap_type" not in cpu
+
+
+def test_gpu_trainer_refuses_a_machine_without_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(AtecError, match="no CUDA device"):
+        TrainerSettings(accelerator="gpu", precision="bf16-mixed")

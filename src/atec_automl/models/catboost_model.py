@@ -118,8 +118,11 @@ class CatBoostModel(Model):
         params.update(loss_function="CrossEntropy" if soft else "Logloss", random_seed=self.seed,
                       task_type=self.trainer.catboost_task_type, train_dir=train_dir, allow_writing_files=False,
                       logging_level="Silent")
-        if self.trainer.catboost_task_type == "GPU" and self.trainer.catboost_devices is not None:
-            params["devices"] = self.trainer.catboost_devices
+        if self.trainer.catboost_task_type == "GPU":
+            if self.trainer.catboost_devices is not None:
+                params["devices"] = self.trainer.catboost_devices
+            if "subsample" in params and "bootstrap_type" not in params:
+                params["bootstrap_type"] = "Bernoulli"  # GPU's default Bayesian bootstrap rejects subsample
         if not soft:
             params.update({k: v for k, v in (("auto_class_weights", self.params.auto_class_weights),
                                              ("scale_pos_weight", self.params.scale_pos_weight)) if v is not None})

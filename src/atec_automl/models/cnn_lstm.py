@@ -20,7 +20,7 @@ from atec_automl.errors import AtecError
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.models.base import ModelData
 from atec_automl.models.layers import TabularEncoder, activation, dense_stack
-from atec_automl.models.mlp import tabular_store
+from atec_automl.models.mlp import fit_table_inputs, tabular_store
 from atec_automl.models.neural import NeuralModel, NeuralParams, TabularStore
 from atec_automl.models.preprocess import NumericScaler, TabularPreprocessor
 
@@ -89,7 +89,8 @@ class CNNLSTMNet(nn.Module):
         convs: list[nn.Module] = []
         channels = step_inputs
         for _ in range(p.conv_layers):
-            convs += [nn.Conv1d(channels, p.conv_channels, p.kernel_size, padding=p.kernel_size // 2), activation(p.activation)]
+            conv = nn.Conv1d(channels, p.conv_channels, p.kernel_size, padding=p.kernel_size // 2)
+            convs += [conv, activation(p.activation)]
             channels = p.conv_channels
         self.conv = nn.Sequential(*convs)
         self.lstm = nn.LSTM(channels, p.lstm_hidden, num_layers=p.lstm_layers, batch_first=True,
@@ -120,12 +121,9 @@ class CNNLSTMModel(NeuralModel):
         self.step_scaler: NumericScaler | None = None
 
     def _fit_inputs(self, train: ModelData) -> None:
-        fs = train.features
-        steps = sequence_inputs(fs)[1]
-        rows = np.asarray(train.rows)
-        self.preprocessor = TabularPreprocessor.fit(fs.table, fs.categorical, rows, self.params.scaling,
-                                                    self.params.max_categories, self.params.min_category_count, self.seed)
-        self.step_scaler = NumericScaler.fit(steps[rows], self.params.scaling, self.seed)
+        steps = sequence_inputs(train.features)[1]
+        self.preprocessor = fit_table_inputs(train, self.params, self.seed)
+        self.step_scaler = NumericScaler.fit(steps[np.asarray(train.rows)], self.params.scaling, self.seed)
 
     def _store(self, data: ModelData, target: np.ndarray | None) -> SequenceStore:
         device = self.trainer.device

@@ -48,9 +48,7 @@ class MLPModel(NeuralModel):
         self.preprocessor: TabularPreprocessor | None = None
 
     def _fit_inputs(self, train: ModelData) -> None:
-        fs = train.features
-        self.preprocessor = TabularPreprocessor.fit(fs.table, fs.categorical, np.asarray(train.rows), self.params.scaling,
-                                                    self.params.max_categories, self.params.min_category_count, self.seed)
+        self.preprocessor = fit_table_inputs(train, self.params, self.seed)
 
     def _store(self, data: ModelData, target: np.ndarray | None) -> TabularStore:
         return tabular_store(self.preprocessor, data, target, self.trainer.device)
@@ -64,6 +62,13 @@ class MLPModel(NeuralModel):
 
     def _load_inputs_state(self, state: dict) -> None:
         self.preprocessor = TabularPreprocessor.from_state(state["table"])
+
+
+def fit_table_inputs(train: ModelData, params: NeuralParams, seed: int) -> TabularPreprocessor:
+    """The tabular preprocessor of `params` fitted on the training rows."""
+    fs = train.features
+    return TabularPreprocessor.fit(fs.table, fs.categorical, np.asarray(train.rows), params.scaling,
+                                   params.max_categories, params.min_category_count, seed)
 
 
 def tabular_store(preprocessor: TabularPreprocessor, data: ModelData, target: np.ndarray | None,

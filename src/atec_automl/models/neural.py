@@ -223,6 +223,7 @@ def quiet_lightning() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
+            warnings.filterwarnings("ignore", message=r".*`validation_step` but have no `val_dataloader`.*")
             yield
     finally:
         for lg, level in zip(loggers, levels):
@@ -298,7 +299,8 @@ class NeuralModel(Model):
         positives, negatives = class_balance(torch.as_tensor(target), None if train.weight is None
                                              else torch.as_tensor(np.asarray(train.weight, dtype=np.float32)))
         pos_weight = {"pos_weight": negatives / positives, "sqrt_pos_weight": math.sqrt(negatives / positives)}
-        sample_weights = self._balanced_weights(target, positives, negatives) if self.params.imbalance == "balanced" else None
+        balanced = self.params.imbalance == "balanced"
+        sample_weights = self._balanced_weights(target, positives, negatives) if balanced else None
         train_batches = IndexBatches(store, self.params.batch_size, device, shuffle=True, seed=self.seed,
                                      sample_weights=sample_weights)
         module = BinaryModule(self.net, self.params, pos_weight.get(self.params.imbalance))
@@ -310,7 +312,8 @@ class NeuralModel(Model):
             callbacks += [keep_best, EarlyStopping(monitor=monitor, mode=mode, patience=self.params.patience)]
             if report is not None:
                 callbacks.append(ReportEach(report, monitor))
-            valid_batches = IndexBatches(self._store(valid, valid_target), self.params.eval_batch_size, device, shuffle=False)
+            valid_store = self._store(valid, valid_target)
+            valid_batches = IndexBatches(valid_store, self.params.eval_batch_size, device, shuffle=False)
         with self.trainer.workspace(self.family) as root, quiet_lightning():
             trainer = pl.Trainer(
                 accelerator=self.trainer.accelerator, devices=1, precision=self.trainer.precision,

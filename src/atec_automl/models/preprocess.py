@@ -144,7 +144,8 @@ class TabularPreprocessor:
     @classmethod
     def from_state(cls, state: dict) -> "TabularPreprocessor":
         """Inverse of `state`."""
-        scaler = NumericScaler(state["scaling"], {k: np.asarray(v, dtype=np.float64) for k, v in state["scaler"].items()})
+        params = {k: np.asarray(v, dtype=np.float64) for k, v in state["scaler"].items()}
+        scaler = NumericScaler(state["scaling"], params)
         vocabularies = [np.asarray(v, dtype=np.int64) for v in state["vocabularies"]]
         return cls(state["numeric"], state["categorical"], scaler, state["indicator_columns"], vocabularies)
 

@@ -39,9 +39,9 @@ def previous_events(user: np.ndarray, k: int) -> np.ndarray:
 
 
 def make_toy(n_rows: int = 6000, n_days: int = 12, n_users: int = 600, n_numeric: int = 6, seq_len: int = 8,
-             base_rate: float = 0.05, grey_if_black: float = 0.3, grey_if_white: float = 0.02,
+             n_steps: int = 2, base_rate: float = 0.05, grey_if_black: float = 0.3, grey_if_white: float = 0.02,
              seed: int = 0) -> ToyData:
-    """A toy timeline of `n_rows` events over `n_days` days with a planted fraud signal."""
+    """A toy timeline of `n_rows` events over `n_days` days with a planted fraud signal (`n_steps` >= 1)."""
     rng = np.random.default_rng(seed)
     user = rng.integers(0, n_users, n_rows)
     risk = rng.normal(size=n_users)[user]
@@ -49,7 +49,8 @@ def make_toy(n_rows: int = 6000, n_days: int = 12, n_users: int = 600, n_numeric
     numeric[rng.random(numeric.shape) < 0.05] = np.nan
     merchant = rng.integers(-1, 20, n_rows).astype(np.int32)
     channel = rng.integers(0, 4, n_rows).astype(np.int32)
-    steps = np.column_stack([risk + 0.3 * rng.normal(size=n_rows), rng.normal(size=n_rows)]).astype(np.float32)
+    steps = np.column_stack([risk + 0.3 * rng.normal(size=n_rows), rng.normal(size=(n_rows, n_steps - 1))])
+    steps = steps.astype(np.float32)
     logit = (1.5 * np.nan_to_num(numeric[:, 0]) - 1.0 * np.nan_to_num(numeric[:, 1]) + 1.5 * (merchant == 3)
              + 1.2 * risk + np.log(base_rate / (1 - base_rate)) - 1.0)
     true_label = (rng.random(n_rows) < 1 / (1 + np.exp(-logit))).astype(np.int8)
@@ -57,7 +58,8 @@ def make_toy(n_rows: int = 6000, n_days: int = 12, n_users: int = 600, n_numeric
     label = np.where(grey, -1, true_label).astype(np.float32)
     table = pd.DataFrame({f"x{j}": numeric[:, j] for j in range(n_numeric)})
     table["merchant"], table["channel"] = merchant, channel
+    step_names = ["risk_echo"] + [f"noise{j}" for j in range(1, n_steps)]
     features = FeatureSet(table=table, categorical=["merchant", "channel"], seq_index=previous_events(user, seq_len),
-                          steps=steps, step_names=["risk_echo", "noise"], fingerprint=f"toy-{seed}")
+                          steps=steps, step_names=step_names, fingerprint=f"toy-{seed}")
     day = (np.arange(n_rows) * n_days) // n_rows
     return ToyData(features, label, true_label, day)

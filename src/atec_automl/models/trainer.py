@@ -20,8 +20,9 @@ class TrainerSettings:
     """Device, precision and output place for one training run.
 
     `cpu_threads` caps torch's intra-op threads while a neural model trains or predicts (None:
-    torch's default; 1 is fastest for small models on a shared machine). `root_dir` receives everything a library writes while training (Lightning's
-    `default_root_dir`, CatBoost's `train_dir`); None means a private temporary directory.
+    torch's default; 1 is fastest for small models on a shared machine). `root_dir` receives
+    everything a library writes while training (Lightning's `default_root_dir`, CatBoost's
+    `train_dir`); None means a private temporary directory.
     """
 
     accelerator: str = "cpu"

@@ -1,0 +1,48 @@
+"""task=train: fit one model (`model`, `labels`, `trainer` groups) on the last fold of `split`, print
+its ATEC score and TPRs on the fold's scored days, and save it under the run dir (`<run dir>/model`,
+read back with `atec_automl.models.load_model`), with the figures in `<run dir>/train.json`."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from atec_automl.models.io import write_atomically
+from atec_automl.pipeline import FoldOutcome, fit_fold, model_family, prepare
+
+
+def save_model(outcome: FoldOutcome, target: Path) -> None:
+    """Save the fitted model into `target` whole: written beside it, then renamed into place."""
+    staging = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    outcome.model.save(staging)
+    os.replace(staging, target)
+
+
+def summary(family: str, outcome: FoldOutcome) -> dict:
+    """The figures of a fitted fold, JSON-ready."""
+    score = outcome.score
+    return {"family": family, "fold": outcome.fold.describe(), "score": score.score, "tpr1": score.tpr1,
+            "tpr2": score.tpr2, "tpr3": score.tpr3, "auc": outcome.auc, "best_iteration": outcome.best_iteration,
+            "fit_seconds": outcome.fit_seconds, "predict_seconds": outcome.predict_seconds}
+
+
+def run(cfg: DictConfig) -> None:
+    """Prepare data, features and folds; fit and score the last fold; save the model and its figures."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    family = model_family(cfg)
+    prepared = prepare(cfg)
+    fold = prepared.folds[-1]
+    print(f"[train] model={family} labels={cfg.labels._target_.rsplit('.', 1)[-1]} on {fold.describe()}", flush=True)
+    outcome = fit_fold(cfg, prepared, fold, root_dir=run_dir / "work")
+    figures = summary(family, outcome)
+    save_model(outcome, run_dir / "model")
+    text = json.dumps(figures, indent=2)
+    write_atomically(run_dir / "train.json", lambda tmp: tmp.write_text(text))
+    print(f"[train] ATEC score {figures['score']:.4f} (TPR@FPR=0.001 {figures['tpr1']:.4f}, TPR@FPR=0.005 "
+          f"{figures['tpr2']:.4f}, TPR@FPR=0.01 {figures['tpr3']:.4f}), AUC {figures['auc']:.4f}, best step "
+          f"{figures['best_iteration']}, fit {figures['fit_seconds']:.1f} s; model saved to {run_dir / 'model'}")
