@@ -8,7 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,14 +34,17 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A throwaway PostgreSQL server (run as the `postgres` user when we are root) and its URL."""
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server (run as the `postgres` user when we are root) and its URL.
+
+    Its folder is made directly under the system temp dir: pytest's own temp root is private to
+    the user running the tests, which the `postgres` user could not enter."""
     binaries = postgres_bin()
     if binaries is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL server binaries are missing: run scripts/install-system-packages.sh")
         pytest.skip("PostgreSQL server binaries are not installed")
-    home = tmp_path_factory.mktemp("postgres")
+    home = Path(tempfile.mkdtemp(prefix="atec-postgres-"))
     as_user: list[str] = []
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postgres")
@@ -63,7 +66,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.mark.slow
 def test_two_workers_share_one_study_without_losing_or_duplicating_trials(postgres_url: str, tmp_path: Path) -> None:
-    budget = 6
+    budget = 4
     command = [sys.executable, "run.py", "experiment=smoke", "sweep.models=[catboost]", "sweep.submit=false",
                "study=postgres", f"study.storage={postgres_url}", f"study.n_trials={budget}",
                f"data.dir={tmp_path}/data", f"features.cache_dir={tmp_path}/features",
@@ -81,9 +84,10 @@ def test_two_workers_share_one_study_without_losing_or_duplicating_trials(postgr
     (summary,) = optuna.get_all_study_summaries(postgres_url)
     trials = optuna.load_study(study_name=summary.study_name, storage=postgres_url).trials
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert budget <= len(complete) <= budget + 1
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert budget <= len(complete) + len(pruned) <= budget + 1
     assert all(t.state != optuna.trial.TrialState.RUNNING for t in trials)
-    assert len({t.user_attrs["worker"] for t in complete}) == 2
+    assert len({t.user_attrs["worker"] for t in complete + pruned}) == 2
     entries = Leaderboard(tmp_path / "leaderboard.sqlite").ranked()
     assert sorted(e.trial for e in entries) == sorted(t.number for t in complete)
     assert {e.study for e in entries} == {summary.study_name}
