@@ -231,3 +231,18 @@ def test_run_py_task_generate_end_to_end(tmp_path):
     written = sorted(p.name for p in out.iterdir())
     assert written == [MANIFEST_NAME, "test_a.parquet", "test_b.parquet", "test_labels.parquet", "train.parquet"]
     assert pq.read_metadata(out / "train.parquet").num_rows == 10_000
+
+
+def test_outdated_or_different_generations_are_not_current(tmp_path):
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"dir": str(tmp_path / "gen"), "rows": 10_000, "seed": 3, "file_format": "parquet",
+                            "time_resolution": "second"})
+    assert not synthetic.is_current(cfg)
+    synthetic.generate_from_config(cfg)
+    assert synthetic.is_current(cfg)
+    assert not synthetic.is_current(OmegaConf.merge(cfg, {"time_resolution": "hour"}))
+    assert not synthetic.is_current(OmegaConf.merge(cfg, {"seed": 4}))
+    manifest = tmp_path / "gen" / MANIFEST_NAME
+    manifest.write_text(manifest.read_text().replace(f'"generator_version": {synthetic.GENERATOR_VERSION}', '"generator_version": 0'))
+    assert not synthetic.is_current(cfg)

@@ -74,11 +74,12 @@ def part_paths(data_cfg: DictConfig) -> dict[str, Path]:
     paths = {part: Path(str(data_cfg[part])) for part in PARTS if data_cfg.get(part) is not None}
     if "train" not in paths:
         raise AtecError("data.train is null: a train file is required")
-    if data_cfg.get("generate_if_missing", False) and not all(p.exists() for p in paths.values()):
-        from atec_automl.data.synthetic import generate_from_config
+    if data_cfg.get("generate_if_missing", False):
+        from atec_automl.data.synthetic import generate_from_config, is_current
 
-        log.info("generating synthetic data into %s", data_cfg.dir)
-        generate_from_config(data_cfg)
+        if not is_current(data_cfg):
+            log.info("generating synthetic data into %s", data_cfg.dir)
+            generate_from_config(data_cfg)
     return paths
 
 

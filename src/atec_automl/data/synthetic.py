@@ -90,7 +90,7 @@ TIME_RESOLUTIONS = ("second", "hour")
 MANIFEST_NAME = "manifest.json"
 FILE_STEMS = {"train": "train", "test_a": "test_a", "test_b": "test_b", "hidden_labels": "test_labels"}
 MIN_ROWS = 2_000
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 # Id columns (hex hash strings) and the entity namespace each draws from: equal entity, equal string.
 ID_NAMESPACES = {
@@ -211,6 +211,17 @@ def generate_from_config(data_cfg) -> dict[str, Path]:
         file_format=str(data_cfg.file_format),
         time_resolution=str(data_cfg.get("time_resolution", "second")),
     )
+
+
+def is_current(data_cfg) -> bool:
+    """Whether `data_cfg.dir` holds a complete generation of this generator version with these settings."""
+    try:
+        manifest = read_manifest(Path(str(data_cfg.dir)))
+    except (OSError, ValueError):
+        return False
+    wanted = {"generator_version": GENERATOR_VERSION, "rows": int(data_cfg.rows), "seed": int(data_cfg.seed),
+              "file_format": str(data_cfg.file_format), "time_resolution": str(data_cfg.get("time_resolution", "second"))}
+    return all(manifest.get(key) == value for key, value in wanted.items())
 
 
 def read_manifest(out_dir: Path) -> dict:
