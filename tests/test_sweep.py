@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from atec_automl.leaderboard import Leaderboard
+from atec_automl.models.space import load_space
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,24 +57,28 @@ def test_smoke_experiment_end_to_end(shared: Path, tmp_path: Path) -> None:
     assert {e.family for e in entries} == {"catboost", "mlp", "cnn_lstm"}
     assert len(entries) == 6
     assert all(0 <= e.score <= 1 and e.config_yaml and e.fold_scores for e in entries)
-    for family, study in studies(tmp_path).items():
-        first = study.trials[0]
-        assert first.params == study.trials[0].params and first.system_attrs.get("fixed_params"), family
+    for study in studies(tmp_path).values():
+        assert study.trials[0].system_attrs["fixed_params"] == study.trials[0].params
+    catboost_defaults = load_space(REPO / "conf/search/catboost.yaml").enqueue[0]
+    assert studies(tmp_path)["catboost"].trials[0].params == catboost_defaults
+
     submission = next((tmp_path / "submissions").iterdir())
     manifest = json.loads((submission / "manifest.json").read_text())
     assert manifest["entries"][0]["id"] == entries[0].id
-    data_dir = next((shared / "data").glob("*")) if (shared / "data").is_dir() else None
     for board_name in ("test_a", "test_b"):
         written = pd.read_csv(submission / f"{board_name}.csv", dtype={"event_id": str})
-        expected = pd.read_parquet(Path(f"{shared}/data/{board_name}.parquet"), columns=["event_id"]) if data_dir is None \
-            else pd.read_parquet(Path(f"{shared}/data/{board_name}.parquet"), columns=["event_id"])
+        expected = pd.read_parquet(shared / "data" / f"{board_name}.parquet", columns=["event_id"])
         assert list(written.columns) == ["event_id", "score"]
         assert sorted(written["event_id"]) == sorted(expected["event_id"].astype(str))
         assert written["score"].notna().all()
     assert "true test_a score" in result.stdout
-    assert result.stdout.rstrip().splitlines()[-1].startswith("6 ") or "Leaderboard" in result.stdout
+    output = result.stdout.rstrip().splitlines()
+    table_at = max(i for i, line in enumerate(output) if line.startswith("Leaderboard "))
+    assert len(output) - table_at == 2 + len(entries)
+    assert output[table_at + 2].split()[:3] == ["1", str(entries[0].id), entries[0].family]
+
     rerun = run(sweep_command(shared, tmp_path, "sweep.submit=false"))
-    assert "2/2 trials already done" in rerun.stdout
+    assert rerun.stdout.count("2/2 trials already done") == 3
     assert len(Leaderboard(tmp_path / "leaderboard.sqlite").ranked()) == 6
 
 
