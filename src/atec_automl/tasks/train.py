@@ -37,7 +37,8 @@ def run(cfg: DictConfig) -> None:
     family = model_family(cfg)
     prepared = prepare(cfg)
     fold = prepared.folds[-1]
-    print(f"[train] model={family} labels={cfg.labels._target_.rsplit('.', 1)[-1]} on {fold.describe()}", flush=True)
+    labels = HydraConfig.get().runtime.choices.get("labels")
+    print(f"[train] model={family} labels={labels} on {fold.describe()}", flush=True)
     outcome = fit_fold(cfg, prepared, fold, root_dir=run_dir / "work")
     figures = summary(family, outcome)
     save_model(outcome, run_dir / "model")
