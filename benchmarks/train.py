@@ -7,7 +7,7 @@ index, sequences gathered from seq_index + steps per batch) against a plain
 N x (K + 1) x (S + 1) sequence tensor, the naive alternative). A full Lightning `fit` of one epoch
 is timed too. CatBoost: fit seconds for --catboost-rows rows and --catboost-iterations trees.
 
-    python benchmarks/train.py [--rows 100000] [--catboost-rows 500000] [--catboost-iterations 300]
+    python benchmarks/train.py [--rows 100000] [--batch-size 1024] [--catboost-rows 500000] [--catboost-iterations 300]
 """
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=20)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--catboost-rows", type=int, default=500_000)
+    parser.add_argument("--catboost-rows", type=int, default=500_000, help="0 skips CatBoost")
     parser.add_argument("--catboost-iterations", type=int, default=300)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
@@ -125,7 +125,8 @@ def main() -> None:
             args.batch_size, device)
     compare("cnn_lstm", lambda: CNNLSTMModel(trainer=trainer, epochs=1, batch_size=args.batch_size), toy, rows,
             args.batch_size, device)
-    catboost_seconds(args.catboost_rows, args.catboost_iterations, threads=os.cpu_count() or 1)
+    if args.catboost_rows:
+        catboost_seconds(args.catboost_rows, args.catboost_iterations, threads=os.cpu_count() or 1)
 
 
 if __name__ == "__main__":
