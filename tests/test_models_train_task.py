@@ -21,7 +21,7 @@ FAST = {
 def data_args(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """Overrides pointing at a small synthetic data set and feature cache shared by the module's runs."""
     shared = tmp_path_factory.mktemp("train_task")
-    return ["task=train", "data.rows=6000", f"data.dir={shared / 'synthetic'}", f"features.cache_dir={shared / 'cache'}"]
+    return ["task=train", "data.rows=40000", f"data.dir={shared / 'synthetic'}", f"features.cache_dir={shared / 'cache'}"]
 
 
 @pytest.mark.parametrize("family", ["catboost", "mlp", "cnn_lstm"])
