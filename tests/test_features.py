@@ -8,7 +8,7 @@ from test_features_helpers import random_prelim_dataset, random_raw_dataset
 
 from atec_automl.errors import AtecError, DataError
 from atec_automl.features.build import build_features, compute_features
-from atec_automl.features.sequences import random_shift, shift_sequences
+from atec_automl.features.sequences import shift_sequences
 from atec_automl.features.spec import EntitySpec, PrelimFeatures, RawEventFeatures, SequenceSpec
 
 WINDOWS = {"1h": 3600, "24h": 86_400, "all": None}
@@ -158,9 +158,6 @@ def test_shift_drops_the_latest_past_events_for_arrays_and_tensors() -> None:
     np.testing.assert_array_equal(shift_sequences(index, np.array([0, 3])), [[-1, 3, 5, 7], [-1, -1, -1, 1]])
     tensor = torch.as_tensor(index)
     assert torch.equal(shift_sequences(tensor, torch.tensor([2, 1])), torch.tensor([[-1, -1, -1, 3], [-1, 1, 2, 4]], dtype=torch.int32))
-    shifted = random_shift(index, 4, np.random.default_rng(0))
-    assert shifted.shape == index.shape and set(np.unique(shifted)) <= set(np.unique(index)) | {-1}
-    assert random_shift(tensor, 2, torch.Generator().manual_seed(0)).dtype == torch.int32
 
 
 def test_prelim_features_are_f_columns_missing_count_and_dates() -> None:

@@ -51,20 +51,6 @@ def shift_sequences(seq_index: Any, shift: Any) -> Any:
     return np.where(source >= 0, gathered, -1).astype(seq_index.dtype)
 
 
-def random_shift(seq_index: Any, max_shift: int, generator: Any = None) -> Any:
-    """Shift every row by its own uniform draw from 0..`max_shift` (the model's batch augmentation).
-
-    `generator` is a `numpy.random.Generator` for arrays or a `torch.Generator` for tensors.
-    """
-    if _is_tensor(seq_index):
-        import torch
-
-        shifts = torch.randint(0, max_shift + 1, (seq_index.shape[0],), generator=generator, device="cpu").to(seq_index.device)
-        return _shift_tensor(seq_index, shifts)
-    rng = generator if generator is not None else np.random.default_rng()
-    return shift_sequences(seq_index, rng.integers(0, max_shift + 1, size=len(seq_index)))
-
-
 def _is_tensor(value: Any) -> bool:
     """Whether `value` is a torch tensor (without importing torch for numpy callers)."""
     return type(value).__module__.startswith("torch")

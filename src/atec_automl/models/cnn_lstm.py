@@ -18,6 +18,7 @@ from torch import nn
 
 from atec_automl.errors import AtecError
 from atec_automl.features.featureset import FeatureSet
+from atec_automl.features.sequences import shift_sequences
 from atec_automl.models.base import ModelData
 from atec_automl.models.layers import TabularEncoder, activation, dense_stack
 from atec_automl.models.mlp import fit_table_inputs, tabular_store
@@ -73,11 +74,10 @@ class SequenceStore(TabularStore):
 
     def _shifted(self, past: torch.Tensor) -> torch.Tensor:
         """Drop each chosen sequence's n most recent events (n uniform in 1..max_shift), padding the front."""
-        rows, k = past.shape
+        rows = past.shape[0]
         draw = torch.rand(rows, generator=self.generator, device=past.device) < self.shift_prob
         n = torch.randint(1, self.max_shift + 1, (rows,), generator=self.generator, device=past.device) * draw
-        source = torch.arange(k, device=past.device).unsqueeze(0) - n.unsqueeze(1)
-        return torch.where(source >= 0, past.gather(1, source.clamp(min=0)), torch.full_like(past, -1))
+        return shift_sequences(past, n)
 
 
 class CNNLSTMNet(nn.Module):
