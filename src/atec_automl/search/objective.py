@@ -57,6 +57,14 @@ def pruning_report(trial: optuna.Trial, logger: TrialLogger, every: int) -> Repo
     return report
 
 
+def release_gpu_memory() -> None:
+    """After a failed trial (a GPU out-of-memory above all), hand cached GPU blocks back for the next one."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 class Objective:
     """Callable for `study.optimize`: returns the mean ATEC score over the split's folds."""
 
@@ -78,6 +86,7 @@ class Objective:
         except Exception as error:
             trial.set_user_attr("fail_reason", f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
             context.logger.finish(failed=True)
+            release_gpu_memory()
             raise
         context.logger.finish()
         return score
