@@ -46,12 +46,16 @@ def fold_predictions(prepared: Prepared, outcome: FoldOutcome) -> FoldPrediction
 
 
 def pruning_report(trial: optuna.Trial, logger: TrialLogger, every: int) -> Report:
-    """Report every `every`-th validation value to the trial (and the logger); raise if pruned."""
+    """Report every `every`-th validation value to the trial (and the logger); raise if pruned.
+
+    The trial sees step `step // every`, so that the pruner's `n_warmup_steps` counts reports
+    (epochs, or blocks of `every` CatBoost iterations) alike for every family.
+    """
     def report(step: int, value: float) -> None:
         if step % every:
             return
         logger.log({"valid_proxy": value}, step=step)
-        trial.report(value, step)
+        trial.report(value, step // every)
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at step {step} with validation value {value:.5f}")
     return report
