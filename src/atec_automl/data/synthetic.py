@@ -38,6 +38,8 @@ payment first, then 1-4 large payments minutes apart, night hours common. Tactic
 - device farm (the new tactic, rare in train, a third of fraud in test_b): a fresh emulator device
   per payment (fingerprint often missing), wap/other channels, proxy IPs, purchases at the ring's
   fake shops.
+Lone thieves (a third of the victims, stolen phones and some takeovers, one victim each) are
+spread over every day, so fraud arrives daily and not only in campaign bursts.
 So fraud is learnable from strictly-past entity aggregates (a device or a wifi seen with several
 users in the last day, a payee or shop receiving from many first-time payers, a user's first
 payment to this payee after a probe) but not from one raw column.
@@ -90,7 +92,7 @@ TIME_RESOLUTIONS = ("second", "hour")
 MANIFEST_NAME = "manifest.json"
 FILE_STEMS = {"train": "train", "test_a": "test_a", "test_b": "test_b", "hidden_labels": "test_labels"}
 MIN_ROWS = 2_000
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 # Id columns (hex hash strings) and the entity namespace each draws from: equal entity, equal string.
 ID_NAMESPACES = {
@@ -826,12 +828,13 @@ def _payee_columns(
 def _fraud_events(world: World, window: Window, window_index: int, n_events: int, rng: np.random.Generator) -> Columns:
     """Exactly `n_events` fraud events of one window: ring campaigns over victims, see the module docstring.
 
-    At least one campaign per day of the window, so that small data sets still have fraud on
-    most days (the scored days of a split need positives); large ones get ~30 events a campaign.
+    At least one ring campaign per day of the window, and lone thieves (a third of the victims)
+    spread over every day: fraud arrives daily, as in the contest, not only in campaign bursts.
     """
     count = max(n_events // 30, len(window.days()))
     while True:
-        victims = _victims(world, _campaigns(world, window, window_index, count, rng), rng)
+        campaigns = _with_lone_thieves(_campaigns(world, window, window_index, count, rng), world, window, window_index, rng)
+        victims = _victims(world, campaigns, rng)
         per_victim = victims["probe"].astype(np.int64) + victims["payments"]
         total = np.cumsum(per_victim)
         if total[-1] >= n_events:
@@ -877,6 +880,16 @@ def _campaigns(world: World, window: Window, window_index: int, count: int, rng:
         "pool_size": rng.integers(window.pool_sizes[0], window.pool_sizes[1] + 1, count),
         "night": rng.random(count) < 0.5,
     }
+
+
+def _with_lone_thieves(rings: Columns, world: World, window: Window, window_index: int, rng: np.random.Generator) -> Columns:
+    """The ring campaigns plus one-victim campaigns of lone thieves (stolen phones, some takeovers),
+    half as many victims as the rings have, so that they make about a third of all victims."""
+    count = max(1, int(rings["victims"].sum()) // 2)
+    lone = _campaigns(world, window, window_index, count, rng)
+    lone["victims"] = np.ones(count, dtype=rings["victims"].dtype)
+    lone["tactic"] = rng.choice(np.array([STOLEN_PHONE, TAKEOVER], dtype=rings["tactic"].dtype), count, p=[0.7, 0.3])
+    return {name: np.concatenate([rings[name], lone[name]]) for name in rings}
 
 
 def _victims(world: World, campaigns: Columns, rng: np.random.Generator) -> Columns:
