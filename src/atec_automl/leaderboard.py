@@ -25,7 +25,8 @@ import numpy as np
 
 from atec_automl.errors import AtecError
 from atec_automl.metric import auc, atec_score
-from atec_automl.split import day_label
+from atec_automl.data.dataset import Dataset
+from atec_automl.split import Fold, day_label
 
 FAMILIES = ("catboost", "mlp", "cnn_lstm", "blend", "file")
 METRICS = ("score", "tpr1", "tpr2", "tpr3", "auc")
@@ -141,6 +142,14 @@ class FoldPredictions:
     score: np.ndarray
     first_scored_day: int
     last_scored_day: int
+
+    @classmethod
+    def of_fold(cls, dataset: Dataset, fold: Fold, scores: np.ndarray) -> FoldPredictions:
+        """`scores` of the fold's scored rows, with their event ids and labels from the timeline."""
+        frame = dataset.frame
+        return cls(fold.name, frame["event_id"].to_numpy(dtype=str)[fold.valid],
+                   frame["label"].to_numpy()[fold.valid].astype(np.int8), np.asarray(scores, dtype=np.float64),
+                   fold.first_scored_day, fold.last_scored_day)
 
     def scores(self) -> dict[str, Any]:
         """The fold's ATEC score, TPRs and AUC, with its name and scored days (ISO dates)."""

@@ -37,14 +37,6 @@ class TrialContext:
     report_every: int
 
 
-def fold_predictions(prepared: Prepared, outcome: FoldOutcome) -> FoldPredictions:
-    """A fitted fold's scored rows in the leaderboard's terms."""
-    rows = outcome.fold.valid
-    return FoldPredictions(outcome.fold.name, prepared.dataset.frame["event_id"].to_numpy()[rows],
-                           prepared.labels[rows].astype(np.int8), outcome.predictions,
-                           outcome.fold.first_scored_day, outcome.fold.last_scored_day)
-
-
 def pruning_report(trial: optuna.Trial, logger: TrialLogger, every: int) -> Report:
     """Report every `every`-th validation value to the trial (and the logger); raise if pruned.
 
@@ -119,7 +111,8 @@ class Objective:
         """The leaderboard entry of a finished trial (best step: the last fold's, the one nearest the test)."""
         context = self.context
         return Entry.from_folds(
-            [fold_predictions(context.prepared, o) for o in outcomes], family=context.family,
+            [FoldPredictions.of_fold(context.prepared.dataset, o.fold, o.predictions) for o in outcomes],
+            family=context.family,
             study=trial.study.study_name, trial=trial.number, params=values,
             config_yaml=OmegaConf.to_yaml(trial_cfg, resolve=True), data_fingerprint=context.prepared.dataset.fingerprint,
             split="; ".join(f.describe() for f in context.prepared.folds),

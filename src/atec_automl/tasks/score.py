@@ -92,8 +92,7 @@ def fold_predictions(predictions: PredictionFile, dataset: Dataset, fold: Fold, 
     if len(missing):
         raise DataError(file, f"{len(missing)} of the {len(scored_ids)} scored events ({fold.describe()}) have no "
                               f"score, e.g. id {str(scored_ids[missing[0]])!r}", column=predictions.id_column)
-    labels = frame["label"].to_numpy()[fold.valid].astype(np.int8)
-    return FoldPredictions(fold.name, scored_ids, labels, scores, fold.first_scored_day, fold.last_scored_day)
+    return FoldPredictions.of_fold(dataset, fold, scores)
 
 
 def file_entry(cfg: DictConfig, path: Path, dataset: Dataset, split_description: str,
