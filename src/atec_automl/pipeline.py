@@ -21,7 +21,8 @@ from atec_automl.features.build import build_features
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.labels import build_policy
 from atec_automl.metric import AtecScore, atec_score, auc
-from atec_automl.models import build_model
+from atec_automl.errors import AtecError
+from atec_automl.models import FAMILIES, build_model
 from atec_automl.models.base import Model, ModelData, Report
 from atec_automl.split import Fold
 
@@ -65,9 +66,12 @@ def prepare(cfg: DictConfig) -> Prepared:
 
 
 def model_family(cfg: DictConfig) -> str:
-    """The family name of `cfg.model` (catboost, mlp or cnn_lstm), from its `_target_` module."""
-    module = str(cfg.model._target_).rsplit(".", 2)[-2]
-    return {"catboost_model": "catboost"}.get(module, module)
+    """The family name of `cfg.model` (catboost, mlp or cnn_lstm), from its `_target_` class."""
+    target = str(cfg.model._target_)
+    for family, class_path in FAMILIES.items():
+        if class_path.replace(":", ".") == target:
+            return family
+    raise AtecError(f"model._target_ {target} is none of the model families {sorted(FAMILIES)}")
 
 
 def fit_on_rows(cfg: DictConfig, prepared: Prepared, train_rows: np.ndarray, valid: ModelData | None,
