@@ -17,11 +17,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from atec_automl.data.dataset import Dataset
 from atec_automl.data.load import load_dataset
+from atec_automl.errors import AtecError
 from atec_automl.features.build import build_features
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.labels import build_policy
 from atec_automl.metric import AtecScore, atec_score, auc
-from atec_automl.errors import AtecError
 from atec_automl.models import FAMILIES, build_model
 from atec_automl.models.base import Model, ModelData, Report
 from atec_automl.split import Fold
