@@ -75,7 +75,8 @@ def test_rows(dataset: Dataset) -> dict[str, np.ndarray]:
 def predict_entry(entry: Entry, cfg: DictConfig, prepared: Prepared, rows: dict[str, np.ndarray], work_dir: Path) -> dict[str, np.ndarray]:
     """Refit one entry on all labelled days and predict every board's rows."""
     entry_cfg = entry_config(entry, cfg)
-    features = build_features(prepared.dataset, entry_cfg.features)
+    same_features = OmegaConf.to_container(entry_cfg.features, resolve=True) == OmegaConf.to_container(cfg.features, resolve=True)
+    features = prepared.features if same_features else build_features(prepared.dataset, entry_cfg.features)
     refit_on = Prepared(prepared.dataset, features, prepared.folds)
     print(f"[submit] refitting entry {entry.id} ({entry.family}, {entry.label()}, score {entry.score:.4f}) "
           f"on {len(prepared.dataset.part_rows('train')):,} labelled rows", flush=True)
