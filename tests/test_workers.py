@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,3 +97,16 @@ def test_two_workers_share_one_study_without_losing_or_duplicating_trials(postgr
     assert {e.study for e in entries} == {summary.study_name}
     values = {t.number: t.value for t in complete}
     assert all(abs(values[e.trial] - e.score) < 1e-12 for e in entries)
+
+
+def test_workers_opening_an_empty_database_at_once_all_get_the_storage(postgres_url: str, tmp_path: Path) -> None:
+    start_at = time.time() + 3
+    opener = ("import time, sys; from omegaconf import OmegaConf; from atec_automl.search.study import storage_for; "
+              f"time.sleep(max(0, {start_at} - time.time())); "
+              "storage_for(OmegaConf.create({'storage': sys.argv[1], 'heartbeat_interval': 30, 'grace_period': 90, "
+              "'max_retry': 1, 'engine_kwargs': {}})); print('opened')")
+    workers = [subprocess.Popen([sys.executable, "-c", opener, postgres_url], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    outputs = [worker.communicate(timeout=120)[0] for worker in workers]
+    assert [w.returncode for w in workers] == [0] * 4, "\n".join(outputs)
+    assert all(o.strip().endswith("opened") for o in outputs)

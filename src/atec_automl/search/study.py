@@ -2,14 +2,20 @@
 from __future__ import annotations
 
 import hashlib
+import time
 import warnings
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from atec_automl.errors import AtecError
+
+
+SCHEMA_RACE_DELAYS = (0.5, 1.0, 2.0)
+"""Workers starting together on an empty database race to create Optuna's tables; a loser retries after these pauses."""
 
 
 def quiet_optuna() -> None:
@@ -26,6 +32,16 @@ def storage_for(study_cfg: DictConfig) -> optuna.storages.RDBStorage:
     url = str(study_cfg.storage)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    for delay in SCHEMA_RACE_DELAYS:
+        try:
+            return _rdb_storage(url, study_cfg)
+        except sqlalchemy.exc.IntegrityError:
+            time.sleep(delay)
+    return _rdb_storage(url, study_cfg)
+
+
+def _rdb_storage(url: str, study_cfg: DictConfig) -> optuna.storages.RDBStorage:
+    """Open the storage; a lost table-creation race passes through (IntegrityError), anything else is one line."""
     try:
         return optuna.storages.RDBStorage(
             url,
@@ -34,6 +50,8 @@ def storage_for(study_cfg: DictConfig) -> optuna.storages.RDBStorage:
             grace_period=int(study_cfg.grace_period),
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=int(study_cfg.max_retry)),
         )
+    except sqlalchemy.exc.IntegrityError:
+        raise
     except Exception as error:
         raise AtecError(f"study.storage {redacted(url)}: cannot open ({type(error).__name__}: {str(error).splitlines()[0]})") from error
 
