@@ -4,20 +4,21 @@ from __future__ import annotations
 import multiprocessing
 import re
 import sqlite3
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from atec_automl.errors import AtecError
-from atec_automl.leaderboard import DuplicateEntryError, Entry, FoldPredictions, Leaderboard, current_git_commit
+from atec_automl.evaluation import FoldResult, build_entry
+from atec_automl.leaderboard import DuplicateEntryError, Entry, Leaderboard
 from atec_automl.metric import atec_score, auc
+from atec_automl.provenance import current_git_commit
 
 ROWS_PER_FOLD = 2000
 
 
-def random_folds(seed: int, n_folds: int = 2, signal: float = 1.0) -> list[FoldPredictions]:
+def random_folds(seed: int, n_folds: int = 2, signal: float = 1.0) -> list[FoldResult]:
     """Random 0/1 labels (about 5 % positive) and noisy scores that rank positives higher with `signal`."""
     rng = np.random.default_rng(seed)
     folds = []
@@ -25,17 +26,18 @@ def random_folds(seed: int, n_folds: int = 2, signal: float = 1.0) -> list[FoldP
         label = (rng.random(ROWS_PER_FOLD) < 0.05).astype(np.int8)
         score = rng.random(ROWS_PER_FOLD) + signal * label * rng.random(ROWS_PER_FOLD)
         ids = np.array([f"f{k}-e{i}" for i in range(ROWS_PER_FOLD)])
-        folds.append(FoldPredictions(f"fold{k}", ids, label, score, 17_500 + 3 * k, 17_502 + 3 * k))
+        folds.append(FoldResult.of_scores(f"fold{k}", (17_500 + 3 * k, 17_502 + 3 * k), ids, label, score))
     return folds
 
 
 def make_entry(seed: int, study: str = "atec-catboost-abc", trial: int | None = 0, family: str = "catboost",
                signal: float = 1.0, fingerprint: str = "fp0123456789abcdef", **params: object) -> Entry:
     """An entry scored by the real metric on random predictions."""
-    return Entry.from_folds(random_folds(seed, signal=signal), family=family, study=study, trial=trial,
-                            params={"learning_rate": 0.05, "depth": 6, **params}, config_yaml="model: catboost\n",
-                            data_fingerprint=fingerprint, split="TimeSplit(scored_days=3)", fit_seconds=12.5,
-                            predict_seconds=0.25, best_iteration=321)
+    return build_entry(random_folds(seed, signal=signal), 50, family=family, study=study, trial=trial,
+                       params={"learning_rate": 0.05, "depth": 6, **params}, config_yaml="model: catboost\n",
+                       data_fingerprint=fingerprint, split="TimeSplit(scored_days=3)", fit_seconds=12.5,
+                       predict_seconds=0.25, best_iteration=321, policy="drop",
+                       test_scores={"test_a": np.linspace(0, 1, 7), "test_b": np.full(3, 0.25)})
 
 
 def test_entry_scores_are_the_metric_per_fold_and_their_mean() -> None:
@@ -61,8 +63,14 @@ def test_add_get_and_predictions_round_trip(tmp_path: Path) -> None:
     assert stored.key == "atec-catboost-abc/0"
     assert stored.params == {"learning_rate": 0.05, "depth": 6, "unicode_param": "站内即时到账", "ratio": 0.5}
     for name in ("family", "study", "trial", "config_yaml", "data_fingerprint", "split", "fold_scores", "score",
-                 "tpr1", "tpr2", "tpr3", "auc", "fit_seconds", "predict_seconds", "git_commit", "best_iteration"):
+                 "tpr1", "tpr2", "tpr3", "auc", "fit_seconds", "predict_seconds", "git_commit", "best_iteration",
+                 "policy", "frauds", "score_low", "score_high", "true_a", "true_b"):
         assert getattr(stored, name) == getattr(entry, name), name
+    assert stored.frauds == sum(f["frauds"] for f in entry.fold_scores) > 0
+    np.testing.assert_array_equal(board.bootstrap(entry_id), entry.bootstrap)
+    stored_tests = board.test_scores(entry_id)
+    assert stored_tests["test_a"].dtype == np.float32
+    np.testing.assert_array_equal(stored_tests["test_a"], np.linspace(0, 1, 7).astype(np.float32))
     predictions = board.predictions(entry_id)
     for name in ("event_id", "label", "score", "fold"):
         np.testing.assert_array_equal(getattr(predictions, name), getattr(entry.predictions, name))
@@ -76,14 +84,15 @@ def test_store_is_in_wal_mode(tmp_path: Path) -> None:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def tail_permuted(folds: list[FoldPredictions]) -> list[FoldPredictions]:
+def tail_permuted(folds: list[FoldResult]) -> list[FoldResult]:
     """The same folds with the scores of the lower half permuted among themselves: same TPRs, other AUC."""
     permuted = []
     for fold in folds:
         score = fold.score.copy()
         bottom = np.flatnonzero(score < np.median(score))
         score[bottom] = score[bottom][::-1]
-        permuted.append(replace(fold, score=score))
+        permuted.append(FoldResult.of_scores(fold.fold, (fold.first_scored_day, fold.last_scored_day),
+                                             fold.event_id, fold.label, score))
     return permuted
 
 
@@ -104,7 +113,7 @@ def test_a_store_of_another_format_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as connection:
         connection.execute("PRAGMA user_version = 1")
-    with pytest.raises(AtecError, match="store format 1, this code reads format 2; move the old file away"):
+    with pytest.raises(AtecError, match="store format 1, this code reads format 3; move the old file away"):
         Leaderboard(path).ranked()
 
 
@@ -113,9 +122,9 @@ def test_ranked_best_first_with_ties_by_auc_then_id(tmp_path: Path) -> None:
     signals = [0.5, 0.8, 1.1, 1.4, 1.7]
     ids = [board.add(make_entry(seed, trial=seed, signal=signal)) for seed, signal in enumerate(signals)]
     twin_id = board.add(make_entry(2, trial=10, signal=signals[2]))
-    permuted = Entry.from_folds(tail_permuted(random_folds(2, signal=signals[2])), family="mlp", study="atec-mlp",
-                                trial=11, params={}, config_yaml="", data_fingerprint="fp", split="",
-                                fit_seconds=1.0, predict_seconds=0.1)
+    permuted = build_entry(tail_permuted(random_folds(2, signal=signals[2])), 0, family="mlp", study="atec-mlp",
+                           trial=11, params={}, config_yaml="", data_fingerprint="fp", split="",
+                           fit_seconds=1.0, predict_seconds=0.1)
     permuted_id = board.add(permuted)
 
     ranked = board.ranked()
@@ -230,14 +239,17 @@ def test_cli_prints_the_ranked_table(tmp_path: Path, run_cli) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("rank"))
-    assert lines[header].split() == ["rank", "id", "family", "study/trial", "score", "TPR1", "TPR2", "TPR3", "AUC",
-                                     "folds", "fit", "s", "data"]
-    rows = [line.split() for line in lines[header + 1:]]
+    assert lines[header].split() == ["rank", "id", "family", "study/trial", "policy", "score", "interval90", "vs-best",
+                                     "frauds", "TPR1", "TPR2", "TPR3", "AUC", "true-A", "true-B", "folds", "fit-s", "data"]
+    rows = [line.split() for line in lines[header + 1:header + 3]]
     best, second = board.ranked()
     assert [row[:4] for row in rows] == [["1", str(best.id), "catboost", "atec-catboost/5"],
                                          ["2", str(second.id), "mlp", "atec-mlp/3"]]
-    assert rows[0][4] == f"{best.score:.4f}" and rows[0][8] == f"{best.auc:.4f}"
-    assert rows[0][9:] == ["2", "12.5", "fp012345"]
+    assert rows[0][4:9] == ["drop", f"{best.score:.4f}", f"{best.score_low:.3f}..{best.score_high:.3f}", "best",
+                            str(best.frauds)]
+    assert rows[1][7] == "<"  # signal 0.3 against 2.0 on the same rows: a paired bootstrap tells them apart
+    assert rows[0][12] == f"{best.auc:.4f}"
+    assert rows[0][13:] == ["-", "-", "2", "12.5", "fp012345"]
 
     filtered = run_cli(["task=leaderboard", f"leaderboard.path={path}", "leaderboard.family=mlp"])
     assert "atec-mlp/3" in filtered.stdout and "atec-catboost" not in filtered.stdout

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from atec_automl.errors import AtecError
-from atec_automl.metric import atec_score, auc
+from atec_automl.metric import auc
 from atec_automl.models import build_model, load_model
 from atec_automl.models.base import Model, ModelData
 from atec_automl.models.catboost_model import CatBoostModel
@@ -68,7 +68,7 @@ def test_family_ranks_held_out_days_better_than_chance(family, toy, fitted):
     assert scores.dtype == np.float64 and scores.shape == valid.rows.shape
     assert ((scores >= 0) & (scores <= 1)).all()
     assert auc(valid.target, scores) > 0.75
-    assert result.valid_score == pytest.approx(atec_score(valid.target, scores).score)
+    assert result.valid_score == pytest.approx(auc(valid.target, scores), abs=2e-3)  # the best epoch's AUC, read off training
     assert result.best_iteration is not None and len(result.history) >= result.best_iteration + 1
 
 

@@ -48,10 +48,19 @@ def subset(data: ModelData, keep: np.ndarray, target: np.ndarray) -> ModelData:
 class LabelPolicy(ABC):
     """Turns raw training labels (1, 0, -1) into targets in [0, 1]."""
 
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The policy's name as the leaderboard shows it (its `conf/labels/` choice)."""
+
     @abstractmethod
     def apply(self, data: ModelData, labels: np.ndarray, make_model: ModelFactory | None = None,
               valid: ModelData | None = None) -> ModelData:
-        """Training data with targets; `make_model`/`valid` serve policies that train models."""
+        """Training data with targets; `make_model`/`valid` serve policies that train models.
+
+        `valid` holds the fold's early-stopping rows (never its scored rows): policies that train
+        models early-stop on them and may choose with them.
+        """
 
 
 @dataclass
@@ -63,6 +72,11 @@ class GreyPolicy(LabelPolicy):
     def __post_init__(self) -> None:
         if self.treat not in ("drop", "black", "white"):
             raise AtecError(f"labels.treat: {self.treat!r} is not one of drop, black, white")
+
+    @property
+    def name(self) -> str:
+        """drop, as_black or as_white."""
+        return "drop" if self.treat == "drop" else f"as_{self.treat}"
 
     def apply(self, data: ModelData, labels: np.ndarray, make_model: ModelFactory | None = None,
               valid: ModelData | None = None) -> ModelData:
@@ -97,6 +111,11 @@ class TwoStepPU(LabelPolicy):
     def __post_init__(self) -> None:
         if not 0 < self.spy_share < 1 or not 0 <= self.spy_percentile <= 100 or self.em_rounds < 0:
             raise AtecError(f"labels: need 0 < spy_share < 1, 0 <= spy_percentile <= 100, em_rounds >= 0; got {self}")
+
+    @property
+    def name(self) -> str:
+        """two_step_pu."""
+        return "two_step_pu"
 
     def reliable_negatives(self, data: ModelData, labels: np.ndarray, make_model: ModelFactory,
                            valid: ModelData | None = None) -> ReliableNegatives:

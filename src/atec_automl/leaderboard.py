@@ -4,8 +4,12 @@ Entries live in an embedded SQLite file (`leaderboard/leaderboard.sqlite` by def
 with a busy timeout, so several worker processes can add entries at once. An entry is written in
 one transaction together with its scored-days predictions and is never rewritten. Predictions are
 stored compactly: each entry's scores as a compressed npz blob, and its rows (event ids, labels,
-fold names), which all trials on the same data and split share, once per distinct row set. Its `entry_key` is unique: the same trial (study + trial number) can never be recorded
-twice, even when two workers race; the second `add` raises `DuplicateEntryError`.
+fold names), which all trials on the same data and split share, once per distinct row set; beside
+them its test-board predictions (float32, compressed) and its bootstrap replicates. Its
+`entry_key` is unique: the same trial (study + trial number) can never be recorded twice, even
+when two workers race; the second `add` raises `DuplicateEntryError`.
+
+This module is a store: it computes no metric and reads no data set (see `evaluation.py`).
 """
 from __future__ import annotations
 
@@ -13,7 +17,6 @@ import hashlib
 import io
 import json
 import sqlite3
-import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,14 +27,12 @@ from typing import Any
 import numpy as np
 
 from atec_automl.errors import AtecError
-from atec_automl.metric import auc, atec_score
-from atec_automl.data.dataset import Dataset
-from atec_automl.split import Fold, day_label
+from atec_automl.provenance import current_git_commit
 
 FAMILIES = ("catboost", "mlp", "cnn_lstm", "blend", "file")
 METRICS = ("score", "tpr1", "tpr2", "tpr3", "auc")
 BUSY_TIMEOUT_S = 60.0
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -54,6 +55,12 @@ CREATE TABLE IF NOT EXISTS entries (
     predict_seconds REAL NOT NULL,
     git_commit TEXT NOT NULL,
     best_iteration INTEGER,
+    policy TEXT NOT NULL,
+    frauds INTEGER NOT NULL,
+    score_low REAL,
+    score_high REAL,
+    true_a REAL,
+    true_b REAL,
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS row_sets (
@@ -63,7 +70,9 @@ CREATE TABLE IF NOT EXISTS row_sets (
 CREATE TABLE IF NOT EXISTS predictions (
     entry_id INTEGER PRIMARY KEY REFERENCES entries(id),
     row_set TEXT NOT NULL REFERENCES row_sets(digest),
-    score_npz BLOB NOT NULL
+    score_npz BLOB NOT NULL,
+    bootstrap_npz BLOB,
+    test_npz BLOB
 );
 CREATE INDEX IF NOT EXISTS entries_rank ON entries (score DESC, auc DESC, id);
 """
@@ -132,41 +141,19 @@ def _digest(arrays: Iterable[np.ndarray]) -> str:
     return digest.hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class FoldPredictions:
-    """One fold's scored rows: what a model predicted, ready to be scored."""
-
-    fold: str
-    event_id: np.ndarray
-    label: np.ndarray
-    score: np.ndarray
-    first_scored_day: int
-    last_scored_day: int
-
-    @classmethod
-    def of_fold(cls, dataset: Dataset, fold: Fold, scores: np.ndarray) -> FoldPredictions:
-        """`scores` of the fold's scored rows, with their event ids and labels from the timeline."""
-        frame = dataset.frame
-        return cls(fold.name, frame["event_id"].to_numpy(dtype=str)[fold.valid],
-                   frame["label"].to_numpy()[fold.valid].astype(np.int8), np.asarray(scores, dtype=np.float64),
-                   fold.first_scored_day, fold.last_scored_day)
-
-    def scores(self) -> dict[str, Any]:
-        """The fold's ATEC score, TPRs and AUC, with its name and scored days (ISO dates)."""
-        atec = atec_score(self.label, self.score)
-        return {"fold": self.fold, **atec._asdict(), "auc": auc(self.label, self.score),
-                "first_scored_day": day_label(self.first_scored_day),
-                "last_scored_day": day_label(self.last_scored_day)}
-
-
 @dataclass
 class Entry:
     """One leaderboard row; `id` and `created_at` are assigned by `Leaderboard.add`.
 
-    `fold_scores` holds one dict per fold (fold, score, tpr1, tpr2, tpr3, auc, first_scored_day,
-    last_scored_day); the top-level metrics are their means. `best_iteration` is the iteration or
-    epoch count a refit on all data should use. `predictions` is None on entries read by `ranked`
-    or `get`; load them with `Leaderboard.predictions(id)`.
+    `fold_scores` holds one dict per fold (fold, score, tpr1, tpr2, tpr3, auc, frauds, negatives,
+    best_step, first_scored_day, last_scored_day); the top-level metrics are their means and
+    `frauds` their total. `best_iteration` is the iteration or epoch count a refit on all data
+    should use; `policy` the grey-label policy. `score_low`..`score_high` is the bootstrap interval
+    of the mean score, `bootstrap` its replicates (paired across entries on the same rows);
+    `true_a` / `true_b` the true board scores where hidden labels exist (synthetic data).
+    `predictions` (scored rows), `bootstrap` and `test_scores` (each test board's rows, in board
+    order) are None on entries read by `ranked` or `get`; load them with `Leaderboard.predictions`,
+    `bootstrap` and `test_scores`.
     """
 
     family: str
@@ -186,31 +173,32 @@ class Entry:
     predict_seconds: float
     git_commit: str
     best_iteration: int | None = None
+    policy: str = ""
+    frauds: int = 0
+    score_low: float | None = None
+    score_high: float | None = None
+    true_a: float | None = None
+    true_b: float | None = None
     predictions: Predictions | None = field(default=None, repr=False)
+    bootstrap: np.ndarray | None = field(default=None, repr=False)
+    test_scores: dict[str, np.ndarray] | None = field(default=None, repr=False)
     created_at: str | None = None
     id: int | None = None
     key: str | None = None
 
     @classmethod
-    def from_folds(cls, folds: Sequence[FoldPredictions], *, family: str, study: str, trial: int | None,
-                   params: dict[str, Any], config_yaml: str, data_fingerprint: str, split: str,
-                   fit_seconds: float, predict_seconds: float, best_iteration: int | None = None,
-                   git_commit: str | None = None) -> Entry:
-        """Score each fold with the ATEC metric and build the entry (means over folds, all predictions)."""
-        if not folds:
+    def from_folds(cls, fold_scores: Sequence[dict[str, Any]], predictions: Predictions, *, family: str, study: str,
+                   trial: int | None, params: dict[str, Any], config_yaml: str, data_fingerprint: str, split: str,
+                   fit_seconds: float, predict_seconds: float, git_commit: str | None = None, **extra: Any) -> Entry:
+        """The entry of already-scored folds: metrics are the means of `fold_scores`, frauds their total."""
+        if not fold_scores:
             raise AtecError("leaderboard: an entry needs at least one scored fold")
-        fold_scores = [fold.scores() for fold in folds]
         means = {name: float(np.mean([s[name] for s in fold_scores])) for name in METRICS}
-        predictions = Predictions(
-            event_id=np.concatenate([np.asarray(f.event_id).astype(str) for f in folds]),
-            label=np.concatenate([np.asarray(f.label) for f in folds]),
-            score=np.concatenate([np.asarray(f.score, dtype=np.float64) for f in folds]),
-            fold=np.concatenate([np.full(len(f.label), f.fold) for f in folds]))
         return cls(family=family, study=study, trial=trial, params=dict(params), config_yaml=config_yaml,
-                   data_fingerprint=data_fingerprint, split=split, fold_scores=fold_scores, **means,
+                   data_fingerprint=data_fingerprint, split=split, fold_scores=list(fold_scores), **means,
                    fit_seconds=float(fit_seconds), predict_seconds=float(predict_seconds),
-                   git_commit=git_commit or current_git_commit(), best_iteration=best_iteration,
-                   predictions=predictions)
+                   git_commit=git_commit or current_git_commit(),
+                   frauds=int(sum(s.get("frauds", 0) for s in fold_scores)), predictions=predictions, **extra)
 
     def entry_key(self) -> str:
         """Unique key: `key` if set, else `study/trial`, else `study/` + a hash of the predictions."""
@@ -227,19 +215,6 @@ class Entry:
         return self.study if self.trial is None else f"{self.study}/{self.trial}"
 
 
-def current_git_commit(directory: Path | None = None) -> str:
-    """Commit hash of the code's checkout (`-dirty` if tracked files changed); "unknown" outside git."""
-    where = directory or Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return "unknown"
-        clean = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=where, capture_output=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head.stdout.strip() + ("" if clean.returncode == 0 else "-dirty")
-
-
 def _json(value: Any) -> str:
     """JSON text of params / fold scores; numpy scalars and arrays become plain numbers and lists."""
     def plain(item: Any) -> Any:
@@ -253,7 +228,8 @@ def _json(value: Any) -> str:
 
 ROW_COLUMNS = ("id", "entry_key", "family", "study", "trial", "params", "config_yaml", "data_fingerprint", "split",
                "fold_scores", "score", "tpr1", "tpr2", "tpr3", "auc", "fit_seconds", "predict_seconds",
-               "git_commit", "best_iteration", "created_at")
+               "git_commit", "best_iteration", "policy", "frauds", "score_low", "score_high", "true_a", "true_b",
+               "created_at")
 
 
 def _entry_from_row(row: sqlite3.Row) -> Entry:
@@ -316,9 +292,12 @@ class Leaderboard:
         values = (key, entry.family, entry.study, entry.trial, _json(entry.params), entry.config_yaml,
                   entry.data_fingerprint, entry.split, _json(entry.fold_scores), entry.score, entry.tpr1,
                   entry.tpr2, entry.tpr3, entry.auc, entry.fit_seconds, entry.predict_seconds, entry.git_commit,
-                  entry.best_iteration, created_at)
+                  entry.best_iteration, entry.policy, entry.frauds, entry.score_low, entry.score_high, entry.true_a,
+                  entry.true_b, created_at)
         predictions = entry.predictions
         row_set, score_blob = predictions.rows_digest(), predictions.score_npz()
+        bootstrap_blob = None if entry.bootstrap is None else _npz({"replicates": np.asarray(entry.bootstrap, np.float64)})
+        test_blob = None if not entry.test_scores else _npz({b: np.asarray(s, np.float32) for b, s in entry.test_scores.items()})
         with self._connect() as connection:
             stored = connection.execute("SELECT 1 FROM row_sets WHERE digest = ?", (row_set,)).fetchone()
             rows_blob = None if stored else predictions.rows_npz()
@@ -329,8 +308,8 @@ class Leaderboard:
                 entry_id = int(cursor.lastrowid)
                 if rows_blob is not None:
                     connection.execute("INSERT OR IGNORE INTO row_sets (digest, npz) VALUES (?, ?)", (row_set, rows_blob))
-                connection.execute("INSERT INTO predictions (entry_id, row_set, score_npz) VALUES (?, ?, ?)",
-                                   (entry_id, row_set, score_blob))
+                connection.execute("INSERT INTO predictions (entry_id, row_set, score_npz, bootstrap_npz, test_npz) "
+                                   "VALUES (?, ?, ?, ?, ?)", (entry_id, row_set, score_blob, bootstrap_blob, test_blob))
                 connection.execute("COMMIT")
             except sqlite3.IntegrityError:
                 connection.execute("ROLLBACK")
@@ -397,3 +376,27 @@ class Leaderboard:
         if row is None:
             raise AtecError(f"leaderboard {self.path}: no predictions for entry id {entry_id}")
         return Predictions.from_npz(*row)
+
+    def _blob(self, entry_id: int, column: str) -> bytes | None:
+        """One npz column of an entry's predictions row."""
+        with self._connect() as connection:
+            row = connection.execute(f"SELECT {column} FROM predictions WHERE entry_id = ?", (entry_id,)).fetchone()
+        if row is None:
+            raise AtecError(f"leaderboard {self.path}: no predictions for entry id {entry_id}")
+        return row[0]
+
+    def bootstrap(self, entry_id: int) -> np.ndarray | None:
+        """The entry's bootstrap replicates of its mean score (None if it has none)."""
+        blob = self._blob(entry_id, "bootstrap_npz")
+        if blob is None:
+            return None
+        with np.load(io.BytesIO(blob), allow_pickle=False) as stored:
+            return stored["replicates"]
+
+    def test_scores(self, entry_id: int) -> dict[str, np.ndarray]:
+        """The entry's stored predictions of each test board's rows (board order), float32; {} if none."""
+        blob = self._blob(entry_id, "test_npz")
+        if blob is None:
+            return {}
+        with np.load(io.BytesIO(blob), allow_pickle=False) as stored:
+            return {board: stored[board] for board in stored.files}

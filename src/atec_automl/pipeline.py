@@ -1,9 +1,11 @@
 """The steps every task shares: data -> features -> folds, and fitting + scoring one fold.
 
-`prepare(cfg)` loads the timeline, builds (or reads cached) features and the split's folds;
+`prepare(cfg)` loads the timeline, builds (or reads cached) features and the split's folds (and,
+for synthetic data, the test boards' hidden labels, used for reporting only);
 `fit_fold(cfg, prepared, fold, ...)` applies the label policy to the fold's training rows, fits
-the configured model with early stopping on the fold's scored rows, and scores it there with the
-ATEC metric; `refit_all(...)` fits on every labelled row with the step count chosen on validation.
+the configured model with early stopping on the fold's early-stopping window, and only then
+predicts and scores the fold's scored rows, once; `refit_all(...)` fits on every labelled row with
+the step count chosen on the early-stopping window.
 """
 from __future__ import annotations
 
@@ -18,13 +20,14 @@ from omegaconf import DictConfig, OmegaConf
 from atec_automl.data.dataset import Dataset
 from atec_automl.data.load import load_dataset
 from atec_automl.errors import AtecError
+from atec_automl.evaluation import FoldResult
 from atec_automl.features.build import build_features
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.labels import build_policy
-from atec_automl.metric import AtecScore, atec_score, auc
 from atec_automl.models import FAMILIES, build_model
 from atec_automl.models.base import Model, ModelData, Report
 from atec_automl.split import Fold
+from atec_automl.truth import HiddenTruth
 
 STEP_KEYS = {"catboost": "iterations", "mlp": "epochs", "cnn_lstm": "epochs"}
 
@@ -36,6 +39,7 @@ class Prepared:
     dataset: Dataset
     features: FeatureSet
     folds: list[Fold]
+    truth: HiddenTruth | None = None
 
     @property
     def labels(self) -> np.ndarray:
@@ -43,26 +47,15 @@ class Prepared:
         return self.dataset.frame["label"].to_numpy()
 
 
-@dataclass
-class FoldOutcome:
-    """A fitted fold: the model, its predictions on the scored rows and their scores."""
-
-    fold: Fold
-    model: Model
-    predictions: np.ndarray
-    score: AtecScore
-    auc: float
-    best_iteration: int | None
-    fit_seconds: float
-    predict_seconds: float
-
-
 def prepare(cfg: DictConfig) -> Prepared:
-    """Load and validate the data, build its features, and cut the folds of `cfg.split`."""
+    """Load and validate the data, build its features, cut the folds of `cfg.split`, read hidden labels if any."""
     dataset = load_dataset(cfg.data)
     features = build_features(dataset, cfg.features)
-    folds = instantiate(cfg.split).folds(dataset)
-    return Prepared(dataset, features, folds)
+    split = instantiate(cfg.split)
+    folds = split.folds(dataset)
+    hidden = cfg.data.get("hidden_labels")
+    truth = HiddenTruth.load(Path(hidden), dataset, split.scored_days) if hidden and Path(hidden).exists() else None
+    return Prepared(dataset, features, folds, truth)
 
 
 def model_family(cfg: DictConfig) -> str:
@@ -89,16 +82,35 @@ def fit_on_rows(cfg: DictConfig, prepared: Prepared, train_rows: np.ndarray, val
     return model, result.best_iteration, time.perf_counter() - start
 
 
-def fit_fold(cfg: DictConfig, prepared: Prepared, fold: Fold, root_dir: Path, report: Report | None = None) -> FoldOutcome:
-    """Fit on the fold's training rows, early-stopping on and scoring its scored rows."""
-    valid = ModelData(prepared.features, fold.valid, prepared.labels[fold.valid])
-    model, best_iteration, fit_seconds = fit_on_rows(cfg, prepared, fold.train, valid, root_dir, report)
+def fit_fold(cfg: DictConfig, prepared: Prepared, fold: Fold, root_dir: Path,
+             report: Report | None = None) -> tuple[FoldResult, Model]:
+    """Fit on the fold's training rows, early-stopping on its early-stopping window; then score its scored rows.
+
+    The scored rows are read once, after the model is final: nothing they hold can change the
+    model, its step count or anything a label policy chose. Without an early-stopping window
+    (`split.early_stopping_days=0`) the model trains its configured step count.
+    """
+    stop = fold.early_stop
+    valid = ModelData(prepared.features, stop, prepared.labels[stop]) if len(stop) else None
+    model, best_iteration, fit_seconds = fit_on_rows(cfg, prepared, fold.train, valid, root_dir,
+                                                     report if valid is not None else None)
     start = time.perf_counter()
-    predictions = model.predict(valid)
+    predictions = model.predict(ModelData(prepared.features, fold.scored))
     predict_seconds = time.perf_counter() - start
-    y = prepared.labels[fold.valid]
-    return FoldOutcome(fold, model, predictions, atec_score(y, predictions), auc(y, predictions),
-                       best_iteration, fit_seconds, predict_seconds)
+    result = FoldResult.of_scores(fold.name, (fold.first_scored_day, fold.last_scored_day),
+                                  prepared.dataset.frame["event_id"].to_numpy()[fold.scored],
+                                  prepared.labels[fold.scored], predictions, best_iteration, fit_seconds, predict_seconds)
+    return result, model
+
+
+def predict_boards(model: Model, prepared: Prepared) -> dict[str, np.ndarray]:
+    """The model's scores of every test board's rows (in board order), float32."""
+    boards = {}
+    for board in ("test_a", "test_b"):
+        rows = prepared.dataset.part_rows(board)
+        if len(rows):
+            boards[board] = model.predict(ModelData(prepared.features, rows)).astype(np.float32)
+    return boards
 
 
 def with_fixed_steps(cfg: DictConfig, best_iteration: int | None) -> DictConfig:

@@ -5,7 +5,10 @@ metric's FPR targets (from the stored predictions, pooled over folds); the optim
 each study (score by trial number with the best-so-far line); parameter importances per study (the
 Optuna study's fANOVA importances when its storage is given, otherwise the absolute Spearman
 correlation of each numeric parameter with the score, or the correlation ratio of a categorical
-one, over the study's leaderboard entries); the score by model family.
+one, over the study's leaderboard entries); the score by model family; where entries have true
+board scores (synthetic data), local against true scores with their rank correlation and optimism.
+The table shows each entry's grey-label policy, its score with the 90 % bootstrap interval, the
+frauds scored, and marks (~) the entries a paired bootstrap cannot tell from the best.
 """
 from __future__ import annotations
 
@@ -24,8 +27,10 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from scipy.stats import spearmanr
 
+from atec_automl.evaluation import interval_text, marks_against_best
 from atec_automl.leaderboard import Entry, Leaderboard, Predictions
 from atec_automl.metric import TARGET_FPRS
+from atec_automl.truth import trust
 
 ROC_GRID_POINTS = 400
 PALETTE = plotly.colors.qualitative.Plotly
@@ -169,15 +174,38 @@ def importance_figure(study: str, entries: list[Entry], storage: str | None) -> 
     return figure
 
 
-def table_html(entries: list[Entry]) -> str:
+def trust_figure(entries: list[Entry]) -> go.Figure | None:
+    """Local score against the true A and B scores of every entry that has them; None if none has."""
+    figure = go.Figure()
+    for board, attribute in (("A", "true_a"), ("B", "true_b")):
+        known = [e for e in entries if getattr(e, attribute) is not None]
+        if known:
+            figure.add_trace(go.Scatter(x=[e.score for e in known], y=[getattr(e, attribute) for e in known],
+                                        mode="markers", name=f"true {board}", text=[f"#{e.id} {e.policy}" for e in known]))
+    if not figure.data:
+        return None
+    summary = trust([e.score for e in entries], [e.true_a for e in entries], [e.true_b for e in entries])
+    low = min(min(t.x) for t in figure.data)
+    high = max(max(t.x) for t in figure.data)
+    figure.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="true = local",
+                                line={"dash": "dot", "color": "#888"}))
+    figure.update_layout(title=f"Local score against the true board scores<br><sub>{html.escape(summary.line())}</sub>",
+                         xaxis={"title": "local score (mean over folds)"}, yaxis={"title": "true score"}, height=480)
+    return figure
+
+
+def table_html(entries: list[Entry], marks: dict[int, str] | None = None) -> str:
     """The ranked entries as an HTML table."""
-    header = ["rank", "id", "family", "study/trial", "score", "TPR1", "TPR2", "TPR3", "AUC", "folds", "fit s",
-              "best iter", "data", "commit", "created"]
+    marks = marks or {}
+    header = ["rank", "id", "family", "study/trial", "policy", "score", "90% interval", "vs best", "frauds", "TPR1",
+              "TPR2", "TPR3", "AUC", "true A", "true B", "folds", "fit s", "best iter", "data", "commit", "created"]
     rows = []
     for rank, e in enumerate(entries, start=1):
         numbers = [rank, e.id]
-        text = [e.family, e.label()]
-        metrics = [f"{v:.4f}" for v in (e.score, e.tpr1, e.tpr2, e.tpr3, e.auc)]
+        text = [e.family, e.label(), e.policy or "-"]
+        metrics = [f"{e.score:.4f}", interval_text(e), marks.get(e.id, ""), e.frauds] + \
+            [f"{v:.4f}" for v in (e.tpr1, e.tpr2, e.tpr3, e.auc)] + \
+            ["-" if v is None else f"{v:.4f}" for v in (e.true_a, e.true_b)]
         rest = [len(e.fold_scores), f"{e.fit_seconds:.1f}", "" if e.best_iteration is None else e.best_iteration]
         tail = [e.data_fingerprint[:8], e.git_commit[:12], e.created_at or ""]
         cells = ([f"<td>{v}</td>" for v in numbers] + [f'<td class="text">{html.escape(v)}</td>' for v in text]
@@ -204,8 +232,13 @@ def build_report(board: Leaderboard, top: int, storage: str | None) -> str:
     if not entries:
         parts.append("<p>No entries yet.</p>")
         return page(parts)
-    parts += ["<h2>Ranked entries</h2>", table_html(entries)]
+    parts += ["<h2>Ranked entries</h2>", table_html(entries, marks_against_best(board, entries)),
+              "<p class='note'>interval: 90 % bootstrap interval of the mean score over folds; vs best: ~ where a "
+              "paired bootstrap on the same scored rows cannot tell the entry from the best (95 %).</p>"]
     sections: list[tuple[str, go.Figure]] = [("ROC curves", roc_figure(entries[:top], board))]
+    trust_plot = trust_figure(entries)
+    if trust_plot is not None:
+        sections.append(("Local against true scores", trust_plot))
     if any(e.trial is not None for e in entries):
         sections.append(("Optimisation history", history_figure(entries)))
     for study in sorted({e.study for e in entries if e.trial is not None}):

@@ -1,6 +1,12 @@
 """Submissions: refit the chosen leaderboard entry (or a rank-average blend of the top k) on every
 labelled day, predict test_a and test_b, validate, and write the A/B files atomically.
 
+Which entries: `submit.entry=<id>`, else by `submit.choose`: `best` (mean score), `lower_bound`
+(best lower bound of the 90 % bootstrap interval), or `indistinguishable` (a blend of the entries
+that a paired bootstrap on the same scored rows cannot tell from the best). Blends skip entries
+whose scored-days predictions are identical to one already taken. `submit.refit=false` uses the
+entries' stored test predictions (made by each trial's last-fold model) instead of refitting.
+
 `submissions/<name>/` holds `test_a.csv` and `test_b.csv` (`<id column>,score`, one row per test
 row) and `manifest.json` (entries, their configs, data fingerprint, git commit, time). The folder
 is built under a temporary name and renamed into place, so a crash never leaves half of it.
@@ -8,6 +14,7 @@ is built under a temporary name and renamed into place, so a crash never leaves 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -22,14 +29,16 @@ from scipy.stats import rankdata
 
 from atec_automl.data.dataset import Dataset
 from atec_automl.errors import AtecError
+from atec_automl.evaluation import distinguishable
 from atec_automl.features.build import build_features
-from atec_automl.leaderboard import Entry, Leaderboard, current_git_commit
-from atec_automl.metric import atec_score, auc
+from atec_automl.leaderboard import Entry, Leaderboard
 from atec_automl.models.base import ModelData
 from atec_automl.pipeline import Prepared, refit_all
-from atec_automl.split import last_days_rows
+from atec_automl.provenance import current_git_commit
 
 BOARDS = ("test_a", "test_b")
+CHOICES = ("best", "lower_bound", "indistinguishable")
+MAX_INDISTINGUISHABLE = 5
 
 
 @dataclass
@@ -41,19 +50,51 @@ class Submission:
     name: str
 
 
-def choose_entries(board: Leaderboard, fingerprint: str, entry_id: int | None, blend_top: int) -> list[Entry]:
-    """`entry_id`'s entry, else the best `blend_top` entries scored on this data."""
+def choose_entries(board: Leaderboard, fingerprint: str, entry_id: int | None, blend_top: int,
+                   choose: str = "best") -> list[Entry]:
+    """`entry_id`'s entry, else the entries `choose` picks among those scored on this data (see the module)."""
     if entry_id is not None:
         entry = board.get(int(entry_id))
         if entry.data_fingerprint != fingerprint:
             raise AtecError(f"submit: entry {entry_id} was scored on data {entry.data_fingerprint[:12]}, "
                             f"not on the configured data {fingerprint[:12]}")
         return [entry]
+    if choose not in CHOICES:
+        raise AtecError(f"submit.choose: {choose!r} is not one of {', '.join(CHOICES)}")
     ranked = [e for e in board.ranked(data=fingerprint) if e.family not in ("file", "blend")]
     if not ranked:
         raise AtecError(f"submit: the leaderboard {board.path} has no model entry for data {fingerprint[:12]}; "
                         "run a sweep (python run.py task=sweep) first")
-    return ranked[:max(1, int(blend_top))]
+    if choose == "lower_bound":
+        ranked.sort(key=lambda e: -math.inf if e.score_low is None else e.score_low, reverse=True)
+    wanted = max(1, int(blend_top))
+    if choose == "indistinguishable":
+        ranked = indistinguishable_from_best(board, ranked)
+        wanted = max(wanted, MAX_INDISTINGUISHABLE)
+    return distinct_predictions(board, ranked, wanted)
+
+
+def indistinguishable_from_best(board: Leaderboard, ranked: list[Entry]) -> list[Entry]:
+    """The best entry and those a paired bootstrap cannot tell from it (entries without replicates are left out)."""
+    best = board.bootstrap(ranked[0].id)
+    if best is None:
+        return ranked[:1]
+    others = [(e, board.bootstrap(e.id)) for e in ranked[1:]]
+    return [ranked[0]] + [e for e, draws in others if draws is not None and not distinguishable(best, draws)]
+
+
+def distinct_predictions(board: Leaderboard, ranked: list[Entry], wanted: int) -> list[Entry]:
+    """The first `wanted` entries of `ranked`, skipping any whose scored predictions repeat an earlier one's."""
+    chosen, seen = [], set()
+    for entry in ranked:
+        digest = board.predictions(entry.id).digest() if len(ranked) > 1 and wanted > 1 else str(entry.id)
+        if digest in seen:
+            continue
+        seen.add(digest)
+        chosen.append(entry)
+        if len(chosen) == wanted:
+            break
+    return chosen
 
 
 def entry_config(entry: Entry, cfg: DictConfig) -> DictConfig:
@@ -91,11 +132,27 @@ def rank_average(predictions: list[np.ndarray]) -> np.ndarray:
     return np.mean([rankdata(p) / len(p) for p in predictions], axis=0)
 
 
+def stored_predictions(entry: Entry, board: Leaderboard, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The entry's stored test predictions (no refit), checked against today's test rows."""
+    stored = board.test_scores(entry.id)
+    for name, board_rows in rows.items():
+        if name not in stored or len(stored[name]) != len(board_rows):
+            raise AtecError(f"submit.refit=false: entry {entry.id} has no stored predictions of {name}'s "
+                            f"{len(board_rows):,} rows; use submit.refit=true")
+    print(f"[submit] entry {entry.id} ({entry.family}, {entry.label()}, score {entry.score:.4f}): "
+          "stored test predictions of its last-fold model", flush=True)
+    return {name: stored[name].astype(np.float64) for name in rows}
+
+
 def make_submission(cfg: DictConfig, prepared: Prepared, board: Leaderboard, work_dir: Path) -> Submission:
-    """Refit and predict the chosen entries; blend them when there are several."""
-    entries = choose_entries(board, prepared.dataset.fingerprint, cfg.submit.entry, cfg.submit.blend_top)
+    """Refit (or read the stored predictions of) the chosen entries; blend them when there are several."""
+    entries = choose_entries(board, prepared.dataset.fingerprint, cfg.submit.entry, cfg.submit.blend_top,
+                             str(cfg.submit.get("choose", "best")))
     rows = test_rows(prepared.dataset)
-    per_entry = [predict_entry(entry, cfg, prepared, rows, work_dir) for entry in entries]
+    if cfg.submit.get("refit", True):
+        per_entry = [predict_entry(entry, cfg, prepared, rows, work_dir) for entry in entries]
+    else:
+        per_entry = [stored_predictions(entry, board, rows) for entry in entries]
     scores = {b: rank_average([p[b] for p in per_entry]) for b in rows}
     ids = "-".join(str(e.id) for e in entries)
     default_name = f"{time.strftime('%Y%m%d-%H%M%S')}-{'entry' if len(entries) == 1 else 'blend'}{ids}"
@@ -127,8 +184,11 @@ def manifest(submission: Submission, prepared: Prepared, cfg: DictConfig) -> dic
         "git_commit": current_git_commit(),
         "data_fingerprint": prepared.dataset.fingerprint,
         "data_files": {part: str(path) for part, path in prepared.dataset.sources.items()},
-        "method": "entry" if len(submission.entries) == 1 else f"rank-average blend of top {len(submission.entries)}",
-        "entries": [{"id": e.id, "family": e.family, "study": e.study, "trial": e.trial, "score": e.score,
+        "method": "entry" if len(submission.entries) == 1 else f"rank-average blend of {len(submission.entries)} entries",
+        "choose": str(cfg.submit.get("choose", "best")),
+        "refit": bool(cfg.submit.get("refit", True)),
+        "entries": [{"id": e.id, "family": e.family, "study": e.study, "trial": e.trial, "policy": e.policy,
+                     "score": e.score, "interval": [e.score_low, e.score_high], "frauds_scored": e.frauds,
                      "tpr1": e.tpr1, "tpr2": e.tpr2, "tpr3": e.tpr3, "auc": e.auc, "params": e.params,
                      "refit_steps": None if e.best_iteration is None else e.best_iteration + 1,
                      "config_yaml": e.config_yaml} for e in submission.entries],
@@ -153,26 +213,3 @@ def write_submission(submission: Submission, prepared: Prepared, cfg: DictConfig
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
-
-
-def true_scores(hidden_labels: Path, dataset: Dataset, scores: dict[str, np.ndarray], scored_days: int) -> dict[str, dict]:
-    """ATEC score and AUC of each board on its last `scored_days` days, from hidden labels (synthetic
-    data); a board whose scored rows lack a class gets `undefined` (the reason) instead."""
-    labels = pd.read_parquet(hidden_labels) if hidden_labels.suffix == ".parquet" else pd.read_csv(hidden_labels, dtype={"event_id": str})
-    label_index = pd.Index(labels["event_id"].astype(str))
-    hidden = labels["is_fraud"].to_numpy(dtype=np.float64)
-    days = dataset.day()
-    results = {}
-    for board, board_scores in scores.items():
-        rows = dataset.part_rows(board)
-        ids = dataset.frame["event_id"].to_numpy()[rows]
-        position = label_index.get_indexer(ids.astype(str))
-        y = np.where(position >= 0, hidden[position], np.nan)
-        scored = np.isin(rows, last_days_rows(days, rows, scored_days)) & np.isin(y, (0.0, 1.0))
-        try:
-            atec = atec_score(y[scored], board_scores[scored])
-        except AtecError as undefined:
-            results[board] = {"rows": int(scored.sum()), "undefined": str(undefined)}
-            continue
-        results[board] = {**atec._asdict(), "auc": auc(y[scored], board_scores[scored]), "rows": int(scored.sum())}
-    return results

@@ -188,16 +188,18 @@ Columns = dict[str, np.ndarray]
 
 
 def generate(
-    rows: int, seed: int, out_dir: Path, file_format: str = "parquet", time_resolution: str = "second"
+    rows: int, seed: int, out_dir: Path, file_format: str = "parquet", time_resolution: str = "second",
+    grey_fraud_share: float | None = None,
 ) -> dict[str, Path]:
     """Write train, test_a, test_b, hidden test labels and a manifest into `out_dir`; return the 4 data paths."""
     _check_arguments(rows, seed, file_format, time_resolution)
+    _check_grey_fraud_share(grey_fraud_share)
     out_dir = Path(out_dir)
-    events = simulate(rows, seed)
+    events = simulate(rows, seed, grey_fraud_share)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     temp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
-        names = _write_files(events, seed, temp_dir, file_format, time_resolution)
+        names = _write_files(events, seed, temp_dir, file_format, time_resolution, grey_fraud_share)
         _publish(temp_dir, out_dir, names)
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
@@ -205,14 +207,27 @@ def generate(
 
 
 def generate_from_config(data_cfg) -> dict[str, Path]:
-    """`generate` with the keys of `conf/data/synthetic.yaml` (rows, seed, dir, file_format, time_resolution)."""
+    """`generate` with the keys of `conf/data/synthetic.yaml` (rows, seed, dir, file_format, time_resolution,
+    grey_fraud_share)."""
     return generate(
         rows=int(data_cfg.rows),
         seed=int(data_cfg.seed),
         out_dir=Path(str(data_cfg.dir)),
         file_format=str(data_cfg.file_format),
         time_resolution=str(data_cfg.get("time_resolution", "second")),
+        grey_fraud_share=_share_setting(data_cfg.get("grey_fraud_share")),
     )
+
+
+def _share_setting(value) -> float | None:
+    """`data.grey_fraud_share` as a float, or None (the rule engine's own share)."""
+    return None if value is None else float(value)
+
+
+def _check_grey_fraud_share(share: float | None) -> None:
+    """The share of blocked (grey) events that are really fraud must lie in [0, 1]."""
+    if share is not None and not 0.0 <= share <= 1.0:
+        raise AtecError(f"data.grey_fraud_share={share}: give a share in [0, 1], or null for the rule engine's own")
 
 
 def is_current(data_cfg) -> bool:
@@ -222,7 +237,8 @@ def is_current(data_cfg) -> bool:
     except (OSError, ValueError):
         return False
     wanted = {"generator_version": GENERATOR_VERSION, "rows": int(data_cfg.rows), "seed": int(data_cfg.seed),
-              "file_format": str(data_cfg.file_format), "time_resolution": str(data_cfg.get("time_resolution", "second"))}
+              "file_format": str(data_cfg.file_format), "time_resolution": str(data_cfg.get("time_resolution", "second")),
+              "grey_fraud_share": _share_setting(data_cfg.get("grey_fraud_share"))}
     return all(manifest.get(key) == value for key, value in wanted.items())
 
 
@@ -252,8 +268,12 @@ class SyntheticEvents:
         raise KeyError(part)
 
 
-def simulate(rows: int, seed: int) -> SyntheticEvents:
-    """Simulate `rows` events (about 50/25/25 % over train, test_a, test_b) without writing anything."""
+def simulate(rows: int, seed: int, grey_fraud_share: float | None = None) -> SyntheticEvents:
+    """Simulate `rows` events (about 50/25/25 % over train, test_a, test_b) without writing anything.
+
+    `grey_fraud_share`: the share of blocked (grey) events that are really fraud; None lets the
+    legacy rule engine block its top-scoring events, whatever they are.
+    """
     _check_rows_and_seed(rows, seed)
     streams = np.random.SeedSequence([seed, GENERATOR_VERSION]).spawn(2 + len(WINDOWS))
     world_stream, label_stream, *window_streams = streams
@@ -271,7 +291,7 @@ def simulate(rows: int, seed: int) -> SyntheticEvents:
     del pieces
     _sort_by_time(columns)  # windows are disjoint and in file order
     rng = np.random.default_rng(label_stream)
-    _assign_labels(columns, columns.pop("payee"), world, part_rows, rng)
+    _assign_labels(columns, columns.pop("payee"), world, part_rows, rng, grey_fraud_share)
     _apply_missing(columns, part_rows, rng)
     columns["event_id"] = np.arange(rows, dtype=np.int64)
     part_codes = np.repeat([1, 2, 2], [part_rows[w.part] for w in WINDOWS])
@@ -1006,6 +1026,7 @@ def _fraud_amounts(tactic: np.ndarray, probe: np.ndarray, window: Window, rng: n
 
 def _assign_labels(
     columns: Columns, payee: np.ndarray, world: World, part_rows: dict[str, int], rng: np.random.Generator,
+    grey_fraud_share: float | None = None,
 ) -> None:
     """`is_fraud`: 1 fraud, 0 legit, -1 blocked by the legacy rule engine; some fraud unreported (0)."""
     n = len(columns["ts"])
@@ -1015,10 +1036,26 @@ def _assign_labels(
     start = 0
     for window in WINDOWS:
         rows = slice(start, start + part_rows[window.part])
-        blocked[rows] = score[rows] > np.quantile(score[rows], 1.0 - window.blocked_share)
+        if grey_fraud_share is None:
+            blocked[rows] = score[rows] > np.quantile(score[rows], 1.0 - window.blocked_share)
+        else:
+            blocked[rows] = _blocked_with_share(score[rows], fraud[rows], window.blocked_share, grey_fraud_share)
         start = rows.stop
     label = np.where(fraud & (rng.random(n) >= 0.05), 1, 0)
     columns["is_fraud"] = np.where(blocked, -1, label).astype(np.int32)
+
+
+def _blocked_with_share(score: np.ndarray, fraud: np.ndarray, blocked_share: float, fraud_share: float) -> np.ndarray:
+    """Block `blocked_share` of the events, `fraud_share` of them fraud: the top-scoring frauds and the
+    top-scoring legitimate events (a rule engine tuned to a given precision)."""
+    n_blocked = int(round(blocked_share * len(score)))
+    n_fraud = min(int(round(fraud_share * n_blocked)), int(fraud.sum()))
+    n_legit = min(n_blocked - n_fraud, int((~fraud).sum()))
+    blocked = np.zeros(len(score), dtype=bool)
+    for mask, count in ((fraud, n_fraud), (~fraud, n_legit)):
+        candidates = np.flatnonzero(mask)
+        blocked[candidates[np.argsort(-score[candidates], kind="stable")[:count]]] = True
+    return blocked
 
 
 def _legacy_rule_score(columns: Columns, payee: np.ndarray, world: World) -> np.ndarray:
@@ -1097,6 +1134,7 @@ HEX_PAIRS = np.frombuffer("".join(f"{i:02x}" for i in range(256)).encode(), dtyp
 
 def _write_files(
     events: SyntheticEvents, seed: int, directory: Path, file_format: str, time_resolution: str,
+    grey_fraud_share: float | None = None,
 ) -> dict[str, str]:
     """Write the three parts, the hidden labels and the manifest into `directory`; return file names by key."""
     names = {key: f"{stem}.{file_format}" for key, stem in FILE_STEMS.items()}
@@ -1111,7 +1149,7 @@ def _write_files(
         ]
         for job in done:
             job.result()
-    manifest = _manifest(events, seed, directory, names, file_format, time_resolution)
+    manifest = _manifest(events, seed, directory, names, file_format, time_resolution, grey_fraud_share)
     (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return {**names, "manifest": MANIFEST_NAME}
 
@@ -1228,6 +1266,7 @@ def _time_text(ts: np.ndarray, width: int) -> pa.Array:
 
 def _manifest(
     events: SyntheticEvents, seed: int, directory: Path, names: dict[str, str], file_format: str, time_resolution: str,
+    grey_fraud_share: float | None = None,
 ) -> dict:
     """Rows, seed, settings, per-part label counts and file digests (no timings: same seed, same bytes)."""
     labels = events.columns["is_fraud"]
@@ -1242,6 +1281,7 @@ def _manifest(
             "fraud": int((part_labels == 1).sum()),
             "white": int((part_labels == 0).sum()),
             "grey": int((part_labels == -1).sum()),
+            "grey_really_fraud": int(((part_labels == -1) & (events.columns["tactic"][events.part_slice(window.part)] != NORMAL)).sum()),
             "sha256": _sha256(directory / names[window.part]),
         }
     return {
@@ -1251,6 +1291,7 @@ def _manifest(
         "seed": int(seed),
         "file_format": file_format,
         "time_resolution": time_resolution,
+        "grey_fraud_share": grey_fraud_share,
         "parts": parts,
         "hidden_labels": {"file": names["hidden_labels"], "sha256": _sha256(directory / names["hidden_labels"])},
     }

@@ -32,7 +32,11 @@ class ModelData:
 
 @dataclass
 class FitResult:
-    """What fitting learned that a refit on more data needs, and the validation figures."""
+    """What fitting learned that a refit on more data needs, and the validation figures.
+
+    `valid_score` is the best value of the early-stopping metric on the validation rows (read off
+    training, not by predicting them again); None without validation rows.
+    """
 
     best_iteration: int | None = None
     valid_score: float | None = None

@@ -1,8 +1,9 @@
 """CatBoost on the event's tabular features, categorical codes as native categorical features.
 
 Rows are fed in time order with `has_time=True` (CatBoost's ordered statistics then use only
-earlier rows). Early stopping watches `eval_metric` (AUC or Logloss) on the validation days and
-keeps the best iteration; the ATEC score is computed once after fit. Hard 0/1 targets train with
+earlier rows). Early stopping watches `eval_metric` (AUC or Logloss) on the validation rows (the
+fold's early-stopping window) and keeps the best iteration; the caller scores the fold's scored
+rows once, after fit. Hard 0/1 targets train with
 Logloss and CatBoost's own `auto_class_weights` / `scale_pos_weight`; soft targets (two-step PU)
 train with CrossEntropy, which takes no class weights, so the same weighting becomes row weights
 `t * w_pos + (1 - t) * w_neg`. CatBoost writes no files (`allow_writing_files=False`, `train_dir`
@@ -20,7 +21,7 @@ from catboost import CatBoostClassifier, Pool
 
 from atec_automl.errors import AtecError
 from atec_automl.models.base import FitResult, Model, ModelData, Report
-from atec_automl.models.checks import check_rows, check_targets, time_ordered, valid_score
+from atec_automl.models.checks import check_rows, check_targets, time_ordered
 from atec_automl.models.io import read_meta, write_atomically, write_meta
 from atec_automl.models.trainer import TrainerSettings
 
@@ -108,9 +109,10 @@ class CatBoostModel(Model):
         if report is not None and on_gpu:
             for step, value in enumerate(history):
                 report(step, value[self.params.eval_metric])
-        scores = None if valid is None else self.predict(valid)
-        best = self.booster.get_best_iteration() if valid is not None else self.booster.tree_count_ - 1
-        return FitResult(best_iteration=best, valid_score=valid_score(valid, scores), history=history)
+        if valid is None:
+            return FitResult(best_iteration=self.booster.tree_count_ - 1)
+        best_value = self.booster.get_best_score().get("validation", {}).get(self.params.eval_metric)
+        return FitResult(best_iteration=self.booster.get_best_iteration(), valid_score=best_value, history=history)
 
     def _booster_params(self, soft: bool, validating: bool, train_dir: str) -> dict:
         """Keyword arguments of CatBoostClassifier for this fit."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 from atec_automl.errors import AtecError
-from atec_automl.metric import atec_score
 from atec_automl.models.base import ModelData
 
 
@@ -35,13 +34,6 @@ def check_targets(data: ModelData, what: str, hard: bool) -> np.ndarray:
     if data.weight is not None and np.shape(data.weight) != target.shape:
         raise AtecError(f"{what}: {np.shape(data.weight)} weights for {len(data.rows)} rows")
     return target
-
-
-def valid_score(valid: ModelData | None, scores: np.ndarray | None) -> float | None:
-    """The ATEC score of `scores` on the validation rows, or None without validation."""
-    if valid is None or scores is None:
-        return None
-    return atec_score(np.asarray(valid.target), scores).score
 
 
 def time_ordered(data: ModelData) -> ModelData:

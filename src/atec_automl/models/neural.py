@@ -29,7 +29,7 @@ from torch import nn
 from atec_automl.errors import AtecError
 from atec_automl.metric import atec_score, auc
 from atec_automl.models.base import FitResult, Model, ModelData, Report
-from atec_automl.models.checks import check_rows, check_targets, valid_score
+from atec_automl.models.checks import check_rows, check_targets
 from atec_automl.models.io import read_meta, write_atomically, write_meta
 from atec_automl.models.layers import initialise
 from atec_automl.models.trainer import TrainerSettings
@@ -286,10 +286,9 @@ class NeuralModel(Model):
             keep_best = self._train(train, target, valid, valid_target, report)
         if keep_best is not None and keep_best.best_state is not None:
             self.net.load_state_dict(keep_best.best_state)
-        scores = None if valid is None else self.predict(valid)
-        return FitResult(best_iteration=None if keep_best is None else keep_best.best_epoch,
-                         valid_score=valid_score(valid, scores),
-                         history=None if keep_best is None else keep_best.history)
+        if keep_best is None:
+            return FitResult()
+        return FitResult(best_iteration=keep_best.best_epoch, valid_score=keep_best.best_value, history=keep_best.history)
 
     def _train(self, train: ModelData, target: np.ndarray, valid: ModelData | None,
                valid_target: np.ndarray | None, report: Report | None) -> KeepBest | None:

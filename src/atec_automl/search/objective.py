@@ -1,4 +1,9 @@
-"""One Optuna trial: sample a configuration, fit and score it on every fold, record a leaderboard entry."""
+"""One Optuna trial: sample a configuration, fit and score it on every fold, record a leaderboard entry.
+
+Each fold trains on its training days, early-stops on its early-stopping window and is then scored
+on its scored days; the last fold's model also predicts every test board, stored with the entry
+(and scored against hidden labels where the data has them, for reporting only).
+"""
 from __future__ import annotations
 
 import math
@@ -13,11 +18,13 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from atec_automl.errors import AtecError
-from atec_automl.leaderboard import DuplicateEntryError, Entry, FoldPredictions, Leaderboard
+from atec_automl.evaluation import FoldResult, build_entry
+from atec_automl.labels import build_policy
+from atec_automl.leaderboard import DuplicateEntryError, Entry, Leaderboard
 from atec_automl.loggers import TrialLogger
-from atec_automl.models.base import Report
+from atec_automl.models.base import Model, Report
 from atec_automl.models.space import SearchSpace, apply, suggest
-from atec_automl.pipeline import FoldOutcome, Prepared, fit_fold
+from atec_automl.pipeline import Prepared, fit_fold, predict_boards
 
 FOLD_STEP = 1_000_000
 """Fold k's running mean score is reported at step FOLD_STEP + k, apart from the per-epoch steps."""
@@ -35,6 +42,7 @@ class TrialContext:
     logger: TrialLogger
     run_dir: Path
     report_every: int
+    bootstrap: int = 200
 
 
 def pruning_report(trial: optuna.Trial, logger: TrialLogger, every: int) -> Report:
@@ -90,16 +98,18 @@ class Objective:
     def _run(self, trial: optuna.Trial, trial_cfg: DictConfig, values: dict) -> float:
         """Fit every fold (pruning on the first fold's epochs and on each fold's running mean)."""
         context = self.context
-        outcomes: list[FoldOutcome] = []
+        results: list[FoldResult] = []
+        model: Model | None = None
         for k, fold in enumerate(context.prepared.folds):
             report = pruning_report(trial, context.logger, context.report_every) if k == 0 else None
             root = context.run_dir / "trials" / f"{context.family}-{trial.number}" / fold.name
-            outcomes.append(fit_fold(trial_cfg, context.prepared, fold, root, report))
-            running = float(np.mean([o.score.score for o in outcomes]))
+            result, model = fit_fold(trial_cfg, context.prepared, fold, root, report)
+            results.append(result)
+            running = float(np.mean([r.atec.score for r in results]))
             trial.report(running, FOLD_STEP + k)
             if k + 1 < len(context.prepared.folds) and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after {fold.name} with mean score {running:.5f}")
-        entry = self._entry(trial, trial_cfg, values, outcomes)
+        entry = self._entry(trial, trial_cfg, values, results, predict_boards(model, context.prepared))
         if not math.isfinite(entry.score):
             raise AtecError(f"trial {trial.number}: the mean ATEC score is {entry.score}")
         self._record(trial, entry)
@@ -107,17 +117,18 @@ class Objective:
                             "auc": entry.auc, "fit_seconds": entry.fit_seconds})
         return entry.score
 
-    def _entry(self, trial: optuna.Trial, trial_cfg: DictConfig, values: dict, outcomes: list[FoldOutcome]) -> Entry:
+    def _entry(self, trial: optuna.Trial, trial_cfg: DictConfig, values: dict, results: list[FoldResult],
+               boards: dict[str, np.ndarray]) -> Entry:
         """The leaderboard entry of a finished trial (best step: the last fold's, the one nearest the test)."""
         context = self.context
-        return Entry.from_folds(
-            [FoldPredictions.of_fold(context.prepared.dataset, o.fold, o.predictions) for o in outcomes],
-            family=context.family,
-            study=trial.study.study_name, trial=trial.number, params=values,
-            config_yaml=OmegaConf.to_yaml(trial_cfg, resolve=True), data_fingerprint=context.prepared.dataset.fingerprint,
-            split="; ".join(f.describe() for f in context.prepared.folds),
-            fit_seconds=sum(o.fit_seconds for o in outcomes), predict_seconds=sum(o.predict_seconds for o in outcomes),
-            best_iteration=outcomes[-1].best_iteration)
+        truth = context.prepared.truth
+        true = truth.board_scores(boards) if truth is not None else {}
+        return build_entry(
+            results, context.bootstrap, family=context.family, study=trial.study.study_name, trial=trial.number,
+            params=values, config_yaml=OmegaConf.to_yaml(trial_cfg, resolve=True),
+            data_fingerprint=context.prepared.dataset.fingerprint,
+            split="; ".join(f.describe() for f in context.prepared.folds), policy=build_policy(trial_cfg).name,
+            test_scores=boards, true_a=true.get("test_a"), true_b=true.get("test_b"))
 
     def _record(self, trial: optuna.Trial, entry: Entry) -> None:
         """Add the entry to the leaderboard and link it from the trial."""

@@ -17,7 +17,7 @@ import optuna
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from atec_automl.leaderboard import Leaderboard
 from atec_automl.models.space import SearchSpace, load_space
@@ -40,10 +40,29 @@ class FamilyResult:
 
 def family_config(cfg: DictConfig, family: str) -> DictConfig:
     """The run's config recomposed for one family: the user's overrides, `model=<family>`, then
-    the family's `sweep.family_overrides`."""
+    the family's `sweep.family_overrides`; the grey-label policy joins its search space unless the
+    user fixed `labels=` or turned `sweep.search_labels` off."""
     user = [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in ("model", "search")]
     extra = list(cfg.sweep.family_overrides.get(family) or [])
-    return compose(config_name="config", overrides=[*user, f"model={family}", f"+search={family}", *extra])
+    composed = compose(config_name="config", overrides=[*user, f"model={family}", f"+search={family}", *extra])
+    if searches_labels(cfg, user):
+        with open_dict(composed):
+            composed.search.params = OmegaConf.merge(composed.search.params, cfg.sweep.grey_labels)
+    return composed
+
+
+def searches_labels(cfg: DictConfig, user_overrides: list[str]) -> bool:
+    """Whether the grey-label policy is searched: on by default, off when the user chose one."""
+    fixed = any(o.split("=", 1)[0].lstrip("+~") == "labels" for o in user_overrides)
+    return bool(cfg.sweep.get("search_labels", True)) and not fixed
+
+
+def config_dir() -> Path:
+    """The directory of the primary Hydra config (where group options such as `labels/` live)."""
+    for source in HydraConfig.get().runtime.config_sources:
+        if source.provider == "main" and source.schema == "file":
+            return Path(source.path)
+    raise RuntimeError("no primary config directory in Hydra's config sources")
 
 
 def enqueue_defaults(study: optuna.Study, space: SearchSpace) -> None:
@@ -79,7 +98,7 @@ def progress_line(family: str, study: optuna.Study, trial: optuna.trial.FrozenTr
 def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leaderboard, run_dir: Path) -> FamilyResult:
     """Run this worker's share of one family's study (until the budget or the timeout is reached)."""
     family_cfg = family_config(cfg, family)
-    space = load_space(family_cfg.search)
+    space = load_space(family_cfg.search, config_dir())
     study, created = open_study(family_cfg, family, prepared.dataset.fingerprint)
     budget = int(cfg.study.n_trials)
     if created and bool(cfg.study.enqueue_defaults):
@@ -89,7 +108,7 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
     print(f"[sweep] {family}: study {study.study_name}, {budget - remaining}/{budget} trials already done", flush=True)
     if remaining > 0:
         context = TrialContext(family, family_cfg, space, prepared, board, instantiate(cfg.logger), run_dir,
-                               int(cfg.sweep.report_every.get(family, 1)))
+                               int(cfg.sweep.report_every.get(family, 1)), int(cfg.leaderboard.get("bootstrap", 200)))
         study.optimize(
             Objective(context), n_trials=remaining, timeout=cfg.study.timeout_s, catch=(Exception,), gc_after_trial=True,
             callbacks=[optuna.study.MaxTrialsCallback(budget, states=COUNTED),

@@ -19,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from atec_automl.data.dataset import Dataset
 from atec_automl.data.load import load_dataset
 from atec_automl.errors import AtecError, DataError
-from atec_automl.leaderboard import DuplicateEntryError, Entry, FoldPredictions, Leaderboard
+from atec_automl.evaluation import FoldResult, build_entry
+from atec_automl.leaderboard import DuplicateEntryError, Entry, Leaderboard
 from atec_automl.split import Fold
 
 NAN_TEXTS = {"", "nan", "na", "n/a", "null", "none"}
@@ -82,26 +83,26 @@ def _parse_scores(text: pd.Series, file: str) -> np.ndarray:
     return values
 
 
-def fold_predictions(predictions: PredictionFile, dataset: Dataset, fold: Fold, file: str) -> FoldPredictions:
+def fold_predictions(predictions: PredictionFile, dataset: Dataset, fold: Fold, file: str) -> FoldResult:
     """The file's scores of the fold's scored events; fails if any scored event has none."""
     frame = dataset.frame
-    scored_ids = frame["event_id"].to_numpy(dtype=str)[fold.valid]
+    scored_ids = frame["event_id"].to_numpy(dtype=str)[fold.scored]
     by_id = pd.Series(predictions.scores, index=predictions.ids)
     scores = by_id.reindex(scored_ids).to_numpy()
     missing = np.flatnonzero(np.isnan(scores))
     if len(missing):
         raise DataError(file, f"{len(missing)} of the {len(scored_ids)} scored events ({fold.describe()}) have no "
                               f"score, e.g. id {str(scored_ids[missing[0]])!r}", column=predictions.id_column)
-    return FoldPredictions.of_fold(dataset, fold, scores)
+    return FoldResult.of_scores(fold.name, (fold.first_scored_day, fold.last_scored_day), scored_ids,
+                                frame["label"].to_numpy()[fold.scored], scores)
 
 
 def file_entry(cfg: DictConfig, path: Path, dataset: Dataset, split_description: str,
-               scored: FoldPredictions) -> Entry:
+               scored: FoldResult) -> Entry:
     """A leaderboard entry (family "file") for the scored file."""
-    return Entry.from_folds([scored], family="file", study=str(cfg.score.study), trial=None,
-                            params={"file": str(path.resolve())}, config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-                            data_fingerprint=dataset.fingerprint, split=split_description,
-                            fit_seconds=0.0, predict_seconds=0.0)
+    return build_entry([scored], family="file", study=str(cfg.score.study), trial=None,
+                       params={"file": str(path.resolve())}, config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+                       data_fingerprint=dataset.fingerprint, split=split_description)
 
 
 def run(cfg: DictConfig) -> None:

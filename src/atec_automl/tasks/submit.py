@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from atec_automl.leaderboard import Leaderboard
 from atec_automl.pipeline import Prepared, prepare
-from atec_automl.submit import make_submission, true_scores, write_submission
+from atec_automl.submit import make_submission, write_submission
 
 
 def submit(cfg: DictConfig, prepared: Prepared) -> Path:
@@ -18,9 +18,8 @@ def submit(cfg: DictConfig, prepared: Prepared) -> Path:
     submission = make_submission(cfg, prepared, Leaderboard(cfg.leaderboard.path), work_dir)
     target = write_submission(submission, prepared, cfg)
     print(f"[submit] wrote {target}: " + ", ".join(f"{board}.csv ({len(s):,} rows)" for board, s in submission.scores.items()))
-    hidden = cfg.data.get("hidden_labels")
-    if hidden and Path(hidden).exists():
-        for board, figures in true_scores(Path(hidden), prepared.dataset, submission.scores, int(cfg.split.scored_days)).items():
+    if prepared.truth is not None:
+        for board, figures in prepared.truth.board_figures(submission.scores).items():
             print(f"[submit] true {board} score on its last {cfg.split.scored_days} days ({figures['rows']:,} rows): "
                   + (figures["undefined"] if "undefined" in figures else
                      f"{figures['score']:.4f} (TPR {figures['tpr1']:.3f} / {figures['tpr2']:.3f} / "

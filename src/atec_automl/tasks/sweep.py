@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from atec_automl.pipeline import prepare
 from atec_automl.search.sweep import run_sweep
+from atec_automl.split import few_frauds_warning
 from atec_automl.tasks import leaderboard
 from atec_automl.tasks.submit import submit
 
@@ -18,6 +19,9 @@ def run(cfg: DictConfig) -> None:
     prepared = prepare(cfg)
     for fold in prepared.folds:
         print(f"[sweep] {fold.describe()}", flush=True)
+    warning = few_frauds_warning(prepared.folds, prepared.labels, int(cfg.split.get("min_frauds", 30)))
+    if warning:
+        print(f"[sweep] {warning}", flush=True)
     results = run_sweep(cfg, prepared, Path(HydraConfig.get().runtime.output_dir))
     for result in results:
         best = "-" if result.best_score is None else f"{result.best_score:.4f}"

@@ -11,24 +11,26 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from atec_automl.evaluation import FoldResult
+from atec_automl.models.base import Model
 from atec_automl.models.io import write_atomically
-from atec_automl.pipeline import FoldOutcome, fit_fold, model_family, prepare
+from atec_automl.pipeline import fit_fold, model_family, prepare
 
 
-def save_model(outcome: FoldOutcome, target: Path) -> None:
+def save_model(model: Model, target: Path) -> None:
     """Save the fitted model into `target` whole: written beside it, then renamed into place."""
     staging = target.with_name(f".{target.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
-    outcome.model.save(staging)
+    model.save(staging)
     os.replace(staging, target)
 
 
-def summary(family: str, outcome: FoldOutcome) -> dict:
+def summary(family: str, fold: str, result: FoldResult) -> dict:
     """The figures of a fitted fold, JSON-ready."""
-    score = outcome.score
-    return {"family": family, "fold": outcome.fold.describe(), "score": score.score, "tpr1": score.tpr1,
-            "tpr2": score.tpr2, "tpr3": score.tpr3, "auc": outcome.auc, "best_iteration": outcome.best_iteration,
-            "fit_seconds": outcome.fit_seconds, "predict_seconds": outcome.predict_seconds}
+    score = result.atec
+    return {"family": family, "fold": fold, "score": score.score, "tpr1": score.tpr1, "tpr2": score.tpr2,
+            "tpr3": score.tpr3, "auc": result.auc, "frauds": result.frauds, "best_iteration": result.best_step,
+            "fit_seconds": result.fit_seconds, "predict_seconds": result.predict_seconds}
 
 
 def run(cfg: DictConfig) -> None:
@@ -39,9 +41,9 @@ def run(cfg: DictConfig) -> None:
     fold = prepared.folds[-1]
     labels = HydraConfig.get().runtime.choices.get("labels")
     print(f"[train] model={family} labels={labels} on {fold.describe()}", flush=True)
-    outcome = fit_fold(cfg, prepared, fold, root_dir=run_dir / "work")
-    figures = summary(family, outcome)
-    save_model(outcome, run_dir / "model")
+    result, model = fit_fold(cfg, prepared, fold, root_dir=run_dir / "work")
+    figures = summary(family, fold.describe(), result)
+    save_model(model, run_dir / "model")
     text = json.dumps(figures, indent=2)
     write_atomically(run_dir / "train.json", lambda tmp: tmp.write_text(text))
     print(f"[train] ATEC score {figures['score']:.4f} (TPR@FPR=0.001 {figures['tpr1']:.4f}, TPR@FPR=0.005 "
