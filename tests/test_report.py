@@ -35,8 +35,10 @@ def filled_board(path: Path) -> Leaderboard:
     for family, offset in (("catboost", 0), ("mlp", 50)):
         for trial in range(5):
             depth = 4 + trial
-            board.add(make_entry(offset + trial, study=f"atec-{family}", trial=trial, family=family,
-                                 signal=0.4 + 0.25 * trial, depth=depth, loss=["Logloss", "Focal"][trial % 2]))
+            entry = make_entry(offset + trial, study=f"atec-{family}", trial=trial, family=family,
+                               signal=0.4 + 0.25 * trial, depth=depth, loss=["Logloss", "Focal"][trial % 2])
+            entry.true_a, entry.true_b = entry.score - 0.05 * trial, entry.score - 0.1
+            board.add(entry)
     board.add(make_entry(99, study="file", trial=None, family="file", signal=1.0))
     return board
 
@@ -101,7 +103,7 @@ def test_report_is_written_atomically_and_self_contained(tmp_path: Path) -> None
     assert sorted(p.name for p in path.parent.iterdir()) == ["report.html"]
     assert text.count("<tr>") == 1 + 11
     assert "<script src" not in text and "Plotly.newPlot" in text
-    assert text.count('class="plotly-graph-div"') == 5
+    assert text.count('class="plotly-graph-div"') == 6  # ROC, local vs true, history, 2 importances, families
     assert "|Spearman correlation|" in text
 
 
@@ -156,17 +158,25 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, run_cli, browser) -
     assert console_errors(browser) == []
     rows = browser.execute_script("return [...document.querySelectorAll('#ranked tbody tr')]"
                                   ".map(r => [...r.cells].map(c => c.textContent))")
-    assert [row[3] for row in rows] == [e.label() for e in board.ranked()]
-    assert [row[4] for row in rows] == [f"{e.score:.4f}" for e in board.ranked()]
+    ranked = board.ranked()
+    assert [row[3] for row in rows] == [e.label() for e in ranked]
+    assert [row[4] for row in rows] == [e.policy for e in ranked]
+    assert [row[5] for row in rows] == [f"{e.score:.4f}" for e in ranked]
+    assert [row[6] for row in rows] == [f"{e.score_low:.3f}..{e.score_high:.3f}" for e in ranked]
+    assert rows[0][7] == "best" and set(row[7] for row in rows[1:]) <= {"~", "<", "-"}
+    assert [row[8] for row in rows] == [str(e.frauds) for e in ranked]
+    assert [row[13] for row in rows] == ["-" if e.true_a is None else f"{e.true_a:.4f}" for e in ranked]
     plots = browser.execute_script(
         "return [...document.querySelectorAll('.js-plotly-plot')].map(p => ({"
         "title: p.layout.title.text, traces: p.data.length, "
         "svgs: p.querySelectorAll('svg.main-svg').length, marks: p.querySelectorAll('.scatterlayer .trace, .barlayer .trace, .boxlayer .trace').length}))")
     assert [p["title"].split("<br>")[0] for p in plots] == [
-        "ROC of the top entries (scored days, folds pooled)", "Optimisation history",
-        "Parameter importance, study atec-catboost", "Parameter importance, study atec-mlp", "Score by model family"]
+        "ROC of the top entries (scored days, folds pooled)", "Local score against the true board scores",
+        "Optimisation history", "Parameter importance, study atec-catboost", "Parameter importance, study atec-mlp",
+        "Score by model family"]
     assert all(p["svgs"] >= 2 and p["marks"] >= 1 for p in plots)
-    assert plots[0]["traces"] == 4 + 3 and plots[1]["traces"] == 2 * 2 and plots[4]["traces"] == 3
+    assert plots[0]["traces"] == 4 + 3 and plots[2]["traces"] == 2 * 2 and plots[5]["traces"] == 3
+    assert plots[1]["traces"] == 3 and "Spearman(local, true A)" in plots[1]["title"]
     log_axis = browser.execute_script("return document.querySelector('.js-plotly-plot')._fullLayout.xaxis.type")
     assert log_axis == "log"
     resources = browser.execute_script("return performance.getEntriesByType('resource').map(r => r.name)")

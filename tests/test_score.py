@@ -95,9 +95,12 @@ def test_missing_scored_ids_are_a_one_line_error(tmp_path: Path, prelim_train: p
     preds = write_predictions(tmp_path / "preds.csv", scored["id"].iloc[1:], np.linspace(0, 1, len(scored) - 1))
     result = run_cli([*data_args(tmp_path), f"file={preds}"])
     assert result.returncode == 2
+    stopping_day = (FIRST_DAY + timedelta(days=DAYS - 4)).strftime("%Y%m%d")
+    early_stop = prelim_train[(prelim_train["date"] == stopping_day) & prelim_train["label"].isin([0, 1])]
     assert result.stderr.strip().splitlines() == [
-        f"error: file {preds}, column 'id': 1 of the {len(scored)} scored events (fold0: scored "
-        f"2017-09-22..2017-09-24, {len(prelim_train) - ROWS_PER_DAY * 3} train rows, {len(scored)} scored rows) "
+        f"error: file {preds}, column 'id': 1 of the {len(scored)} scored events (fold2: scored "
+        f"2017-09-22..2017-09-24, {len(prelim_train) - ROWS_PER_DAY * 4} train rows, {len(early_stop)} early-stopping "
+        f"rows, {len(scored)} scored rows) "
         f"have no score, e.g. id {scored['id'].iloc[0]!r}"]
 
 

@@ -11,10 +11,12 @@ from omegaconf import OmegaConf
 
 from atec_automl.data.dataset import Dataset
 from atec_automl.errors import AtecError
+from atec_automl.evaluation import FoldResult, build_entry
 from atec_automl.features.featureset import FeatureSet
-from atec_automl.leaderboard import Leaderboard
+from atec_automl.leaderboard import Entry, Leaderboard
 from atec_automl.pipeline import Prepared
-from atec_automl.submit import Submission, choose_entries, rank_average, submission_frame, write_submission
+from atec_automl.submit import (Submission, choose_entries, make_submission, rank_average, submission_frame,
+                                write_submission)
 
 
 def timeline(id_column: str = "event_id") -> Dataset:
@@ -87,3 +89,58 @@ def test_rank_average() -> None:
 def test_no_entry_for_this_data_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(AtecError, match="no model entry for data ffffffffffff"):
         choose_entries(Leaderboard(tmp_path / "empty.sqlite"), "f" * 64, None, 1)
+
+
+def scored_entry(trial: int, signal: float, rows_seed: int = 0, score_seed: int | None = None) -> Entry:
+    """An entry on fixed scored rows (`rows_seed`) whose scores rank frauds higher with `signal`."""
+    rows = np.random.default_rng(rows_seed)
+    label = (rows.random(3000) < 0.03).astype(np.int8)
+    noise = np.random.default_rng(score_seed if score_seed is not None else 100 + trial)
+    score = noise.random(3000) + signal * label * noise.random(3000)
+    fold = FoldResult.of_scores("fold0", (17_500, 17_502), np.array([f"e{i}" for i in range(3000)]), label, score)
+    return build_entry([fold], 200, family="catboost", study="s", trial=trial, params={}, config_yaml="",
+                       data_fingerprint="f" * 64, split="same", policy="drop",
+                       test_scores={"test_a": np.array([0.1, 0.9, 0.5]) * (trial + 1), "test_b": np.array([0.2, 0.3])})
+
+
+def test_choose_best_lower_bound_and_indistinguishable(tmp_path: Path) -> None:
+    board = Leaderboard(tmp_path / "lb.sqlite")
+    ids = {name: board.add(scored_entry(trial, signal)) for trial, (name, signal) in
+           enumerate([("strong", 3.0), ("close", 2.9), ("weak", 0.2)])}
+    ranked = board.ranked()
+    assert [e.id for e in choose_entries(board, "f" * 64, None, 1)] == [ranked[0].id]
+    by_low = max(ranked, key=lambda e: e.score_low)
+    assert [e.id for e in choose_entries(board, "f" * 64, None, 1, "lower_bound")] == [by_low.id]
+    blend = {e.id for e in choose_entries(board, "f" * 64, None, 1, "indistinguishable")}
+    assert blend == {ids["strong"], ids["close"]}
+    with pytest.raises(AtecError, match="submit.choose: 'median' is not one of"):
+        choose_entries(board, "f" * 64, None, 1, "median")
+
+
+def test_blends_skip_entries_with_identical_predictions(tmp_path: Path) -> None:
+    board = Leaderboard(tmp_path / "lb.sqlite")
+    first = board.add(scored_entry(0, 3.0, score_seed=1))
+    board.add(scored_entry(1, 3.0, score_seed=1))  # the same predictions under another trial number
+    third = board.add(scored_entry(2, 1.0, score_seed=2))
+    assert [e.id for e in choose_entries(board, "f" * 64, None, 2)] == [first, third]
+
+
+def test_submit_without_refit_writes_the_stored_predictions(tmp_path: Path) -> None:
+    board = Leaderboard(tmp_path / "lb.sqlite")
+    entry_id = board.add(scored_entry(0, 3.0))
+    cfg = OmegaConf.create({"submit": {"dir": str(tmp_path / "submissions"), "entry": entry_id, "blend_top": 1,
+                                       "choose": "best", "refit": False, "name": "stored"}})
+    submission = make_submission(cfg, prepared(timeline()), board, tmp_path / "work")
+    target = write_submission(submission, prepared(timeline()), cfg)
+    assert pd.read_csv(target / "test_a.csv")["score"].tolist() == pytest.approx([0.1, 0.9, 0.5])
+    assert json.loads((target / "manifest.json").read_text())["refit"] is False
+
+
+def test_submit_without_refit_refuses_predictions_of_other_rows(tmp_path: Path) -> None:
+    board = Leaderboard(tmp_path / "lb.sqlite")
+    entry = scored_entry(0, 3.0)
+    entry.test_scores = {"test_a": np.array([0.1, 0.2])}
+    entry_id = board.add(entry)
+    cfg = OmegaConf.create({"submit": {"entry": entry_id, "blend_top": 1, "refit": False, "name": None}})
+    with pytest.raises(AtecError, match="no stored predictions of test_a's 3 rows; use submit.refit=true"):
+        make_submission(cfg, prepared(timeline()), board, tmp_path / "work")
