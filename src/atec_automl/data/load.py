@@ -36,7 +36,7 @@ from atec_automl.errors import AtecError, DataError
 
 log = logging.getLogger(__name__)
 
-LOADER_VERSION = 1
+LOADER_VERSION = 2
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
 BLOCK_BYTES = 16 << 20  # CSV bytes per parallel block: large blocks keep chunks and per-block dictionaries few
 OTHER_DELIMITERS = {";": "semicolon (;)", "\t": "tab", "|": "pipe (|)"}
@@ -161,7 +161,7 @@ def _check_required(path: Path, header: list[str], required: list[str]) -> None:
 
 
 def read_part(path: Path, part: str, header: list[str], kinds: dict[str, str], file_format: TableFormat) -> pa.Table:
-    """One file as a table: event_id, ts, label (null for tests), then the format's columns, in file row order."""
+    """One file as a table: event_id, ts, label (null for tests), ts_resolution, then the format's columns, in file row order."""
     started = time.perf_counter()
     wanted = {c: k for c, k in kinds.items() if c in header and (k != "label" or part == "train")}
     if file_kind(path) == "csv":
@@ -296,7 +296,7 @@ def _read_parquet(path: Path, wanted: dict[str, str]) -> pa.Table:
 
 
 def _convert(table: pa.Table, path: Path, kinds: dict[str, str], file_format: TableFormat) -> pa.Table:
-    """Typed output columns: event_id, ts, label, then the format's own columns (absent ones all null)."""
+    """Typed output columns: event_id, ts, label, ts_resolution, then the format's own columns (absent ones all null)."""
     rows = table.num_rows
     keys, others = {}, {}
     for column, kind in kinds.items():
@@ -308,8 +308,14 @@ def _convert(table: pa.Table, path: Path, kinds: dict[str, str], file_format: Ta
             keys[KEY_OUTPUT[kind]] = values
         else:
             others[column] = values
-    keys["ts"] = pa.array(keys["ts"].start, type=pa.int64())
-    return pa.table({"event_id": keys["event_id"], "ts": keys["ts"], "label": keys["label"], **others})
+    times = keys["ts"]
+    return pa.table({
+        "event_id": keys["event_id"],
+        "ts": pa.array(times.start, type=pa.int64()),
+        "label": keys["label"],
+        "ts_resolution": pa.array(times.resolution, type=pa.int32()),
+        **others,
+    })
 
 
 def _row_in_part(position: int, tables: dict[str, pa.Table]) -> tuple[str, int]:
