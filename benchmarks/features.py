@@ -21,10 +21,11 @@ import pandas as pd
 import psutil
 from hydra import compose, initialize_config_dir
 
+from atec_automl.data.dataset import visible_from
 from atec_automl.data.load import load_dataset
 from atec_automl.features.build import as_spec, compute_features
 from atec_automl.features.spec import ALL_HISTORY, EntitySpec, RawEventFeatures, window_seconds
-from atec_automl.features.windows import build_key_index, segmented_cumsum, window_sum
+from atec_automl.features.windows import Timeline, build_key_index, segmented_cumsum, window_sum
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GIB = 1 << 30
@@ -66,13 +67,13 @@ def reference_entities(spec: RawEventFeatures, count: int, columns: list[str]) -
 
 def kernel_counts_sums(frame: pd.DataFrame, entities: dict[str, EntitySpec]) -> dict[str, np.ndarray]:
     """Window counts and amount sums with the sorted-index kernels (timeline order)."""
-    ts = frame["ts"].to_numpy()
+    timeline = Timeline.of(frame["ts"].to_numpy(), visible_from(frame))
     amount = frame["amt"].to_numpy(dtype=np.float64, na_value=np.nan)
     out = {}
     for name, entity in entities.items():
         windows = [w for w in entity.windows if w != ALL_HISTORY]
         codes = np.asarray(frame[entity.columns[0]].cat.codes, dtype=np.int64)
-        ki = build_key_index(codes, ts, max(window_seconds(w) for w in windows))
+        ki = build_key_index(codes, timeline, max(window_seconds(w) for w in windows))
         sums = segmented_cumsum(np.nan_to_num(amount[ki.order]), ki.group_start)
         for w in windows:
             lo = ki.lo(window_seconds(w))

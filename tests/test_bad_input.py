@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 HEADER = ["event_id", "user_id", "gmt_occur", "amt", "is_fraud"]
@@ -163,12 +166,78 @@ def prelim_non_numeric_feature(tmp: Path, write_csv: Callable) -> Case:
     return Case({"train": train}, train, "non-numeric value: 'n/a'", "f2", 1, "atec_prelim")
 
 
+def impossible_day_to_the_second(tmp: Path, write_csv: Callable) -> Case:
+    files = _raw(tmp, write_csv, train=_changed(TRAIN, 2, "gmt_occur", "2017-02-30 10:00:00"))
+    return Case(files, files["train"], "impossible time (no such day or second): '2017-02-30 10:00:00'", "gmt_occur", 2)
+
+
+def impossible_day_to_the_hour(tmp: Path, write_csv: Callable) -> Case:
+    files = _raw(tmp, write_csv, test_a=_changed(TEST_A, 1, "gmt_occur", "2018-02-29 10", TEST_HEADER))
+    return Case(files, files["test_a"], "impossible time (no such day or second): '2018-02-29 10'", "gmt_occur", 1)
+
+
+def second_sixty(tmp: Path, write_csv: Callable) -> Case:
+    files = _raw(tmp, write_csv, train=_changed(TRAIN, 2, "gmt_occur", "2017-09-05 11:00:60"))
+    return Case(files, files["train"], "impossible time (no such day or second): '2017-09-05 11:00:60'", "gmt_occur", 2)
+
+
+def prelim_impossible_date(tmp: Path, write_csv: Callable) -> Case:
+    train = write_csv(tmp / "train.csv", PRELIM_HEADER, _changed(PRELIM_TRAIN, 2, "date", "20170931", PRELIM_HEADER))
+    return Case({"train": train}, train, "impossible date (no such day or second): '20170931'", "date", 2, "atec_prelim")
+
+
+def duplicate_header_name(tmp: Path, write_csv: Callable) -> Case:
+    train = write_csv(tmp / "train.csv", HEADER + ["amt"], [row + ["7"] for row in TRAIN])
+    return Case({"train": train}, train, "the header names this column twice (fields 4 and 6)", "amt")
+
+
+def infinite_amount(tmp: Path, write_csv: Callable) -> Case:
+    files = _raw(tmp, write_csv, train=_changed(TRAIN, 3, "amt", "inf"))
+    return Case(files, files["train"], "infinite or beyond the float32 range (±3.4e38): inf", "amt", 3)
+
+
+def nan_amount(tmp: Path, write_csv: Callable) -> Case:
+    files = _raw(tmp, write_csv, test_b=_changed(TEST_B, 1, "amt", "NaN", TEST_HEADER))
+    return Case(files, files["test_b"], "not a number: nan", "amt", 1)
+
+
+def amount_beyond_float32(tmp: Path, write_csv: Callable) -> Case:
+    files = _raw(tmp, write_csv, train=_changed(TRAIN, 1, "amt", "1e39"))
+    return Case(files, files["train"], "infinite or beyond the float32 range (±3.4e38): 1e+39", "amt", 1)
+
+
+def prelim_feature_beyond_float32(tmp: Path, write_csv: Callable) -> Case:
+    train = write_csv(tmp / "train.csv", PRELIM_HEADER, _changed(PRELIM_TRAIN, 2, "f1", "-4e38", PRELIM_HEADER))
+    return Case({"train": train}, train, "infinite or beyond the float32 range (±3.4e38): -inf", "f1", 2, "atec_prelim")
+
+
+def infinite_amount_in_parquet(tmp: Path, write_csv: Callable) -> Case:
+    train = tmp / "train.parquet"
+    columns = {name: [row[i] for row in TRAIN] for i, name in enumerate(HEADER)}
+    columns["amt"] = [1.5, float("-inf"), 3.0]
+    pq.write_table(pa.table(columns), train)
+    return Case({"train": train}, train, "infinite or beyond the float32 range (±3.4e38): -inf", "amt", 2)
+
+
+def truncated_gzip_csv(tmp: Path, write_csv: Callable) -> Case:
+    rows = [[f"e{i}", f"u{i % 7}", "2017-09-05 10", str(i), "0"] for i in range(20_000)]
+    train = write_csv(tmp / "train.csv.gz", HEADER, rows)
+    kept = train.read_bytes()[: train.stat().st_size // 2]
+    train.write_bytes(kept)
+    lines_kept = zlib.decompressobj(wbits=31).decompress(kept).count(b"\n")
+    problem = "the compressed file is cut short or corrupt (Truncated compressed stream); rows from here on are lost"
+    return Case({"train": train}, train, problem, row=lines_kept)
+
+
 CASES = [
     missing_required_column, unparseable_time, label_outside_the_three_values, non_numeric_label,
     duplicate_id_within_a_file, duplicate_id_across_files, zero_byte_file, header_only_file,
     window_a_before_train_ends, window_b_before_test_a_ends, gbk_encoded_file, latin1_id, gbk_amount,
     semicolon_separated, tab_separated, missing_file, non_numeric_amount_in_gzip_csv,
     row_with_an_extra_field, unknown_file_type, prelim_date_not_yyyymmdd, prelim_non_numeric_feature,
+    impossible_day_to_the_second, impossible_day_to_the_hour, second_sixty, prelim_impossible_date,
+    duplicate_header_name, infinite_amount, nan_amount, amount_beyond_float32, prelim_feature_beyond_float32,
+    infinite_amount_in_parquet, truncated_gzip_csv,
 ]
 
 

@@ -34,14 +34,19 @@ def small_spec(**overrides) -> RawEventFeatures:
 
 
 def past_of(frame: pd.DataFrame, i: int, columns: list[str]) -> pd.DataFrame:
-    """Events with a strictly earlier time and the same known values in `columns` as row i."""
+    """Events surely earlier than row i (their written time ends by row i's start) with its known values in `columns`.
+
+    Ordered by the end of their written time, then timeline order.
+    """
     row = frame.iloc[i]
     if any(pd.isna(row[c]) for c in columns):
         return frame.iloc[:0]
-    mask = frame["ts"] < row["ts"]
+    ends = frame["ts"] + frame["ts_resolution"]
+    mask = ends <= row["ts"]
     for column in columns:
         mask &= frame[column] == row[column]
-    return frame[mask.fillna(False)]
+    past = frame[mask.fillna(False)]
+    return past.iloc[np.lexsort((past.index.to_numpy(), ends[past.index].to_numpy()))]
 
 
 def reference_entity(frame: pd.DataFrame, columns: list[str], other: str | None) -> dict[str, list[float]]:
@@ -52,7 +57,7 @@ def reference_entity(frame: pd.DataFrame, columns: list[str], other: str | None)
         row = frame.iloc[i]
         known_key = all(pd.notna(row[c]) for c in columns)
         for w, seconds in WINDOWS.items():
-            window = past if seconds is None else past[past["ts"] >= row["ts"] - seconds]
+            window = past if seconds is None else past[past["ts"] + past["ts_resolution"] > row["ts"] - seconds]
             amounts = window["amt"].dropna()
             values = {
                 "count": len(window),
@@ -68,9 +73,9 @@ def reference_entity(frame: pd.DataFrame, columns: list[str], other: str | None)
     return out
 
 
-@pytest.mark.parametrize("hour_resolution", [False, True])
-def test_user_window_aggregates_match_brute_force(hour_resolution: bool) -> None:
-    """Counts, sums, means, maxima, stds, distinct devices and gaps equal a per-event loop."""
+@pytest.mark.parametrize("hour_resolution", [False, True, 0.4])
+def test_user_window_aggregates_match_brute_force(hour_resolution: bool | float) -> None:
+    """Counts, sums, means, maxima, stds, distinct devices and gaps equal a per-event loop (also with times to the hour and to the second mixed)."""
     dataset = random_raw_dataset(400, seed=5, days=3, hour_resolution=hour_resolution)
     table = compute_features(dataset, small_spec(), progress=False).table
     expected = reference_entity(dataset.frame, ["user_id"], "device_sign")
@@ -97,9 +102,10 @@ def test_pair_key_and_payee_distinct_users_match_brute_force() -> None:
     assert table["payee_nuniq_user_id_all"].max() >= 2
 
 
-def test_flags_match_brute_force() -> None:
+@pytest.mark.parametrize("hour_resolution", [True, 0.5])
+def test_flags_match_brute_force(hour_resolution: bool | float) -> None:
     """New-device, usual-device and province-mismatch flags equal their definitions."""
-    dataset = random_raw_dataset(300, seed=7, days=2, hour_resolution=True)
+    dataset = random_raw_dataset(300, seed=7, days=2, hour_resolution=hour_resolution)
     frame = dataset.frame
     table = compute_features(dataset, small_spec(), progress=False).table
     new, usual = [], []
@@ -134,9 +140,10 @@ def test_window_counts_and_sums_equal_pandas_rolling_closed_left() -> None:
     np.testing.assert_allclose(table.loc[rows, "payee_amt_sum_24h"].fillna(0), rolled.loc[rows, "amt"].fillna(0), rtol=1e-5)
 
 
-def test_sequence_index_lists_the_users_latest_strictly_earlier_events() -> None:
+@pytest.mark.parametrize("hour_resolution", [True, 0.5])
+def test_sequence_index_lists_the_users_latest_strictly_earlier_events(hour_resolution: bool | float) -> None:
     """Row i's index holds the user's K latest earlier events, most recent last, -1 padded."""
-    dataset = random_raw_dataset(300, seed=9, days=2, hour_resolution=True)
+    dataset = random_raw_dataset(300, seed=9, days=2, hour_resolution=hour_resolution)
     frame = dataset.frame
     features = compute_features(dataset, small_spec(), progress=False)
     assert features.seq_index.dtype == np.int32 and features.seq_index.shape == (300, 4)
@@ -188,6 +195,14 @@ def test_an_unsorted_timeline_is_rejected() -> None:
     dataset = random_raw_dataset(50)
     dataset.frame = dataset.frame.iloc[::-1].reset_index(drop=True)
     with pytest.raises(DataError, match="'ts'.*not sorted"):
+        compute_features(dataset, small_spec(), progress=False)
+
+
+def test_a_timeline_without_time_resolutions_is_rejected() -> None:
+    """Without `ts_resolution` nobody can tell when an event may be seen: a DataError naming the column."""
+    dataset = random_raw_dataset(50)
+    dataset.frame = dataset.frame.drop(columns=["ts_resolution"])
+    with pytest.raises(DataError, match="'ts_resolution'.*no ts_resolution column"):
         compute_features(dataset, small_spec(), progress=False)
 
 

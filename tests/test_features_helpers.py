@@ -2,7 +2,8 @@
 
 Raw format: train, test_a, test_b in consecutive time windows, entities reused the way real
 traffic reuses them (a user mostly keeps a device, a card, a payee), ~5 % missing fields,
-optional hour-resolution times (many ties). Preliminary format: id/date/f-columns.
+optional hour-resolution times (many ties) or a mix of times to the hour and to the second.
+Preliminary format: id/date/f-columns.
 """
 from __future__ import annotations
 
@@ -23,14 +24,18 @@ RAW_NUMERIC = ["amt", "is_one_people", "is_peer_pay"]
 ENTITY_POOLS = {"device_sign": 3, "client_ip": 4, "bank_card_no": 2, "cert_no": 1, "wireless_mac": 3, "income_card_no": 2}
 
 
-def raw_events(rows: int, seed: int, days: int = 20, hour_resolution: bool = False) -> pd.DataFrame:
-    """Unsorted raw events with `event_id`, `ts`, `label`, `part` and the raw fields (strings/floats)."""
+def raw_events(rows: int, seed: int, days: int = 20, hour_resolution: bool | float = False) -> pd.DataFrame:
+    """Unsorted raw events with `event_id`, `ts`, `label`, `ts_resolution` and the raw fields (strings/floats).
+
+    `hour_resolution`: True for times to the hour only, a share (0.3) for that share of times to the hour.
+    """
     rng = np.random.default_rng(seed)
     n_users = max(rows // 8, 2)
     user = rng.zipf(1.6, rows) % n_users
     ts = START + rng.integers(0, days * 86_400, rows)
-    if hour_resolution:
-        ts = ts - ts % 3600
+    share = float(hour_resolution)
+    to_the_hour = rng.random(rows) < share if 0 < share < 1 else np.full(rows, share == 1)
+    ts = np.where(to_the_hour, ts - ts % 3600, ts)
     columns: dict[str, object] = {"user_id": [f"u{u}" for u in user]}
     for name, per_user in ENTITY_POOLS.items():
         own = user * per_user + rng.integers(0, per_user, rows)
@@ -55,6 +60,7 @@ def raw_events(rows: int, seed: int, days: int = 20, hour_resolution: bool = Fal
     frame.insert(0, "event_id", [f"e{seed}_{i}" for i in range(rows)])
     frame.insert(1, "ts", ts.astype(np.int64))
     frame.insert(2, "label", rng.choice([0.0, 1.0, -1.0], rows, p=[0.9, 0.07, 0.03]).astype(np.float32))
+    frame.insert(3, "ts_resolution", np.where(to_the_hour, 3600, 1).astype(np.int32))
     return frame
 
 
@@ -75,7 +81,7 @@ def as_dataset(events: pd.DataFrame, numeric: list[str], categorical: list[str],
     return Dataset(frame=frame, fingerprint=digest, id_column="event_id", categorical=categorical, numeric=numeric)
 
 
-def random_raw_dataset(rows: int = 2_000, seed: int = 0, days: int = 20, hour_resolution: bool = False) -> Dataset:
+def random_raw_dataset(rows: int = 2_000, seed: int = 0, days: int = 20, hour_resolution: bool | float = False) -> Dataset:
     """A random semi-final-format timeline."""
     return as_dataset(raw_events(rows, seed, days, hour_resolution), RAW_NUMERIC, RAW_CATEGORICAL, days)
 
@@ -89,6 +95,7 @@ def prelim_events(rows: int, seed: int, days: int = 20, features: int = 12) -> p
     frame.insert(0, "event_id", [f"{seed}_{i}" for i in range(rows)])
     frame.insert(1, "ts", (START + rng.integers(0, days, rows) * 86_400).astype(np.int64))
     frame.insert(2, "label", rng.choice([0.0, 1.0, -1.0], rows, p=[0.9, 0.07, 0.03]).astype(np.float32))
+    frame.insert(3, "ts_resolution", np.full(rows, 86_400, dtype=np.int32))
     return frame
 
 

@@ -4,6 +4,9 @@ Each test builds features twice: on a timeline, and on the same timeline with ro
 changed, dropped and added (in train and in the test files, hour-resolution times included), or
 with other labels. Every tabular feature, sequence (as event ids) and step of every event before
 T must be bit-for-bit identical; events are matched by event_id since row positions shift.
+An event written to the hour (`2017-09-05 13`) may have happened at any second of that hour, so
+with times to the hour and to the second mixed, "at or after T" includes the hour-only events of
+T's own hour: they may be later than an event at 13:30 and must stay out of its features.
 """
 from __future__ import annotations
 
@@ -30,11 +33,11 @@ def spec_from_config(name: str) -> FeatureSpec:
 
 
 def perturb_after(events: pd.DataFrame, cutoff: int, seed: int) -> pd.DataFrame:
-    """Change, drop and add events at or after `cutoff`; earlier events are left as they are."""
+    """Change, drop and add events that may be at or after `cutoff` (their written time ends after it); earlier events are left as they are."""
     rng = np.random.default_rng(seed)
-    late = np.flatnonzero(events["ts"].to_numpy() >= cutoff)
+    late = np.flatnonzero((events["ts"] + events["ts_resolution"]).to_numpy() > cutoff)
     changed = events.copy()
-    for column in [c for c in changed.columns if c not in ("event_id", "ts")]:
+    for column in [c for c in changed.columns if c not in ("event_id", "ts", "ts_resolution")]:
         rows = late[rng.random(len(late)) < 0.3]
         donors = rng.integers(0, len(events), len(rows))
         changed.loc[rows, column] = events[column].to_numpy()[donors]
@@ -49,11 +52,12 @@ def perturb_after(events: pd.DataFrame, cutoff: int, seed: int) -> pd.DataFrame:
     return pd.concat([changed, added], ignore_index=True)
 
 
-def by_event(features: FeatureSet, dataset: Dataset, before: int) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray | None]:
-    """Features of the events before `before`, ordered by event id; sequences as event ids."""
+def by_event(features: FeatureSet, dataset: Dataset, before: int, whole_time: bool = False) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray | None]:
+    """Features of the events before `before` (with `whole_time`, whose written time ends by then), ordered by event id; sequences as event ids."""
     frame = dataset.frame
     ids = frame["event_id"].to_numpy()
-    keep = np.flatnonzero(frame["ts"].to_numpy() < before)
+    ends = frame["ts"].to_numpy() + (frame["ts_resolution"].to_numpy() - 1 if whole_time else 0)
+    keep = np.flatnonzero(ends < before)
     order = keep[np.argsort(ids[keep], kind="stable")]
     table = features.table.iloc[order].reset_index(drop=True)
     table.insert(0, "event_id", ids[order])
@@ -152,6 +156,94 @@ def test_events_sharing_a_time_do_not_see_each_other() -> None:
         by_event(compute_features(base, spec, progress=False), base, busiest + 1),
         by_event(kept, only_originals, busiest + 1),
     )
+
+
+@pytest.mark.parametrize(("seed", "cutoff_hours"), [(15, 7 * 24 + 13.5), (16, 15 * 24 + 0.25)])
+def test_mixed_resolution_features_ignore_events_that_may_be_later(seed: int, cutoff_hours: float) -> None:
+    """Times to the hour and to the second mixed, T inside an hour: changing everything that may be at or
+    after T (the hour-only events of T's hour included) leaves every event surely before T alone."""
+    spec = spec_from_config("default")
+    events = raw_events(1_500, seed, DAYS, hour_resolution=0.4)
+    cutoff = START + int(cutoff_hours * 3600)
+    hour_start = cutoff - cutoff % 3600
+    users = events.drop_duplicates("user_id").dropna(subset=["user_id"]).head(6)
+    in_hour = pd.concat([users, users], ignore_index=True)
+    in_hour["event_id"] = [f"in_hour{i}" for i in range(len(in_hour))]
+    in_hour["ts"] = np.r_[np.full(len(users), hour_start), hour_start + np.arange(len(users)) * (cutoff - hour_start) // len(users)]
+    in_hour["ts_resolution"] = np.r_[np.full(len(users), 3600), np.ones(len(users))].astype(np.int32)
+    events = pd.concat([events, in_hour], ignore_index=True)
+    base = as_dataset(events, RAW_NUMERIC, RAW_CATEGORICAL, DAYS)
+    other = as_dataset(perturb_after(events, cutoff, seed), RAW_NUMERIC, RAW_CATEGORICAL, DAYS)
+    assert_unchanged_before(
+        by_event(compute_features(base, spec, progress=False), base, cutoff, whole_time=True),
+        by_event(compute_features(other, spec, progress=False), other, cutoff, whole_time=True),
+    )
+
+
+def _probe_user(background: pd.DataFrame, day: int, times: list[tuple[str, int, int]]) -> pd.DataFrame:
+    """The background events plus events of a new user `probe` (and its own device) at (id, seconds into the day, resolution)."""
+    template = background.iloc[[0] * len(times)].copy()
+    template["event_id"] = [event_id for event_id, _, _ in times]
+    template["ts"] = [START + day * 86_400 + offset for _, offset, _ in times]
+    template["ts_resolution"] = np.array([resolution for _, _, resolution in times], dtype=np.int32)
+    template["user_id"], template["device_sign"], template["amt"] = "probe", "probe_device", [100.0 * (i + 1) for i in range(len(times))]
+    return pd.concat([background, template], ignore_index=True)
+
+
+def _features_of(dataset: Dataset, event_ids: list[str]) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Feature rows of these events (in this order) and their sequences as event ids."""
+    spec = spec_from_config("default")
+    features = compute_features(dataset, spec, progress=False)
+    ids = dataset.frame["event_id"].to_numpy()
+    rows = [int(np.flatnonzero(ids == event_id)[0]) for event_id in event_ids]
+    sequences = {event_id: [ids[p] for p in features.seq_index[row] if p >= 0] for event_id, row in zip(event_ids, rows)}
+    return features.table.iloc[rows].reset_index(drop=True), sequences
+
+
+def test_an_hour_only_event_is_past_only_for_later_hours() -> None:
+    """`13` (hour only) and 13:30:00 of one user do not see each other (either may be first); 14:05 sees both.
+
+    Changing the hour-only event (it may be later than 13:30) moves nothing of the 13:30 event.
+    """
+    background = raw_events(400, 41, DAYS, hour_resolution=0.3)
+    times = [("hour13", 13 * 3600, 3600), ("at1330", 13 * 3600 + 1800, 1), ("at1405", 14 * 3600 + 300, 1)]
+    base = as_dataset(_probe_user(background, 3, times), RAW_NUMERIC, RAW_CATEGORICAL, DAYS)
+    table, sequences = _features_of(base, ["hour13", "at1330", "at1405"])
+    assert table["user_count_all"].tolist() == [0.0, 0.0, 2.0]
+    assert table["user_count_1h"].tolist() == [0.0, 0.0, 2.0]
+    assert table["device_count_24h"].tolist() == [0.0, 0.0, 2.0]
+    assert np.isnan(table.loc[1, "user_amt_sum_all"]) and table.loc[2, "user_amt_sum_all"] == 300.0
+    assert table["new_device"].tolist() == [1.0, 1.0, 0.0]
+    assert sequences == {"hour13": [], "at1330": [], "at1405": ["at1330", "hour13"]}  # in the order they became visible
+    assert table.loc[2, "user_since_prev"] == 35 * 60
+
+    changed = _probe_user(background, 3, times)
+    changed.loc[changed["event_id"] == "hour13", ["amt", "device_sign"]] = [9_999.0, "other_device"]
+    other = as_dataset(changed, RAW_NUMERIC, RAW_CATEGORICAL, DAYS)
+    other_table, other_sequences = _features_of(other, ["hour13", "at1330", "at1405"])
+    pd.testing.assert_series_equal(other_table.iloc[1], table.iloc[1], check_exact=True)
+    assert other_sequences["at1330"] == []
+    assert other_table.loc[2, "user_amt_sum_all"] == 200.0 + 9_999.0
+
+
+def test_times_to_the_hour_only_give_the_features_they_always_had() -> None:
+    """Data written to the hour only: the same features as when its times are read as exact seconds
+    (how every time was read before times carried a resolution); same-hour events do not see each other."""
+    spec = spec_from_config("default")
+    hourly = as_dataset(raw_events(1_500, 51, DAYS, hour_resolution=True), RAW_NUMERIC, RAW_CATEGORICAL, DAYS)
+    assert (hourly.frame["ts_resolution"] == 3600).all() and hourly.frame["ts"].duplicated().sum() > 100
+    as_seconds = Dataset(hourly.frame.assign(ts_resolution=np.int32(1)), "x", "event_id")
+    features = compute_features(hourly, spec, progress=False)
+    exact = compute_features(as_seconds, spec, progress=False)
+    pd.testing.assert_frame_equal(features.table, exact.table, check_exact=True)
+    np.testing.assert_array_equal(features.seq_index, exact.seq_index)
+    np.testing.assert_array_equal(features.steps, exact.steps)
+    frame = hourly.frame
+    same_hour = frame.groupby(["user_id", "ts"], observed=True)["event_id"].transform("size") > 1
+    first_of_user = frame.groupby("user_id", observed=True)["ts"].transform("min") == frame["ts"]
+    sharing_first_hour = (same_hour & first_of_user).to_numpy()
+    assert sharing_first_hour.sum() > 2
+    assert (features.table["user_count_all"].to_numpy()[sharing_first_hour] == 0).all()
 
 
 def perturb_file(source: pd.DataFrame, cutoff: pd.Timestamp, seed: int) -> pd.DataFrame:

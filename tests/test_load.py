@@ -34,6 +34,11 @@ def _records(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(stream))
 
 
+def _resolution(text: str) -> int:
+    """Seconds a written time spans: '2017-09-05 13' an hour, '2017-09-05 13:04:05' a second, '20170905' a day."""
+    return {13: 3600, 19: 1, 8: 86_400}[len(text)]
+
+
 def _seconds(text: str) -> int:
     """Seconds since 1970 of '2017-09-05 13', '2017-09-05 13:04:05' or '20170905'."""
     layout = {13: "%Y-%m-%d %H", 19: "%Y-%m-%d %H:%M:%S", 8: "%Y%m%d"}[len(text)]
@@ -57,17 +62,20 @@ def test_raw_csv_is_typed_time_sorted_labelled_and_joined(compose_cfg, raw_files
     expected = _expected_timeline(raw_files, "gmt_occur")
 
     assert isinstance(frame.index, pd.RangeIndex) and len(frame) == len(expected)
-    assert list(frame.columns[:4]) == ["event_id", "ts", "label", "part"]
+    assert list(frame.columns[:5]) == ["event_id", "ts", "label", "part", "ts_resolution"]
     assert pd.api.types.is_string_dtype(frame["event_id"])
     assert frame["ts"].dtype == np.int64 and frame["label"].dtype == np.float32
     assert list(frame["part"].cat.categories) == list(PARTS)
-    assert not RAW_DROPPED & set(frame.columns[4:])
+    assert not RAW_DROPPED & set(frame.columns[5:])
     assert dataset.id_column == "event_id" and set(dataset.numeric) == RAW_NUMERIC
     assert dataset.sources == raw_files
 
     assert frame["event_id"].tolist() == [record["event_id"] for _, record in expected]
     assert frame["part"].tolist() == [part for part, _ in expected]
     assert frame["ts"].tolist() == [_seconds(record["gmt_occur"]) for _, record in expected]
+    assert frame["ts_resolution"].dtype == np.int32
+    assert frame["ts_resolution"].tolist() == [_resolution(record["gmt_occur"]) for _, record in expected]
+    assert {1, 3600} <= set(frame["ts_resolution"])
     for (part, record), label in zip(expected, frame["label"]):
         assert math.isnan(label) if part != "train" else label == float(record["is_fraud"])
 
@@ -150,11 +158,12 @@ def test_prelim_format_unions_feature_columns_and_keeps_minus_one(compose_cfg, p
     frame = dataset.frame
     expected = _expected_timeline(prelim_files, "date")
 
-    assert list(frame.columns) == ["event_id", "ts", "label", "part", "f1", "f2", "f5", "f7"]
+    assert list(frame.columns) == ["event_id", "ts", "label", "part", "ts_resolution", "f1", "f2", "f5", "f7"]
     assert dataset.id_column == "id" and dataset.numeric == ["f1", "f2", "f5", "f7"] and dataset.categorical == []
     assert all(frame[f].dtype == np.float32 for f in dataset.numeric)
     assert frame["event_id"].tolist() == [record["id"] for _, record in expected]
     assert frame["ts"].tolist() == [_seconds(record["date"]) for _, record in expected]
+    assert (frame["ts_resolution"] == 86_400).all()
     for (part, record), (_, row) in zip(expected, frame.iterrows()):
         assert math.isnan(row["label"]) if part != "train" else row["label"] == float(record["label"])
         for column in dataset.numeric:
@@ -208,10 +217,10 @@ def test_check_data_prints_rows_ranges_and_top_missing_columns_of_a_raw_dataset(
 def test_summary_lists_every_column_on_request(compose_cfg, raw_files):
     dataset = _load(compose_cfg, "atec", raw_files)
     every = summary(dataset, 0.5, top=None)
-    partly = [c for c in dataset.frame.columns[4:] if 0 <= dataset.frame[c].isna().mean() < 1]
+    partly = [c for c in dataset.frame.columns[5:] if 0 <= dataset.frame[c].isna().mean() < 1]
     listed = re.findall(r"^(\w+) +\d", every.split("missing share per column")[1], flags=re.MULTILINE)
     assert sorted(listed) == sorted(partly)
-    absent = [c for c in dataset.frame.columns[4:] if dataset.frame[c].isna().all()]
+    absent = [c for c in dataset.frame.columns[5:] if dataset.frame[c].isna().all()]
     assert f"missing in every row ({len(absent)}): {', '.join(absent)}" in every
 
 

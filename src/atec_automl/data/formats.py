@@ -6,16 +6,20 @@ or raises a `DataError` naming the file, the column, the first offending (1-base
 the value. Column kinds:
 
 - `id`        the event's id, kept as a string
-- `time`      "YYYY-MM-DD HH" or "YYYY-MM-DD HH:MM:SS" (mixed is fine) -> int64 seconds
-- `date`      an integer day YYYYMMDD -> int64 seconds at midnight
+- `time`      "YYYY-MM-DD HH", "YYYY-MM-DD HH:MM" or "YYYY-MM-DD HH:MM:SS" (mixed is fine) -> `EventTimes`:
+              int64 seconds of the start of what was written and its resolution (3600, 60 or 1 s)
+- `date`      an integer day YYYYMMDD -> `EventTimes`: seconds at midnight, resolution one day
 - `label`     1 black, 0 white, -1 grey -> float32
 - `category`  anything -> dictionary of strings (`pandas` category after loading)
-- `float64` / `float32`  numbers
+- `float64` / `float32`  finite numbers within the float32 range (features are float32); NaN is an error
+
+Impossible dates and times (2017-02-30, second 60) are errors, not rolled into the next day.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -48,6 +52,19 @@ RAW_COLUMNS = (
 )
 RAW_NUMERIC = ("amt", "is_one_people", "is_peer_pay")
 FEATURE_COLUMN = re.compile(r"^f(\d+)$")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+WRITTEN_DAY_AND_SECOND = r"-(?P<day>\d+)\s+\d+:\d+:(?P<second>\d+)\s*$"
+SECONDS_PER_DAY = 86_400
+
+
+class EventTimes(NamedTuple):
+    """Each event's time as written: the start of the written interval and its length in seconds.
+
+    `2017-09-05 13` is (13:00:00, 3600): the event happened at some second of that hour.
+    """
+
+    start: np.ndarray
+    resolution: np.ndarray
 
 
 class TableFormat:
@@ -136,7 +153,7 @@ class PrelimFormat(TableFormat):
 
 
 def convert_column(values: pa.ChunkedArray, kind: str, missing_values: Sequence[str], file: str, column: str):
-    """Turn one read column into its kind: int64 seconds (numpy) for time/date, else an Arrow array."""
+    """Turn one read column into its kind: `EventTimes` for time/date, else an Arrow array."""
     converters = {
         "id": _to_id,
         "time": _to_seconds_from_datetime,
@@ -183,11 +200,12 @@ def _to_id(values: pa.ChunkedArray, file: str, column: str, missing_values: Sequ
     return text
 
 
-def _to_seconds_from_datetime(values: pa.ChunkedArray, file: str, column: str, **_) -> np.ndarray:
-    """'YYYY-MM-DD HH', 'YYYY-MM-DD HH:MM' or 'YYYY-MM-DD HH:MM:SS' (or a timestamp) -> seconds."""
+def _to_seconds_from_datetime(values: pa.ChunkedArray, file: str, column: str, **_) -> EventTimes:
+    """'YYYY-MM-DD HH', 'YYYY-MM-DD HH:MM' or 'YYYY-MM-DD HH:MM:SS' (or a timestamp) -> start and resolution."""
     _fail_on_missing(values, "time", file, column)
     if pa.types.is_timestamp(values.type) or pa.types.is_date(values.type):
-        return values.cast(pa.timestamp("s"), safe=False).cast(pa.int64()).to_numpy()
+        seconds = values.cast(pa.timestamp("s"), safe=False).cast(pa.int64()).to_numpy()
+        return EventTimes(seconds, np.ones(len(seconds), dtype=np.int32))
     text = _as_text(values)
     length = pc.utf8_length(text)
     padded = pc.case_when(
@@ -197,24 +215,57 @@ def _to_seconds_from_datetime(values: pa.ChunkedArray, file: str, column: str, *
         text,
     )
     stamps = pc.strptime(padded, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
-    return _seconds_or_fail(text, stamps, "time, expected 'YYYY-MM-DD HH' or 'YYYY-MM-DD HH:MM:SS'", file, column)
+    expected = "expected 'YYYY-MM-DD HH' or 'YYYY-MM-DD HH:MM:SS'"
+    seconds = _seconds_or_fail(text, stamps, _rolled_over_times(padded, stamps), ("time", expected), file, column)
+    written = length.to_numpy()
+    return EventTimes(seconds, np.select([written == 13, written == 16], [3600, 60], 1).astype(np.int32))
 
 
-def _to_seconds_from_yyyymmdd(values: pa.ChunkedArray, file: str, column: str, **_) -> np.ndarray:
-    """An integer day 20170905 -> seconds at that day's midnight."""
+def _rolled_over_times(padded: pa.ChunkedArray, stamps: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """Rows whose parsed day or second differs from the written one, None when there is none.
+
+    Arrow's strptime turns 2017-02-30 into 2017-03-02 and second 60 into the next minute. The
+    strict ISO-8601 cast fails on both, so when it succeeds (the usual case) nothing rolled over;
+    otherwise the written day and second are compared with the parsed ones.
+    """
+    try:
+        padded.cast(pa.timestamp("s"))
+        return None
+    except pa.ArrowInvalid:
+        pass
+    written = pc.extract_regex(padded, WRITTEN_DAY_AND_SECOND)
+    day = pc.struct_field(written, "day").cast(pa.int64())
+    second = pc.struct_field(written, "second").cast(pa.int64())
+    return pc.or_(pc.not_equal(day, pc.day(stamps)), pc.not_equal(second, pc.second(stamps)))
+
+
+def _to_seconds_from_yyyymmdd(values: pa.ChunkedArray, file: str, column: str, **_) -> EventTimes:
+    """An integer day 20170905 -> seconds at that day's midnight, resolution one day."""
     _fail_on_missing(values, "date", file, column)
     text = _as_text(values)
     stamps = pc.strptime(text, format="%Y%m%d", unit="s", error_is_null=True)
     bad_length = pc.not_equal(pc.utf8_length(text), 8)
     stamps = pc.if_else(bad_length, pa.scalar(None, stamps.type), stamps)
-    return _seconds_or_fail(text, stamps, "date, expected an integer YYYYMMDD", file, column)
+    parsed_day = pc.utf8_lpad(pc.day(stamps).cast(pa.string()), 2, "0")
+    rolled = pc.not_equal(pc.utf8_slice_codeunits(text, 6, 8), parsed_day)
+    seconds = _seconds_or_fail(text, stamps, rolled, ("date", "expected an integer YYYYMMDD"), file, column)
+    return EventTimes(seconds, np.full(len(seconds), SECONDS_PER_DAY, dtype=np.int32))
 
 
-def _seconds_or_fail(text: pa.ChunkedArray, stamps: pa.ChunkedArray, problem: str, file: str, column: str) -> np.ndarray:
-    """Seconds of parsed stamps; the first unparsed cell is an error naming its value."""
-    if stamps.null_count:
-        row = _first_row(pc.is_null(stamps))
-        raise DataError(file, f"unparseable {problem}: {text[row - 1].as_py()!r}", column=column, row=row)
+def _seconds_or_fail(
+    text: pa.ChunkedArray, stamps: pa.ChunkedArray, rolled: pa.ChunkedArray | None, what: tuple[str, str], file: str, column: str
+) -> np.ndarray:
+    """Seconds of parsed stamps; the first unparsed or impossible (rolled-over) cell is an error naming its value.
+
+    `what` is the kind of cell ("time") and the layout expected of it.
+    """
+    unparsed = pc.is_null(stamps)
+    bad = unparsed if rolled is None else pc.or_(unparsed, pc.fill_null(rolled, False))
+    if pc.any(bad).as_py():
+        row = _first_row(bad)
+        noun, expected = what
+        problem = f"unparseable {noun}, {expected}" if unparsed[row - 1].as_py() else f"impossible {noun} (no such day or second)"
+        raise DataError(file, f"{problem}: {text[row - 1].as_py()!r}", column=column, row=row)
     return stamps.cast(pa.int64()).to_numpy()
 
 
@@ -249,13 +300,23 @@ def _null_markers(chunk: pa.DictionaryArray, markers: pa.Array) -> pa.Dictionary
 
 
 def _to_float(values: pa.ChunkedArray, kind: str, missing_values: Sequence[str], file: str, column: str, **_) -> pa.ChunkedArray:
-    """Numbers as float64/float32; a missing marker (e.g. -1) becomes null."""
+    """Finite numbers within the float32 range as float64/float32; a missing marker (e.g. -1) becomes null."""
     numbers = _to_number(values, ARROW_TYPE[kind], file, column, problem="non-numeric value")
+    _fail_on_non_finite(values, numbers, file, column)
     markers = [float(v) for v in missing_values if _is_number(v)]
     if markers:
         marked = pc.is_in(numbers, value_set=pa.array(markers, type=numbers.type))
         numbers = pc.if_else(marked, pa.scalar(None, numbers.type), numbers)
     return numbers
+
+
+def _fail_on_non_finite(values: pa.ChunkedArray, numbers: pa.ChunkedArray, file: str, column: str) -> None:
+    """Raise for the first NaN, infinite value or value beyond the float32 range (features are float32)."""
+    bad = pc.or_(pc.is_nan(numbers), pc.greater(pc.abs(numbers), FLOAT32_MAX))
+    if pc.any(bad).as_py():
+        row = _first_row(bad)
+        problem = "not a number" if np.isnan(numbers[row - 1].as_py()) else "infinite or beyond the float32 range (±3.4e38)"
+        raise DataError(file, f"{problem}: {values[row - 1].as_py()!r}", column=column, row=row)
 
 
 def _to_number(values: pa.ChunkedArray, target: pa.DataType, file: str, column: str, problem: str) -> pa.ChunkedArray:

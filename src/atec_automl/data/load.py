@@ -2,14 +2,16 @@
 
 Every problem in a file raises `DataError(file, problem, column=, row=)`, rows counted from 1 at
 the first line after the header. Checks: the file exists, is not empty, is UTF-8 and
-comma-separated, has the required columns; ids are present and unique across all files; times
-parse; labels are 1, 0 or -1; numeric columns hold numbers; each test window starts no earlier
-than the previous file ends.
+comma-separated, names no column twice, has the required columns, is not cut short (a truncated
+`.csv.gz`); ids are present and unique across all files; times parse and exist (no 2017-02-30);
+labels are 1, 0 or -1; numeric columns hold finite numbers within the float32 range; each test
+window starts no earlier than the previous file ends.
 """
 from __future__ import annotations
 
 import csv
 import gzip
+import zlib
 import hashlib
 import json
 import logging
@@ -34,7 +36,7 @@ from atec_automl.errors import AtecError, DataError
 
 log = logging.getLogger(__name__)
 
-LOADER_VERSION = 1
+LOADER_VERSION = 2
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
 BLOCK_BYTES = 16 << 20  # CSV bytes per parallel block: large blocks keep chunks and per-block dictionaries few
 OTHER_DELIMITERS = {";": "semicolon (;)", "\t": "tab", "|": "pipe (|)"}
@@ -101,10 +103,22 @@ def read_header(path: Path) -> list[str]:
         raise DataError(str(path), "empty file (0 bytes)")
     if file_kind(path) == "parquet":
         try:
-            return pq.read_schema(path).names
+            header = pq.read_schema(path).names
         except (pa.ArrowInvalid, OSError) as error:
             raise DataError(str(path), f"not a readable parquet file ({_first_line(error)})") from None
-    return _csv_header(path)
+    else:
+        header = _csv_header(path)
+    _check_no_duplicate_names(path, header)
+    return header
+
+
+def _check_no_duplicate_names(path: Path, header: list[str]) -> None:
+    """Raise for the first column name the header holds twice (a reader would silently keep only one)."""
+    seen: dict[str, int] = {}
+    for field, name in enumerate(header, start=1):
+        if name in seen:
+            raise DataError(str(path), f"the header names this column twice (fields {seen[name]} and {field})", column=name)
+        seen[name] = field
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -147,11 +161,14 @@ def _check_required(path: Path, header: list[str], required: list[str]) -> None:
 
 
 def read_part(path: Path, part: str, header: list[str], kinds: dict[str, str], file_format: TableFormat) -> pa.Table:
-    """One file as a table: event_id, ts, label (null for tests), then the format's columns, in file row order."""
+    """One file as a table: event_id, ts, label (null for tests), ts_resolution, then the format's columns, in file row order."""
     started = time.perf_counter()
     wanted = {c: k for c, k in kinds.items() if c in header and (k != "label" or part == "train")}
     if file_kind(path) == "csv":
-        table = _read_csv(path, wanted, file_format)
+        try:
+            table = _read_csv(path, wanted, file_format)
+        except (OSError, EOFError, zlib.error) as error:
+            _raise_cut_short(path, error)
     else:
         table = _read_parquet(path, wanted)
     if table.num_rows == 0:
@@ -171,6 +188,20 @@ def _read_csv(path: Path, wanted: dict[str, str], file_format: TableFormat) -> p
         raise DataError(str(path), f"unreadable CSV ({_first_line(error)})") from None
     _check_dictionaries_utf8(path, table)
     return table
+
+
+def _raise_cut_short(path: Path, error: BaseException) -> None:
+    """Raise for a compressed CSV whose stream breaks off, naming the first row it does not hold whole."""
+    lines = 0
+    try:
+        with _open_bytes(path) as stream:
+            for block in iter(lambda: stream.read1(1 << 20), b""):
+                lines += block.count(b"\n")
+    except (OSError, EOFError, zlib.error):
+        raise DataError(
+            str(path), f"the compressed file is cut short or corrupt ({_first_line(error)}); rows from here on are lost", row=max(lines, 1)
+        ) from None
+    raise DataError(str(path), f"cannot read ({_first_line(error)})") from None
 
 
 def _convert_options(types: dict[str, pa.DataType]) -> pa_csv.ConvertOptions:
@@ -265,7 +296,7 @@ def _read_parquet(path: Path, wanted: dict[str, str]) -> pa.Table:
 
 
 def _convert(table: pa.Table, path: Path, kinds: dict[str, str], file_format: TableFormat) -> pa.Table:
-    """Typed output columns: event_id, ts, label, then the format's own columns (absent ones all null)."""
+    """Typed output columns: event_id, ts, label, ts_resolution, then the format's own columns (absent ones all null)."""
     rows = table.num_rows
     keys, others = {}, {}
     for column, kind in kinds.items():
@@ -277,8 +308,14 @@ def _convert(table: pa.Table, path: Path, kinds: dict[str, str], file_format: Ta
             keys[KEY_OUTPUT[kind]] = values
         else:
             others[column] = values
-    keys["ts"] = pa.array(keys["ts"], type=pa.int64())
-    return pa.table({"event_id": keys["event_id"], "ts": keys["ts"], "label": keys["label"], **others})
+    times = keys["ts"]
+    return pa.table({
+        "event_id": keys["event_id"],
+        "ts": pa.array(times.start, type=pa.int64()),
+        "label": keys["label"],
+        "ts_resolution": pa.array(times.resolution, type=pa.int32()),
+        **others,
+    })
 
 
 def _row_in_part(position: int, tables: dict[str, pa.Table]) -> tuple[str, int]:

@@ -16,12 +16,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from atec_automl.data.dataset import Dataset
+from atec_automl.data.dataset import TIMELINE_COLUMNS, Dataset
 from atec_automl.errors import DataError
 from atec_automl.features.cache import cache_key, load_cached, save_cached
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.features.prelim import build_prelim_table
-from atec_automl.features.raw import TIMELINE_COLUMNS, RawFeatureBuilder
+from atec_automl.features.raw import RawFeatureBuilder
 from atec_automl.features.spec import FeatureSpec, PrelimFeatures, RawEventFeatures
 
 log = logging.getLogger(__name__)
@@ -90,10 +90,14 @@ def compute_features(dataset: Dataset, spec: FeatureSpec, progress: bool = True)
 
 
 def _check_time_order(frame: pd.DataFrame, dataset: Dataset) -> None:
-    """The timeline contract: `ts` present and non-decreasing."""
+    """The timeline contract: `ts` present and non-decreasing, `ts_resolution` present and at least 1 second."""
     source = str(dataset.sources.get("train", "timeline"))
-    if "ts" not in frame.columns:
-        raise DataError(source, "the timeline has no ts column", column="ts")
+    for column in ("ts", "ts_resolution"):
+        if column not in frame.columns:
+            raise DataError(source, f"the timeline has no {column} column", column=column)
+    short = np.flatnonzero(frame["ts_resolution"].to_numpy() < 1)
+    if len(short):
+        raise DataError(source, "ts_resolution below 1 second", column="ts_resolution", row=int(short[0]) + 1)
     ts = frame["ts"].to_numpy(dtype=np.int64)
     bad = np.flatnonzero(ts[1:] < ts[:-1])
     if len(bad):

@@ -23,12 +23,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from atec_automl.data.dataset import visible_from
 from atec_automl.features.columns import appearance_codes, calendar_features, key_codes, shared_codes
 from atec_automl.features.sequences import sequence_index, step_table
 from atec_automl.features.table import TableSink
 from atec_automl.features.spec import ALL_HISTORY, EntitySpec, RawEventFeatures, window_seconds
 from atec_automl.features.windows import (
     KeyIndex,
+    Timeline,
     build_key_index,
     distinct_in_ranges,
     previous_same,
@@ -40,7 +42,6 @@ from atec_automl.features.windows import (
 
 log = logging.getLogger(__name__)
 AMOUNT_STATS = ("amt_sum", "amt_mean", "amt_max", "amt_std", "amt_vs_mean", "amt_vs_max")
-TIMELINE_COLUMNS = ("event_id", "ts", "label", "part")
 
 
 class RawFeatureBuilder:
@@ -49,6 +50,7 @@ class RawFeatureBuilder:
     def __init__(self, frame: pd.DataFrame, spec: RawEventFeatures, format_columns: list[str]):
         self.frame, self.spec, self.format_columns = frame, spec, format_columns
         self.ts = frame["ts"].to_numpy(dtype=np.int64)
+        self.timeline = Timeline.of(self.ts, visible_from(frame))
         self.n = len(frame)
         self.amount = frame[spec.amount].to_numpy(dtype=np.float64, na_value=np.nan)
         self.max_window = max([window_seconds(w) or 0 for w in self._all_windows()] + [0])
@@ -84,7 +86,7 @@ class RawFeatureBuilder:
     def index(self, columns: list[str]) -> KeyIndex:
         """The (key, time) index of a column or column tuple: built once, dropped after its last planned use."""
         key = tuple(columns)
-        index = self._indexes.get(key) or build_key_index(self.codes(columns), self.ts, self.max_window)
+        index = self._indexes.get(key) or build_key_index(self.codes(columns), self.timeline, self.max_window)
         self._planned[key] -= 1
         if self._planned[key] > 0:
             self._indexes[key] = index

@@ -1,7 +1,7 @@
 """Past-event sequences for the CNN-LSTM: an N x K index into one per-event step table.
 
-`seq_index[i]` holds the timeline row positions of the K latest events of event i's user with a
-strictly earlier time, most recent last, -1 padded at the front. A model gathers
+`seq_index[i]` holds the timeline row positions of the K latest events of event i's user in its past
+(surely earlier, see `windows.py`), the last to become visible last, -1 padded at the front. A model gathers
 `steps[seq_index]` per batch (padding rows masked); N x K x S is never materialised here.
 `shift_sequences` implements the "shifting" augmentation of seed 002 (drop the
 user's latest n behaviours) on the index, for numpy arrays and torch tensors alike.

@@ -1,12 +1,19 @@
 """Strictly-past window kernels over (entity, time)-sorted arrays: no per-row Python.
 
-Every event is placed in a `KeyIndex`: the events of one entity value (a "group") are contiguous,
-in time order, ties in timeline order. For an event at sorted position `p` with time `t`:
+Each event has two times (see `Timeline`): `ts`, the earliest second it may have happened, and
+`visible_from`, the first second from which other events may count it as past (`ts + 1` for a
+time written to the second, the end of the hour for `2017-09-05 13`). Event A is in event B's past
+exactly when `visible_from[A] <= ts[B]`: A surely happened before B.
 
-- `hi[p]`: first position of its group whose time is `>= t`; `[group_start, hi)` are the group's
-  events with a strictly earlier time (events sharing `t` do not see each other);
-- `lo[p]` for a window of `w` seconds: first position of the group whose time is `>= t - w`, so
-  `[lo, hi)` holds exactly the events with `t - w <= ts < t`.
+Every event is placed in a `KeyIndex`: the events of one entity value (a "group") are contiguous,
+sorted by `visible_from`, ties in timeline order. For an event at sorted position `p` with time `t`:
+
+- `hi[p]`: first position of its group whose `visible_from` is `> t`; `[group_start, hi)` are the
+  group's events in its past (events sharing a second, or an hour written to the hour, do not
+  see each other; an hour-only event sees no event of its own hour and is seen from the next hour);
+- `lo[p]` for a window of `w` seconds: first position of the group whose `visible_from` is
+  `> t - w`, so `[lo, hi)` holds the past events that became visible within the last `w` seconds
+  (for times to the second: `t - w <= ts < t`; for times to the hour and whole-hour windows the same).
 
 Everything a value depends on is computed from the event's own group prefix `[group_start, hi)`
 (sums are segmented cumulative sums, maxima are exact range maxima, distinct counts are exact
@@ -24,18 +31,37 @@ SHORT_RANGE = 16
 
 
 @dataclass
-class KeyIndex:
-    """Events with a known key, sorted by (key, time, timeline position).
+class Timeline:
+    """Each event's `ts` (timeline order, non-decreasing) and `visible_from`, plus the rows sorted by
+    (`visible_from`, timeline position), computed once for every key index."""
 
-    `composite` is `key * span + (ts - min_ts + offset)`: one sorted int64 per event, so that a
-    window bound is one binary search and a difference of composites within a group is a time
-    difference. `group_start` doubles as a group id.
+    ts: np.ndarray
+    visible_from: np.ndarray
+    by_visible: np.ndarray
+
+    @classmethod
+    def of(cls, ts: np.ndarray, visible_from: np.ndarray) -> Timeline:
+        """The timeline of these times (`visible_from > ts` row by row)."""
+        rows = np.arange(len(ts))
+        in_order = bool(np.all(visible_from[1:] >= visible_from[:-1]))
+        return cls(ts, visible_from, rows if in_order else np.argsort(visible_from, kind="stable"))
+
+
+@dataclass
+class KeyIndex:
+    """Events with a known key, sorted by (key, visible_from, timeline position).
+
+    `composite` is `key * span + (visible_from - min_ts + offset)`, one sorted int64 per event, and
+    `query` is `key * span + (ts - min_ts + offset)` of the event at each sorted position: a past or
+    a window bound is one binary search of a query in the composites, and a difference of queries
+    within a group is a time difference. `group_start` doubles as a group id.
     """
 
     order: np.ndarray
     group_start: np.ndarray
     hi: np.ndarray
     composite: np.ndarray
+    query: np.ndarray
     offset: int
 
     @property
@@ -44,17 +70,17 @@ class KeyIndex:
         return len(self.order)
 
     def lo(self, window_seconds: int | None) -> np.ndarray:
-        """First position of each event's window `[t - w, t)`; the group start for all history."""
+        """First position of each event's window (past events visible since `t - w`); the group start for all history."""
         if window_seconds is None:
             return self.group_start
-        if window_seconds > self.offset:
+        if window_seconds >= self.offset:
             raise ValueError(f"window {window_seconds}s exceeds the index offset {self.offset}s")
-        return np.searchsorted(self.composite, self.composite - window_seconds, side="left")
+        return np.searchsorted(self.composite, self.query - window_seconds, side="right")
 
     def since_previous(self) -> np.ndarray:
-        """Seconds since the group's latest strictly earlier event (NaN for none)."""
-        previous = self.composite[np.maximum(self.hi - 1, 0)]
-        return np.where(self.hi > self.group_start, self.composite - previous, np.nan)
+        """Seconds since the latest `ts` among the group's past events (NaN for none)."""
+        latest = np.maximum.accumulate(self.query)[np.maximum(self.hi - 1, 0)]
+        return np.where(self.hi > self.group_start, self.query - latest, np.nan)
 
     def scatter(self, sorted_values: np.ndarray, n_rows: int, fill: float = np.nan) -> np.ndarray:
         """Values per sorted position -> one value per timeline row (`fill` where the key is missing)."""
@@ -63,22 +89,25 @@ class KeyIndex:
         return out
 
 
-def build_key_index(codes: np.ndarray, ts: np.ndarray, max_window: int) -> KeyIndex:
-    """Index the rows whose key code is >= 0; `ts` must be non-decreasing (timeline order)."""
-    rows = np.flatnonzero(codes >= 0)
+def build_key_index(codes: np.ndarray, timeline: Timeline, max_window: int) -> KeyIndex:
+    """Index the rows whose key code is >= 0."""
+    rows = timeline.by_visible[codes[timeline.by_visible] >= 0]
     order = rows[np.argsort(codes[rows], kind="stable")]
     key = codes[order].astype(np.int64)
-    sorted_ts = ts[order]
+    ts = timeline.ts
+    base = int(ts.min()) if len(ts) else 0
     offset = int(max_window) + 1
-    span = int(ts.max() - ts.min()) + offset + 1 if len(ts) else 1
+    span = int(timeline.visible_from.max()) - base + offset + 1 if len(ts) else 1
     if len(key) and int(key.max()) + 1 > np.iinfo(np.int64).max // span:
         raise ValueError("too many distinct keys for the (key, time) composite index")
-    composite = key * span + (sorted_ts - (ts.min() if len(ts) else 0) + offset)
+    composite = key * span + (timeline.visible_from[order] - base + offset)
+    query = key * span + (ts[order] - base + offset)
     return KeyIndex(
         order=order,
         group_start=run_starts(key),
-        hi=run_starts(composite),
+        hi=np.searchsorted(composite, query, side="right"),
         composite=composite,
+        query=query,
         offset=offset,
     )
 

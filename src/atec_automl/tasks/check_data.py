@@ -11,10 +11,8 @@ import time
 import pandas as pd
 from omegaconf import DictConfig
 
-from atec_automl.data.dataset import PARTS, Dataset
+from atec_automl.data.dataset import PARTS, TIMELINE_COLUMNS, Dataset
 from atec_automl.data.load import load_dataset
-
-KEY_COLUMNS = ("event_id", "ts", "label", "part")
 
 
 def run(cfg: DictConfig) -> None:
@@ -72,7 +70,7 @@ def _label_counts(dataset: Dataset) -> str:
 def _missing_table(dataset: Dataset, top: int | None) -> str:
     """Missing share per column, overall and per file, emptiest first."""
     frame = dataset.frame
-    columns = [c for c in frame.columns if c not in KEY_COLUMNS]
+    columns = [c for c in frame.columns if c not in TIMELINE_COLUMNS]
     missing = frame[columns].isna()
     parts = _present_parts(dataset)
     table = pd.DataFrame({"all": missing.mean()})
