@@ -7,8 +7,10 @@ rows once, after fit. Hard 0/1 targets train with
 Logloss and CatBoost's own `auto_class_weights` / `scale_pos_weight`; soft targets (two-step PU)
 train with CrossEntropy, which takes no class weights, so the same weighting becomes row weights
 `t * w_pos + (1 - t) * w_neg`. CatBoost writes no files (`allow_writing_files=False`, `train_dir`
-inside the trainer's workspace). On GPU CatBoost takes no Python callbacks: `report` then receives
-the validation history after training instead of during it.
+inside the trainer's workspace). `thread_count` None (the default) means the trainer's usable cores
+(affinity and cgroup quota, shared by `trainer.workers_per_host`); -1 is every core of the host.
+On GPU CatBoost takes no Python callbacks: `report` then receives the validation history after
+training instead of during it.
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ class CatBoostParams:
     auto_class_weights: str | None = None
     scale_pos_weight: float | None = None
     has_time: bool = True
-    thread_count: int = -1
+    thread_count: int | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -117,7 +119,8 @@ class CatBoostModel(Model):
     def _booster_params(self, soft: bool, validating: bool, train_dir: str) -> dict:
         """Keyword arguments of CatBoostClassifier for this fit."""
         params = self.params.library_params()
-        params.update(loss_function="CrossEntropy" if soft else "Logloss", random_seed=self.seed,
+        params.update(thread_count=self._thread_count(),
+                      loss_function="CrossEntropy" if soft else "Logloss", random_seed=self.seed,
                       task_type=self.trainer.catboost_task_type, train_dir=train_dir, allow_writing_files=False,
                       logging_level="Silent")
         if self.trainer.catboost_task_type == "GPU":
@@ -131,6 +134,10 @@ class CatBoostModel(Model):
         if validating:
             params.update(use_best_model=True, od_type="Iter", od_wait=self.params.early_stopping_rounds)
         return params
+
+    def _thread_count(self) -> int:
+        """`thread_count` when set, else the trainer's usable cores."""
+        return self.params.thread_count if self.params.thread_count is not None else self.trainer.usable_cores()
 
     def _row_weights(self, data: ModelData, target: np.ndarray, soft: bool) -> np.ndarray | None:
         """User row weights, times the class weighting when soft targets rule out CatBoost's own."""
@@ -168,7 +175,8 @@ class CatBoostModel(Model):
         check_rows(data, "model=catboost predict")
         if len(data.rows) == 0:
             return np.zeros(0, dtype=np.float64)
-        return self.booster.predict_proba(self._pool(data, None, None))[:, 1].astype(np.float64)
+        pool = self._pool(data, None, None)
+        return self.booster.predict_proba(pool, thread_count=self._thread_count())[:, 1].astype(np.float64)
 
     def save(self, directory: Path) -> None:
         """`model.cbm` (CatBoost's own format) and `model.json`."""

@@ -10,6 +10,7 @@ from typing import Iterator
 import torch
 
 from atec_automl.errors import AtecError
+from atec_automl.models.threads import set_torch_threads, usable_cores
 
 ACCELERATORS = ("cpu", "gpu")
 PRECISIONS = ("32-true", "bf16-mixed")
@@ -19,8 +20,11 @@ PRECISIONS = ("32-true", "bf16-mixed")
 class TrainerSettings:
     """Device, precision and output place for one training run.
 
-    `cpu_threads` caps torch's intra-op threads while a neural model trains or predicts (None:
-    torch's default; 1 is fastest for small models on a shared machine). `root_dir` receives
+    `cpu_threads` sets torch's threads while a neural model trains or predicts. The default 1 is
+    what measured fastest on a shared 2-core machine (at 2 threads an epoch took 5-16x longer while
+    other jobs ran: benchmarks/train.py --threads 1 2); None means the usable cores (see
+    `models.threads`), which the `workers_per_host` workers started on one host share. CatBoost's
+    `thread_count` defaults to the usable cores (its fits lost nothing at 2 threads). `root_dir` receives
     everything a library writes while training (Lightning's `default_root_dir`, CatBoost's
     `train_dir`); None means a private temporary directory.
     """
@@ -31,7 +35,8 @@ class TrainerSettings:
     catboost_task_type: str = "CPU"
     catboost_devices: str | None = None
     enable_progress_bar: bool = False
-    cpu_threads: int | None = None
+    cpu_threads: int | None = 1
+    workers_per_host: int = 1
     root_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -41,6 +46,10 @@ class TrainerSettings:
             raise AtecError(f"trainer.precision: {self.precision!r} is not one of {PRECISIONS}")
         if self.catboost_task_type not in ("CPU", "GPU"):
             raise AtecError(f"trainer.catboost_task_type: {self.catboost_task_type!r} is not CPU or GPU")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise AtecError(f"trainer.cpu_threads: {self.cpu_threads} is not >= 1 (null: the usable cores)")
+        if self.workers_per_host < 1:
+            raise AtecError(f"trainer.workers_per_host: {self.workers_per_host} is not >= 1")
         if self.accelerator == "gpu" and not torch.cuda.is_available():
             raise AtecError("trainer.accelerator=gpu but torch sees no CUDA device; use trainer=cpu")
 
@@ -60,12 +69,20 @@ class TrainerSettings:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def usable_cores(self) -> int:
+        """This worker's share of the cores the process may use (see `models.threads.usable_cores`)."""
+        return usable_cores(self.workers_per_host)
+
+    @property
+    def torch_threads(self) -> int:
+        """Torch's thread count: `cpu_threads` when set, else the usable cores."""
+        return self.cpu_threads if self.cpu_threads is not None else self.usable_cores()
+
     @contextlib.contextmanager
     def threads(self) -> Iterator[None]:
-        """Run the block with torch limited to `cpu_threads` threads (restored afterwards)."""
+        """Run the block with torch at `torch_threads` threads (intra-op count restored afterwards)."""
         before = torch.get_num_threads()
-        if self.cpu_threads is not None:
-            torch.set_num_threads(self.cpu_threads)
+        set_torch_threads(self.torch_threads)
         try:
             yield
         finally:
