@@ -263,3 +263,35 @@ def test_cli_on_an_empty_leaderboard_says_so(tmp_path: Path, run_cli) -> None:
     assert result.returncode == 0, result.stderr
     assert "has no entries matching study=nothing yet" in result.stdout
     assert not path.exists()
+
+
+def test_unconfirmed_entries_are_never_ranked_until_confirmed(tmp_path: Path) -> None:
+    board = Leaderboard(tmp_path / "lb.sqlite")
+    confirmed = board.add(make_entry(0, trial=0, signal=0.5))
+    orphan = make_entry(1, trial=1, signal=3.0)
+    orphan.confirmed = False
+    orphan_id = board.add(orphan)
+    assert [e.id for e in board.ranked()] == [confirmed]
+    assert [e.id for e in board.unconfirmed("atec-catboost-abc")] == [orphan_id]
+    board.confirm([orphan_id])
+    assert [e.id for e in board.ranked()] == [orphan_id, confirmed] and board.unconfirmed("atec-catboost-abc") == []
+
+
+def test_recover_confirms_entries_of_complete_trials_only(tmp_path: Path) -> None:
+    import optuna
+
+    from atec_automl.search.sweep import recover
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.sqlite'}", study_name="atec-catboost-abc",
+                                direction="maximize")
+    done = study.ask()
+    study.tell(done, 0.5)
+    study.ask()  # a trial whose worker died before it was told
+    board = Leaderboard(tmp_path / "lb.sqlite")
+    ids = []
+    for number in (0, 1):
+        entry = make_entry(number, trial=number)
+        entry.confirmed = False
+        ids.append(board.add(entry))
+    recover(study, board)
+    assert [e.id for e in board.ranked()] == [ids[0]]

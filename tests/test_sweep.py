@@ -60,7 +60,12 @@ def test_smoke_experiment_end_to_end(shared: Path, tmp_path: Path) -> None:
     for study in studies(tmp_path).values():
         assert study.trials[0].system_attrs["fixed_params"] == study.trials[0].params
     catboost_defaults = load_space(REPO / "conf/search/catboost.yaml").enqueue[0]
-    assert studies(tmp_path)["catboost"].trials[0].params == catboost_defaults
+    policies = [t.params["grey_labels"] for t in studies(tmp_path)["catboost"].trials]
+    assert studies(tmp_path)["catboost"].trials[0].params == {**catboost_defaults, "grey_labels": "as_black"}
+    assert policies == ["as_black", "drop"]  # the library defaults, enqueued once per policy
+    assert {e.policy for e in entries} == {"as_black", "drop"}
+    assert all(e.score_low <= e.score <= e.score_high and e.frauds > 0 for e in entries)
+    assert all(e.true_a is not None and e.true_b is not None for e in entries)
 
     submission = next((tmp_path / "submissions").iterdir())
     manifest = json.loads((submission / "manifest.json").read_text())
@@ -74,8 +79,10 @@ def test_smoke_experiment_end_to_end(shared: Path, tmp_path: Path) -> None:
     assert "true test_a score" in result.stdout
     output = result.stdout.rstrip().splitlines()
     table_at = max(i for i, line in enumerate(output) if line.startswith("Leaderboard "))
-    assert len(output) - table_at == 2 + len(entries)
+    assert len(output) - table_at == 2 + len(entries) + 2  # title, header, entries, legend, trust line
     assert output[table_at + 2].split()[:3] == ["1", str(entries[0].id), entries[0].family]
+    assert output[-1].startswith("trust over 6 entries: Spearman(local, true A)")
+    assert "frauds per fold" in result.stdout
 
     rerun = run(sweep_command(shared, tmp_path, "sweep.submit=false"))
     assert rerun.stdout.count("2/2 trials already done") == 3
@@ -139,3 +146,24 @@ def test_failing_trials_are_recorded_and_the_sweep_goes_on(shared: Path, tmp_pat
     assert "FAILED" in result.stdout
     assert [t.state for t in mlp.trials] == [optuna.trial.TrialState.COMPLETE]
     assert {e.family for e in Leaderboard(tmp_path / "leaderboard.sqlite").ranked()} == {"mlp"}
+
+
+@pytest.mark.slow
+def test_a_worker_killed_when_the_budget_is_met_elsewhere_is_retried(shared: Path, tmp_path: Path) -> None:
+    """Trial 1 dies RUNNING; the rerun's budget (1) is already met by trial 0, yet trial 1 is failed and retried."""
+    base = ["sweep.models=[catboost]", "sweep.submit=false", "study.heartbeat_interval=1", "study.grace_period=2"]
+    worker = subprocess.Popen(sweep_command(shared, tmp_path, *base, "study.n_trials=2"), cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "WANDB_MODE": "disabled"})
+    try:
+        wait_for(lambda: trial_states(tmp_path) == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING],
+                 600, "trial 0 complete and trial 1 running")
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    time.sleep(3)
+    run(sweep_command(shared, tmp_path, *base, "study.n_trials=1"))
+    trials = studies(tmp_path)["catboost"].trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
+                                         optuna.trial.TrialState.COMPLETE]
+    assert trials[2].system_attrs["failed_trial"] == 1 and trials[2].params == trials[1].params
+    assert sorted(e.trial for e in Leaderboard(tmp_path / "leaderboard.sqlite").ranked()) == [0, 2]

@@ -9,6 +9,11 @@ them its test-board predictions (float32, compressed) and its bootstrap replicat
 `entry_key` is unique: the same trial (study + trial number) can never be recorded twice, even
 when two workers race; the second `add` raises `DuplicateEntryError`.
 
+An entry of an Optuna trial is added unconfirmed (`confirmed=False`) before the trial is told
+complete, and confirmed after: a worker killed in between leaves an entry that is never ranked,
+chosen or blended (the trial is retried), and `confirm` at the next sweep's start catches a trial
+that completed but whose entry was not confirmed yet.
+
 This module is a store: it computes no metric and reads no data set (see `evaluation.py`).
 """
 from __future__ import annotations
@@ -61,6 +66,7 @@ CREATE TABLE IF NOT EXISTS entries (
     score_high REAL,
     true_a REAL,
     true_b REAL,
+    confirmed INTEGER NOT NULL,
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS row_sets (
@@ -182,6 +188,7 @@ class Entry:
     predictions: Predictions | None = field(default=None, repr=False)
     bootstrap: np.ndarray | None = field(default=None, repr=False)
     test_scores: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    confirmed: bool = True
     created_at: str | None = None
     id: int | None = None
     key: str | None = None
@@ -229,7 +236,7 @@ def _json(value: Any) -> str:
 ROW_COLUMNS = ("id", "entry_key", "family", "study", "trial", "params", "config_yaml", "data_fingerprint", "split",
                "fold_scores", "score", "tpr1", "tpr2", "tpr3", "auc", "fit_seconds", "predict_seconds",
                "git_commit", "best_iteration", "policy", "frauds", "score_low", "score_high", "true_a", "true_b",
-               "created_at")
+               "confirmed", "created_at")
 
 
 def _entry_from_row(row: sqlite3.Row) -> Entry:
@@ -238,6 +245,7 @@ def _entry_from_row(row: sqlite3.Row) -> Entry:
     values["key"] = values.pop("entry_key")
     values["params"] = json.loads(values["params"])
     values["fold_scores"] = json.loads(values["fold_scores"])
+    values["confirmed"] = bool(values["confirmed"])
     return Entry(**values)
 
 
@@ -293,7 +301,7 @@ class Leaderboard:
                   entry.data_fingerprint, entry.split, _json(entry.fold_scores), entry.score, entry.tpr1,
                   entry.tpr2, entry.tpr3, entry.auc, entry.fit_seconds, entry.predict_seconds, entry.git_commit,
                   entry.best_iteration, entry.policy, entry.frauds, entry.score_low, entry.score_high, entry.true_a,
-                  entry.true_b, created_at)
+                  entry.true_b, int(entry.confirmed), created_at)
         predictions = entry.predictions
         row_set, score_blob = predictions.rows_digest(), predictions.score_npz()
         bootstrap_blob = None if entry.bootstrap is None else _npz({"replicates": np.asarray(entry.bootstrap, np.float64)})
@@ -335,14 +343,14 @@ class Leaderboard:
 
     def ranked(self, top: int | None = None, family: str | None = None, study: str | None = None,
                data: str | None = None) -> list[Entry]:
-        """Entries best score first (ties: higher AUC, then earlier id), optionally filtered.
+        """Confirmed entries best score first (ties: higher AUC, then earlier id), optionally filtered.
 
         `data` matches data fingerprints by prefix, so a short fingerprint as printed works.
         A store that does not exist yet has no entries (and is not created).
         """
         if not self.path.exists():
             return []
-        where, arguments = [], []
+        where, arguments = ["confirmed = 1"], []
         for column, value in (("family", family), ("study", study)):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -350,15 +358,30 @@ class Leaderboard:
         if data is not None:
             where.append("substr(data_fingerprint, 1, ?) = ?")
             arguments += [len(data), data]
-        sql = f"SELECT {', '.join(ROW_COLUMNS)} FROM entries"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql = f"SELECT {', '.join(ROW_COLUMNS)} FROM entries WHERE " + " AND ".join(where)
         sql += " ORDER BY score DESC, auc DESC, id ASC"
         if top is not None:
             sql += " LIMIT ?"
             arguments.append(int(top))
         with self._connect() as connection:
             return [_entry_from_row(row) for row in connection.execute(sql, arguments)]
+
+    def confirm(self, entry_ids: Iterable[int]) -> None:
+        """Mark entries whose trials completed as confirmed (idempotent)."""
+        ids = [int(i) for i in entry_ids]
+        if not ids:
+            return
+        with self._connect() as connection:
+            connection.executemany("UPDATE entries SET confirmed = 1 WHERE id = ?", [(i,) for i in ids])
+
+    def unconfirmed(self, study: str) -> list[Entry]:
+        """The study's entries whose trials were never confirmed complete."""
+        if not self.path.exists():
+            return []
+        with self._connect() as connection:
+            rows = connection.execute(f"SELECT {', '.join(ROW_COLUMNS)} FROM entries WHERE confirmed = 0 AND study = ?",
+                                      (study,)).fetchall()
+        return [_entry_from_row(row) for row in rows]
 
     def get(self, entry_id: int) -> Entry:
         """The entry with this id (without predictions)."""

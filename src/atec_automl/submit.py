@@ -55,6 +55,9 @@ def choose_entries(board: Leaderboard, fingerprint: str, entry_id: int | None, b
     """`entry_id`'s entry, else the entries `choose` picks among those scored on this data (see the module)."""
     if entry_id is not None:
         entry = board.get(int(entry_id))
+        if not entry.confirmed:
+            raise AtecError(f"submit: entry {entry_id}'s trial never completed (its worker stopped before Optuna "
+                            "recorded it); the trial is retried by the next sweep")
         if entry.data_fingerprint != fingerprint:
             raise AtecError(f"submit: entry {entry_id} was scored on data {entry.data_fingerprint[:12]}, "
                             f"not on the configured data {fingerprint[:12]}")

@@ -131,7 +131,8 @@ class Objective:
             test_scores=boards, true_a=true.get("test_a"), true_b=true.get("test_b"))
 
     def _record(self, trial: optuna.Trial, entry: Entry) -> None:
-        """Add the entry to the leaderboard and link it from the trial."""
+        """Add the entry to the leaderboard, unconfirmed until the trial is told complete, and link it from the trial."""
+        entry.confirmed = False
         try:
             entry_id = self.context.board.add(entry)
         except DuplicateEntryError as duplicate:

@@ -4,8 +4,14 @@ The budget `study.n_trials` counts the study's complete and pruned trials over a
 reruns, so rerunning the same command resumes a study instead of starting over, and N workers on
 one storage share the budget (they may overshoot it by at most N - 1 trials running at the end).
 Failed trials do not use the budget, but one invocation never runs more than the budget's
-remainder, so a trial that always fails cannot loop forever. `study.timeout_s` caps each family's
-wall-clock per worker.
+remainder (or the retries waiting in the queue, if more), so a trial that always fails cannot loop
+forever. `study.timeout_s` caps each family's wall-clock per worker.
+
+Nothing is lost to a killed worker: every sweep starts by failing the study's stale RUNNING trials
+(no heartbeat for `study.grace_period`), which re-queues each with the same parameters, and runs
+the queued retries even when the budget is already met, so a killed library-default trial is
+always retried. A trial's leaderboard entry is confirmed only once Optuna has recorded the trial
+complete; the sweep's start confirms any that a kill left in between.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from atec_automl.search.objective import Objective, TrialContext
 from atec_automl.search.study import open_study
 
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+WAITING = (optuna.trial.TrialState.WAITING,)
 
 
 @dataclass
@@ -76,6 +83,31 @@ def counted_trials(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=COUNTED))
 
 
+def waiting_retries(study: optuna.Study) -> int:
+    """Queued retries of failed trials (same parameters) not started yet; enqueued defaults are not retries."""
+    return sum("failed_trial" in t.system_attrs for t in study.get_trials(deepcopy=False, states=WAITING))
+
+
+def recover(study: optuna.Study, board: Leaderboard) -> None:
+    """Fail (and so re-queue) stale RUNNING trials; confirm the entries of trials that completed."""
+    optuna.storages.fail_stale_trials(study)
+    complete = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
+    board.confirm(e.id for e in board.unconfirmed(study.study_name) if e.trial in complete)
+
+
+class Budget:
+    """Study callback: confirm a completed trial's entry; stop once the budget is met and no retry waits."""
+
+    def __init__(self, board: Leaderboard, budget: int):
+        self.board, self.budget = board, budget
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state == optuna.trial.TrialState.COMPLETE and "entry_id" in trial.user_attrs:
+            self.board.confirm([trial.user_attrs["entry_id"]])
+        if counted_trials(study) >= self.budget and waiting_retries(study) == 0:
+            study.stop()
+
+
 def best_score(study: optuna.Study) -> float | None:
     """The study's best score so far, None before its first complete trial."""
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -103,15 +135,17 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
     budget = int(cfg.study.n_trials)
     if created and bool(cfg.study.enqueue_defaults):
         enqueue_defaults(study, space)
+    recover(study, board)
     started = time.perf_counter()
     remaining = budget - counted_trials(study)
     print(f"[sweep] {family}: study {study.study_name}, {budget - remaining}/{budget} trials already done", flush=True)
+    remaining = max(remaining, waiting_retries(study))
     if remaining > 0:
         context = TrialContext(family, family_cfg, space, prepared, board, instantiate(cfg.logger), run_dir,
                                int(cfg.sweep.report_every.get(family, 1)), int(cfg.leaderboard.get("bootstrap", 200)))
         study.optimize(
             Objective(context), n_trials=remaining, timeout=cfg.study.timeout_s, catch=(Exception,), gc_after_trial=True,
-            callbacks=[optuna.study.MaxTrialsCallback(budget, states=COUNTED),
+            callbacks=[Budget(board, budget),
                        lambda s, t: print(progress_line(family, s, t, budget, started), flush=True)])
     return FamilyResult(family, study.study_name, counted_trials(study), best_score(study))
 
