@@ -3,7 +3,8 @@
     python benchmarks/cache.py [--rows 1000000] [--seed 0] [--repeat 3] [--work-dir data/cache/benchmark]
 
 Builds the default feature set on synthetic data (generated on first use under `data/synthetic/`),
-then, in rounds, times side by side (best of `--repeat` rounds, wall and CPU seconds):
+then, in rounds, times side by side (best of `--repeat` rounds, wall and CPU seconds, the order
+rotated between rounds, dirty pages flushed before each timing):
 - the feature cache (`save_cached` / `load_cached`: `.npy` files + manifest, memory-mapped,
   every checksum verified on read),
 - `np.save` / `np.load` of the same arrays (a (k, N) array per run of same-dtype table columns,
@@ -82,7 +83,9 @@ def parquet_load(directory: Path) -> tuple:
 
 
 def timed(function: Callable[[], object]) -> tuple[float, float]:
-    """(wall, CPU) seconds of one call; the result is dropped before returning."""
+    """(wall, CPU) seconds of one call, after flushing earlier writes to disk so that their
+    write-back does not run during it; the result is dropped before returning."""
+    os.sync()
     started, cpu = time.perf_counter(), time.process_time()
     function()
     return time.perf_counter() - started, time.process_time() - cpu
@@ -116,16 +119,22 @@ def main() -> None:
     ours, raw, old = work / "cache" / "key", work / "raw", work / "parquet"
     timings: dict[str, list[tuple[float, float]]] = {k: [] for k in ("cache write", "np.save", "parquet write", "cache read", "np.load", "parquet read", "checksums")}
     try:
-        for _ in range(args.repeat):
+        steps = {
+            "cache write": lambda: save_cached(features, ours, {}),
+            "np.save": lambda: np_save(arrays, raw),
+            "parquet write": lambda: parquet_save(features, old),
+            "cache read": lambda: load_cached(ours),
+            "np.load": lambda: np_load(arrays, raw),
+            "parquet read": lambda: parquet_load(old),
+            "checksums": lambda: [xxhash.xxh3_64_hexdigest(a) for a in arrays.values()],
+        }
+        for round_number in range(args.repeat):
             for path in (ours, raw, old):
                 shutil.rmtree(path, ignore_errors=True)
-            timings["cache write"].append(timed(lambda: save_cached(features, ours, {})))
-            timings["np.save"].append(timed(lambda: np_save(arrays, raw)))
-            timings["parquet write"].append(timed(lambda: parquet_save(features, old)))
-            timings["cache read"].append(timed(lambda: load_cached(ours)))
-            timings["np.load"].append(timed(lambda: np_load(arrays, raw)))
-            timings["parquet read"].append(timed(lambda: parquet_load(old)))
-            timings["checksums"].append(timed(lambda: [xxhash.xxh3_64_hexdigest(a) for a in arrays.values()]))
+            for phase in (("cache write", "np.save", "parquet write"), ("cache read", "np.load", "parquet read", "checksums")):
+                shift = round_number % len(phase)  # each method goes first in some round
+                for name in phase[shift:] + phase[:shift]:
+                    timings[name].append(timed(steps[name]))
         sizes = {"cache": disk_bytes(ours), "np.save": disk_bytes(raw), "parquet": disk_bytes(old)}
     finally:
         shutil.rmtree(work, ignore_errors=True)

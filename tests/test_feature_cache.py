@@ -55,6 +55,7 @@ def mixed_features(rows: int = 50) -> FeatureSet:
         "flag": rng.random(rows) < 0.5,
         "count": rng.integers(0, 1 << 40, rows),
         "f32_c": rng.normal(size=rows).astype(np.float32),
+        "when": np.datetime64("2017-09-05T00:00:00", "s") + rng.integers(0, 86_400, rows),
     })
     seq_index = rng.integers(-1, rows, (rows, 3)).astype(np.int32)
     steps = rng.normal(size=(rows, 2)).astype(np.float32)
@@ -90,7 +91,7 @@ def test_every_column_dtype_category_and_nan_round_trips(tmp_path: Path) -> None
     assert loaded.table["text"].cat.categories.tolist() == ["站内", "b", "unused"]
     assert loaded.table["ordered"].cat.ordered
     assert sorted(p.name for p in (tmp_path / "key").iterdir()) == [
-        MANIFEST_FILE, "seq_index.npy", "steps.npy", *(f"table.{i}.npy" for i in range(8))]
+        MANIFEST_FILE, "seq_index.npy", "steps.npy", *(f"table.{i}.npy" for i in range(9))]
     manifest = json.loads((tmp_path / "key" / MANIFEST_FILE).read_text())
     assert manifest["build_seconds"] == 1.5
     assert manifest["files"]["table.0.npy"]["shape"] == [2, 50] and manifest["files"]["table.0.npy"]["dtype"] == "<f4"

@@ -34,6 +34,7 @@ from atec_automl.staging import staging_dir
 MANIFEST_FILE = "manifest.json"
 FORMAT = "npy-1"
 SEQUENCE_FILES = {"seq_index": "seq_index.npy", "steps": "steps.npy"}
+CHUNK_BYTES = 1 << 18  # written right after hashing, while still in the CPU cache
 
 
 class DamagedCache(Exception):
@@ -164,10 +165,17 @@ def _write_npy(path: Path, parts: Iterable[np.ndarray], shape: tuple[int, ...]) 
         header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
         np.lib.format.write_array_header_1_0(stream, header)
         for part in parts:
-            data = np.ascontiguousarray(part, dtype=dtype)
-            hasher.update(data)
-            stream.write(data.data)
+            data = _as_bytes(np.ascontiguousarray(part, dtype=dtype))
+            for start in range(0, len(data), CHUNK_BYTES):
+                chunk = data[start:start + CHUNK_BYTES]
+                hasher.update(chunk)
+                stream.write(chunk)
     return {"dtype": dtype.str, "shape": list(shape), "bytes": path.stat().st_size, "xxh3_64": hasher.hexdigest()}
+
+
+def _as_bytes(array: np.ndarray) -> np.ndarray:
+    """The bytes of a C-contiguous array, as a flat uint8 view (any dtype, datetimes included)."""
+    return array.reshape(-1).view(np.uint8)
 
 
 def _load_array(directory: Path, name: str, entry: dict) -> np.ndarray:
@@ -186,7 +194,7 @@ def _load_array(directory: Path, name: str, entry: dict) -> np.ndarray:
         raise DamagedCache(directory, f"{name} is unreadable ({error})") from None
     if array.dtype.str != entry["dtype"] or list(array.shape) != entry["shape"]:
         raise DamagedCache(directory, f"{name} holds {array.dtype.str} {list(array.shape)}, the manifest says {entry['dtype']} {entry['shape']}")
-    if xxhash.xxh3_64_hexdigest(array) != entry["xxh3_64"]:
+    if xxhash.xxh3_64_hexdigest(_as_bytes(array)) != entry["xxh3_64"]:
         raise DamagedCache(directory, f"{name} does not match its checksum")
     return array
 
