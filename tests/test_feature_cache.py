@@ -117,6 +117,17 @@ def test_empty_tables_round_trip(tmp_path: Path, make) -> None:
     assert_same_features(load_cached(tmp_path / "key"), make())
 
 
+def test_an_intact_cache_written_meanwhile_is_kept_and_a_damaged_one_replaced(tmp_path: Path) -> None:
+    save_cached(mixed_features(), tmp_path / "key", {"writer": "first"})
+    save_cached(mixed_features(), tmp_path / "key", {"writer": "second"})
+    assert json.loads((tmp_path / "key" / MANIFEST_FILE).read_text())["writer"] == "first"
+    (tmp_path / "key" / "steps.npy").write_bytes(b"")
+    save_cached(mixed_features(), tmp_path / "key", {"writer": "third"})
+    assert json.loads((tmp_path / "key" / MANIFEST_FILE).read_text())["writer"] == "third"
+    assert_same_features(load_cached(tmp_path / "key"), mixed_features())
+    assert [p.name for p in tmp_path.iterdir()] == ["key"]
+
+
 def test_columns_of_unstorable_dtypes_are_refused_and_leave_nothing(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="'name' has dtype"):
         save_cached(FeatureSet(table=pd.DataFrame({"a": [1.0], "name": ["x"]})), tmp_path / "key", {})

@@ -222,14 +222,16 @@ def _manifest_checksum(manifest: dict) -> str:
 
 
 def _publish(staging: Path, directory: Path) -> None:
-    """Rename the finished staging directory to `directory`; what is there already (a damaged
-    cache, or one a concurrent builder just wrote) is moved aside and removed."""
+    """Rename the finished staging directory to `directory`. An intact cache already there (a
+    concurrent builder's) is kept; a damaged one is moved aside and removed."""
     try:
         os.rename(staging, directory)
         return
     except OSError:
         if not directory.exists():
             raise
+    if _is_intact(directory):
+        return
     aside = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         os.replace(directory, aside)
@@ -238,7 +240,15 @@ def _publish(staging: Path, directory: Path) -> None:
     try:
         os.rename(staging, directory)
     except OSError:
-        if not (directory / MANIFEST_FILE).is_file():
+        if not _is_intact(directory):
             raise
     finally:
         shutil.rmtree(aside, ignore_errors=True)
+
+
+def _is_intact(directory: Path) -> bool:
+    """Whether `directory` holds a cache that reads back as written."""
+    try:
+        return load_cached(directory) is not None
+    except DamagedCache:
+        return False
