@@ -22,7 +22,7 @@ def test_task_builds_caches_reuses_and_exports_synthetic_features(run_cli, tmp_p
     assert re.search(r"features: 3,000 rows x \d+ columns \(\d+ categorical\)", first.stdout)
     assert "sequences: 3,000 x 20 index, 3,000 x 13 steps" in first.stdout
     cache_path = re.search(r"cached at (\S+)", first.stdout).group(1)
-    assert (Path(cache_path) / "table.parquet").is_file() and (Path(cache_path) / "seq_index.npy").is_file()
+    assert (Path(cache_path) / "manifest.json").is_file() and (Path(cache_path) / "seq_index.npy").is_file()
 
     second = run_cli([*args, f"features.export={export}"])
     assert second.returncode == 0, second.stderr

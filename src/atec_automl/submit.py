@@ -35,6 +35,7 @@ from atec_automl.leaderboard import Entry, Leaderboard
 from atec_automl.models.base import ModelData
 from atec_automl.pipeline import Prepared, refit_all
 from atec_automl.provenance import current_git_commit
+from atec_automl.staging import remove_stale_staging
 
 BOARDS = ("test_a", "test_b")
 CHOICES = ("best", "lower_bound", "indistinguishable")
@@ -206,6 +207,7 @@ def write_submission(submission: Submission, prepared: Prepared, cfg: DictConfig
     if target.exists():
         raise AtecError(f"submit: {target} already exists; choose another submit.name")
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(root)
     staging = Path(tempfile.mkdtemp(prefix=f".{submission.name}.", dir=root))
     try:
         for board, scores in submission.scores.items():

@@ -75,6 +75,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from atec_automl.errors import AtecError
+from atec_automl.staging import remove_stale_staging
 
 COLUMNS = (
     "event_id", "user_id", "sample_seg", "gmt_occur", "client_ip", "network", "device_sign",
@@ -197,6 +198,7 @@ def generate(
     out_dir = Path(out_dir)
     events = simulate(rows, seed, grey_fraud_share)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out_dir.parent)
     temp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         names = _write_files(events, seed, temp_dir, file_format, time_resolution, grey_fraud_share)

@@ -18,11 +18,12 @@ from tqdm.auto import tqdm
 
 from atec_automl.data.dataset import TIMELINE_COLUMNS, Dataset
 from atec_automl.errors import DataError
-from atec_automl.features.cache import cache_key, load_cached, save_cached
+from atec_automl.features.cache import DamagedCache, cache_key, load_cached, save_cached
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.features.prelim import build_prelim_table
 from atec_automl.features.raw import RawFeatureBuilder
 from atec_automl.features.spec import FeatureSpec, PrelimFeatures, RawEventFeatures
+from atec_automl.staging import remove_stale_staging
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +52,40 @@ def cache_location(dataset: Dataset, features_cfg: Any, cache_dir: Path | str | 
 
 def build_features(dataset: Dataset, features_cfg: Any, cache_dir: Path | str | None = None, progress: bool = True) -> FeatureSet:
     """Features of every event of `dataset` (row i = timeline row i), from the cache when built before."""
+    return load_or_build(dataset, features_cfg, cache_dir, progress)[0]
+
+
+def load_or_build(dataset: Dataset, features_cfg: Any, cache_dir: Path | str | None = None, progress: bool = True) -> tuple[FeatureSet, bool]:
+    """`build_features`, and whether the features came from the cache.
+
+    A damaged cache is reported in one warning line and rebuilt; staging directories that a
+    killed run left in the cache directory are removed.
+    """
     spec = as_spec(features_cfg)
     spec.check_columns(list(dataset.frame.columns))
     location = cache_location(dataset, spec, cache_dir)
     if location is not None:
-        cached = load_cached(location)
+        remove_stale_staging(location.parent)
+        cached = _read_cache(location)
         if cached is not None:
             log.info("features: loaded %s", location)
-            return cached
+            return cached, True
     started = time.perf_counter()
     features = compute_features(dataset, spec, progress)
     seconds = time.perf_counter() - started
     if location is not None:
         save_cached(features, location, {"build_seconds": seconds, "rows": len(dataset.frame), "spec_class": type(spec).__name__})
         log.info("features: built in %.1f s, cached at %s", seconds, location)
-    return features
+    return features, False
+
+
+def _read_cache(location: Path) -> FeatureSet | None:
+    """The cached features at `location`; None (after one warning line) when they are damaged."""
+    try:
+        return load_cached(location)
+    except DamagedCache as damage:
+        log.warning("features: %s; rebuilding it", damage)
+        return None
 
 
 def compute_features(dataset: Dataset, spec: FeatureSpec, progress: bool = True) -> FeatureSet:

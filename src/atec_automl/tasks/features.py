@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from atec_automl.data.load import load_dataset
 from atec_automl.errors import AtecError
-from atec_automl.features.build import as_spec, build_features, cache_location
+from atec_automl.features.build import as_spec, cache_location, load_or_build
 from atec_automl.features.cache import export_table, read_meta
 from atec_automl.features.featureset import FeatureSet
 
@@ -24,9 +24,8 @@ def run(cfg: DictConfig) -> None:
     dataset = load_dataset(cfg.data)
     spec = as_spec(cfg.features)
     location = cache_location(dataset, spec)
-    reused = location is not None and location.is_dir()
     started = time.perf_counter()
-    features = build_features(dataset, spec)
+    features, reused = load_or_build(dataset, spec)
     seconds = time.perf_counter() - started
     lines = summary(features, location, reused, seconds)
     if spec.export:
