@@ -1041,22 +1041,25 @@ def _assign_labels(
         if grey_fraud_share is None:
             blocked[rows] = score[rows] > np.quantile(score[rows], 1.0 - window.blocked_share)
         else:
-            blocked[rows] = _blocked_with_share(score[rows], fraud[rows], window.blocked_share, grey_fraud_share)
+            blocked[rows] = _blocked_with_share(score[rows], fraud[rows], window.blocked_share, grey_fraud_share, rng)
         start = rows.stop
     label = np.where(fraud & (rng.random(n) >= 0.05), 1, 0)
     columns["is_fraud"] = np.where(blocked, -1, label).astype(np.int32)
 
 
-def _blocked_with_share(score: np.ndarray, fraud: np.ndarray, blocked_share: float, fraud_share: float) -> np.ndarray:
-    """Block `blocked_share` of the events, `fraud_share` of them fraud: the top-scoring frauds and the
-    top-scoring legitimate events (a rule engine tuned to a given precision)."""
+def _blocked_with_share(score: np.ndarray, fraud: np.ndarray, blocked_share: float, fraud_share: float,
+                        rng: np.random.Generator) -> np.ndarray:
+    """Block `blocked_share` of the events, `fraud_share` of them fraud: the top-scoring frauds, and
+    legitimate events drawn with odds growing with their rule score (Gumbel top-k), so the blocked
+    legitimate traffic looks like much of the risky legitimate traffic that stays unblocked."""
     n_blocked = int(round(blocked_share * len(score)))
     n_fraud = min(int(round(fraud_share * n_blocked)), int(fraud.sum()))
     n_legit = min(n_blocked - n_fraud, int((~fraud).sum()))
     blocked = np.zeros(len(score), dtype=bool)
-    for mask, count in ((fraud, n_fraud), (~fraud, n_legit)):
-        candidates = np.flatnonzero(mask)
-        blocked[candidates[np.argsort(-score[candidates], kind="stable")[:count]]] = True
+    frauds, legit = np.flatnonzero(fraud), np.flatnonzero(~fraud)
+    blocked[frauds[np.argsort(-score[frauds], kind="stable")[:n_fraud]]] = True
+    drawn = score[legit] + rng.gumbel(0.0, 1.0, len(legit))
+    blocked[legit[np.argsort(-drawn, kind="stable")[:n_legit]]] = True
     return blocked
 
 
