@@ -30,6 +30,21 @@ def appearance_codes(series: pd.Series) -> np.ndarray:
     return pd.factorize(series, use_na_sentinel=True)[0].astype(np.int32)
 
 
+def frozen_codes(series: pd.Series, known: pd.Index) -> np.ndarray:
+    """int32 codes against a frozen vocabulary (-1 missing): a value of `known` gets its place there,
+    any other value `len(known)` plus its order of first appearance among such values.
+
+    With `known` the values of a timeline in first-appearance order (what `appearance_codes`
+    numbered), each event of that timeline, or of that timeline followed by new events, gets the
+    code `appearance_codes` gives it on the whole: the code space of a saved model's training data.
+    """
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    place = known.get_indexer(pd.Index(np.asarray(uniques, dtype=object), dtype=known.dtype)).astype(np.int64)
+    unseen = place < 0
+    place[unseen] = len(known) + np.arange(int(unseen.sum()))
+    return np.where(codes >= 0, place[np.maximum(codes, 0)], -1).astype(np.int32)
+
+
 def shared_codes(frame: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:
     """Codes of several columns in one code space, so that equal values compare equal."""
     categoricals = [pd.Categorical(frame[c]) for c in columns]
