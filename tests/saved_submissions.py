@@ -22,9 +22,12 @@ FAMILY_OVERRIDES = {
 }
 
 
-def small_config(root: Path, family: str, resolution: str = "second", extra: tuple[str, ...] = ()) -> DictConfig:
-    """The composed config of a tiny synthetic run writing everything under `root`."""
-    overrides = [f"data.rows={ROWS}", f"data.dir={root / f'data-{resolution}'}", f"data.time_resolution={resolution}",
+def small_config(root: Path, family: str, resolution: str = "second", extra: tuple[str, ...] = (),
+                 data_root: Path | None = None) -> DictConfig:
+    """The composed config of a tiny synthetic run writing everything under `root` (the data under
+    `data_root` when given, so that test modules can share one generated data set)."""
+    data_dir = (data_root or root) / f"synthetic-{ROWS}-{resolution}"
+    overrides = [f"data.rows={ROWS}", f"data.dir={data_dir}", f"data.time_resolution={resolution}",
                  "features.cache_dir=null", "logger=none", f"leaderboard.path={root / 'leaderboard.sqlite'}",
                  f"submit.dir={root / 'submissions'}", "leaderboard.bootstrap=0", "split.n_folds=1",
                  *FAMILY_OVERRIDES[family], *extra]

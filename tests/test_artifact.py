@@ -19,7 +19,7 @@ from saved_submissions import prepared_data, refit_submission, small_config
 @pytest.fixture(scope="module")
 def catboost_submission(tmp_path_factory: pytest.TempPathFactory):
     """A refit CatBoost submission on tiny synthetic data, and what it was made from."""
-    cfg = small_config(tmp_path_factory.mktemp("artifact"), "catboost")
+    cfg = small_config(tmp_path_factory.mktemp("artifact"), "catboost", data_root=tmp_path_factory.getbasetemp())
     prepared = prepared_data(cfg)
     submission, path = refit_submission(cfg, prepared, "cb")
     return cfg, prepared, submission, path

@@ -30,6 +30,7 @@ from scipy.stats import rankdata
 
 from atec_automl.data.dataset import Dataset
 from atec_automl.data.formats import TableFormat
+from atec_automl.data.load import load_event_files
 from atec_automl.errors import AtecError
 from atec_automl.features.build import as_spec, compute_features
 from atec_automl.features.featureset import FeatureSet
@@ -167,6 +168,23 @@ class SavedSubmission:
     def predict(self, dataset: Dataset, rows: np.ndarray) -> np.ndarray:
         """Scores of `rows` of `dataset`, each from the events strictly before it."""
         return self.score(self.features(dataset), np.asarray(rows))
+
+
+def training_files(saved: SavedSubmission) -> list[Path]:
+    """The files the submission was trained on, oldest first (the default history of new events)."""
+    files = [Path(p) for p in saved.manifest.get("data_files", {}).values()]
+    if not files:
+        raise AtecError(f"submission {saved.path}: the manifest names no data files; give the history files")
+    return files
+
+
+def score_file(saved: SavedSubmission, history: list[Path], events: Path) -> pd.DataFrame:
+    """`<id column>,score` of every event of the file `events`, each scored from the history files and
+    the file's earlier events only; read and validated as the training files were."""
+    dataset = load_event_files(saved.file_format(), history, events)
+    rows = dataset.part_rows("test_a")
+    scores = saved.predict(dataset, rows)
+    return pd.DataFrame({dataset.id_column: dataset.frame["event_id"].to_numpy()[rows], "score": scores})
 
 
 def load_submission(path: str | Path, trainer: TrainerSettings | None = None) -> SavedSubmission:
