@@ -58,11 +58,11 @@ def shared_codes(frame: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:
 
 
 def _normalised_labels(categories: pd.Index) -> np.ndarray:
-    """Category labels as comparable values: numbers as float, anything else as str."""
-    numeric = pd.to_numeric(pd.Series(categories, dtype=object), errors="coerce")
-    if numeric.notna().all():
-        return numeric.to_numpy(dtype=np.float64).astype(str)
-    return np.asarray(categories.astype(str), dtype=object).astype(str)
+    """Category labels as comparable values, each on its own: a number as float text ("11" and "11.0"
+    compare equal), anything else as its text; so no other value, earlier or later, changes how one compares."""
+    text = np.asarray(categories.astype(str), dtype=object).astype(str)
+    numeric = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    return np.where(np.isnan(numeric), text, numeric.astype(str))
 
 
 def _column_codes(series: pd.Series) -> np.ndarray:
