@@ -142,9 +142,13 @@ class SavedSubmission:
         """The format the training files were read with (new events are read the same way)."""
         return instantiate(self.data_format, _convert_="all")
 
+    def __post_init__(self) -> None:
+        self._specs = [as_spec(m.features) for m in self.members]
+        self._keys = [spec.fingerprint() for spec in self._specs]
+
     def specs(self) -> list[FeatureSpec]:
         """Each member's feature definition."""
-        return [as_spec(m.features) for m in self.members]
+        return list(self._specs)
 
     def features(self, dataset: Dataset, vocabulary: dict[str, pd.Index] | None = None) -> list[FeatureSet]:
         """Each member's features of every event of `dataset`, categorical codes frozen to `vocabulary`
@@ -152,8 +156,7 @@ class SavedSubmission:
         vocabulary = self.vocabulary if vocabulary is None else vocabulary
         built: dict[str, FeatureSet] = {}
         out = []
-        for spec in self.specs():
-            key = spec.fingerprint()
+        for spec, key in zip(self._specs, self._keys):
             if key not in built:
                 built[key] = compute_features(dataset, spec, progress=False, vocabulary=vocabulary)
             out.append(built[key])

@@ -39,6 +39,8 @@ def frozen_codes(series: pd.Series, known: pd.Index) -> np.ndarray:
     code `appearance_codes` gives it on the whole: the code space of a saved model's training data.
     """
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    if not len(uniques):
+        return codes.astype(np.int32)
     place = known.get_indexer(pd.Index(np.asarray(uniques, dtype=object), dtype=known.dtype)).astype(np.int64)
     unseen = place < 0
     place[unseen] = len(known) + np.arange(int(unseen.sum()))
