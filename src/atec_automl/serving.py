@@ -107,6 +107,7 @@ class OnlineScorer:
         self.keys = key_tuples(self.spec) if isinstance(self.spec, RawEventFeatures) else []
         self.keys = [k for k in self.keys if set(k) <= set(self.columns)]
         self.vocabulary = {c: list(v) for c, v in saved.vocabulary.items()}
+        self._vocabulary_seen = {c: set(v) for c, v in self.vocabulary.items()}
         self._vocabulary_index: dict[str, pd.Index] = {}
         self.data: dict[str, Column] = {}
         self.groups: dict[tuple[str, ...], dict[tuple, list[int]]] = {k: {} for k in self.keys}
@@ -117,7 +118,7 @@ class OnlineScorer:
         self._append(self._plain(history.frame))
 
     def _plain(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The timeline columns, categorical fields as object arrays of text (NaN missing)."""
+        """The timeline columns of loaded files, categorical fields as object arrays of text (NaN missing)."""
         return pd.DataFrame({c: frame[c].astype(object) if c in self.categorical else frame[c] for c in self.columns})
 
     def _append(self, frame: pd.DataFrame) -> None:
@@ -133,12 +134,12 @@ class OnlineScorer:
             for offset, value in known_keys(frame, key):
                 groups.setdefault(value, []).append(start + offset)
         for column, known in self.vocabulary.items():
-            if column in frame.columns:
-                seen = set(known)
-                for value in pd.unique(frame[column].dropna().astype(str)):
-                    if value not in seen:
-                        known.append(value)
-                        seen.add(value)
+            seen = self._vocabulary_seen[column]
+            unseen = [v for v in pd.unique(frame[column].dropna().astype(str)) if v not in seen] \
+                if column in frame.columns else []
+            if unseen:
+                known.extend(unseen)
+                seen.update(unseen)
                 self._vocabulary_index.pop(column, None)
         self.ids.update(frame["event_id"].tolist())
         self.size += len(frame)
@@ -163,7 +164,7 @@ class OnlineScorer:
             first = frame["event_id"].iloc[int(np.argmin(frame["ts"].to_numpy()))]
             raise Rejected(f"{source}: event {first!r} at {pd.Timestamp(earliest, unit='s')} is older than the "
                            f"latest accepted time {pd.Timestamp(self.clock, unit='s')}")
-        return self._plain(frame)
+        return frame
 
     def past_rows(self, new: pd.DataFrame) -> np.ndarray:
         """Timeline rows sharing a key with any new event, ascending."""

@@ -105,8 +105,8 @@ def events_from_records(records: list[dict], file_format: TableFormat, source: s
     """Events given as records (field -> value, as in a file's row) converted and validated as a file's rows are.
 
     Every record must give the required fields (the label excepted); values are read as the text a
-    CSV cell would hold (None or absent: missing). Rows are returned in the given order, with the
-    timeline's columns (event_id, ts, label, ts_resolution) and the format's own.
+    CSV cell would hold (None or absent: missing). Rows are returned stably sorted by time, with the
+    columns event_id, ts, label, ts_resolution and the format's own, categorical fields as text.
     """
     if not records:
         raise DataError(source, "no events")
@@ -122,7 +122,10 @@ def events_from_records(records: list[dict], file_format: TableFormat, source: s
                         type=pa.string()) for c in wanted}
     table = _convert(pa.table(text), Path(source), kinds, file_format)
     _check_unique_ids({"request": table}, {"request": Path(source)}, file_format.id_column)
-    return _join({"test_a": table})
+    as_text = {name: column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+               for name, column in zip(table.column_names, table.columns)}
+    frame = pa.table(as_text).to_pandas()
+    return frame.iloc[np.argsort(frame["ts"].to_numpy(), kind="stable")].reset_index(drop=True)
 
 
 def _cell_text(value: object, source: str, column: str, row: int) -> str | None:
