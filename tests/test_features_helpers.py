@@ -116,3 +116,15 @@ def test_random_dataset_follows_the_timeline_contract() -> None:
     assert isinstance(frame["device_sign"].dtype, pd.CategoricalDtype)
     assert set(frame["part"]) == set(PARTS)
     assert (frame["ts"] % 3600 == 0).all()
+
+
+def test_a_later_value_never_changes_how_earlier_province_fields_compare() -> None:
+    from atec_automl.features.columns import shared_codes
+
+    numeric_only = pd.DataFrame({"ip_prov": pd.Categorical(["11", "31"]), "cert_prov": pd.Categorical(["11.0", "32"])})
+    with_text_later = pd.DataFrame({"ip_prov": pd.Categorical(["11", "31", "unknown"]),
+                                    "cert_prov": pd.Categorical(["11.0", "32", "x"])})
+    first, second = shared_codes(numeric_only, ["ip_prov", "cert_prov"])
+    later_first, later_second = shared_codes(with_text_later, ["ip_prov", "cert_prov"])
+    assert (first == second).tolist() == [True, False]
+    assert (later_first == later_second).tolist()[:2] == [True, False]

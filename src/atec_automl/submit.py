@@ -8,8 +8,10 @@ whose scored-days predictions are identical to one already taken. `submit.refit=
 entries' stored test predictions (made by each trial's last-fold model) instead of refitting.
 
 `submissions/<name>/` holds `test_a.csv` and `test_b.csv` (`<id column>,score`, one row per test
-row) and `manifest.json` (entries, their configs, data fingerprint, git commit, time). The folder
-is built under a temporary name and renamed into place, so a crash never leaves half of it.
+row), `manifest.json` (entries, their configs, data fingerprint, git commit, time) and, when refit,
+the refit models with what scoring new events needs (`artifact.py`; `load_submission` reads them
+back). The folder is built under a temporary name and renamed into place, so a crash never leaves
+half of it.
 """
 from __future__ import annotations
 
@@ -19,14 +21,14 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
-from scipy.stats import rankdata
 
+from atec_automl.artifact import NO_MODEL, Member, file_checksums, rank_average, save_members
 from atec_automl.data.dataset import Dataset
 from atec_automl.errors import AtecError
 from atec_automl.evaluation import distinguishable
@@ -44,11 +46,13 @@ MAX_INDISTINGUISHABLE = 5
 
 @dataclass
 class Submission:
-    """Scores for each board's test rows, in timeline order, and how they were made."""
+    """Scores for each board's test rows, in timeline order, and how they were made (`members`: the
+    refit models, none when the scores are stored predictions)."""
 
     scores: dict[str, np.ndarray]
     entries: list[Entry]
     name: str
+    members: list[Member] = field(default_factory=list)
 
 
 def choose_entries(board: Leaderboard, fingerprint: str, entry_id: int | None, blend_top: int,
@@ -117,7 +121,8 @@ def test_rows(dataset: Dataset) -> dict[str, np.ndarray]:
     return rows
 
 
-def predict_entry(entry: Entry, cfg: DictConfig, prepared: Prepared, rows: dict[str, np.ndarray], work_dir: Path) -> dict[str, np.ndarray]:
+def predict_entry(entry: Entry, cfg: DictConfig, prepared: Prepared, rows: dict[str, np.ndarray],
+                  work_dir: Path) -> tuple[Member, dict[str, np.ndarray]]:
     """Refit one entry on all labelled days and predict every board's rows."""
     entry_cfg = entry_config(entry, cfg)
     same_features = OmegaConf.to_container(entry_cfg.features, resolve=True) == OmegaConf.to_container(cfg.features, resolve=True)
@@ -126,14 +131,8 @@ def predict_entry(entry: Entry, cfg: DictConfig, prepared: Prepared, rows: dict[
     print(f"[submit] refitting entry {entry.id} ({entry.family}, {entry.label()}, score {entry.score:.4f}) "
           f"on {len(prepared.dataset.part_rows('train')):,} labelled rows", flush=True)
     model = refit_all(entry_cfg, refit_on, entry.best_iteration, work_dir / f"entry{entry.id}")
-    return {board: model.predict(ModelData(features, board_rows)) for board, board_rows in rows.items()}
-
-
-def rank_average(predictions: list[np.ndarray]) -> np.ndarray:
-    """Mean of each prediction's normalised rank (in (0, 1]); a single prediction passes through."""
-    if len(predictions) == 1:
-        return predictions[0]
-    return np.mean([rankdata(p) / len(p) for p in predictions], axis=0)
+    member = Member(entry.id, entry.family, model, OmegaConf.to_container(entry_cfg.features, resolve=True))
+    return member, {board: model.predict(ModelData(features, board_rows)) for board, board_rows in rows.items()}
 
 
 def stored_predictions(entry: Entry, board: Leaderboard, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -153,14 +152,15 @@ def make_submission(cfg: DictConfig, prepared: Prepared, board: Leaderboard, wor
     entries = choose_entries(board, prepared.dataset.fingerprint, cfg.submit.entry, cfg.submit.blend_top,
                              str(cfg.submit.get("choose", "best")))
     rows = test_rows(prepared.dataset)
+    members: list[Member] = []
     if cfg.submit.get("refit", True):
-        per_entry = [predict_entry(entry, cfg, prepared, rows, work_dir) for entry in entries]
+        members, per_entry = map(list, zip(*[predict_entry(entry, cfg, prepared, rows, work_dir) for entry in entries]))
     else:
         per_entry = [stored_predictions(entry, board, rows) for entry in entries]
     scores = {b: rank_average([p[b] for p in per_entry]) for b in rows}
     ids = "-".join(str(e.id) for e in entries)
     default_name = f"{time.strftime('%Y%m%d-%H%M%S')}-{'entry' if len(entries) == 1 else 'blend'}{ids}"
-    return Submission(scores, entries, str(cfg.submit.name or default_name))
+    return Submission(scores, entries, str(cfg.submit.name or default_name), members)
 
 
 def submission_frame(dataset: Dataset, board: str, scores: np.ndarray) -> pd.DataFrame:
@@ -200,6 +200,16 @@ def manifest(submission: Submission, prepared: Prepared, cfg: DictConfig) -> dic
     }
 
 
+def model_section(submission: Submission, prepared: Prepared, cfg: DictConfig, staging: Path) -> dict:
+    """Save the refit models into the staging folder; the manifest's `model` section (None without refit)."""
+    if not submission.members:
+        return {"model": None, "model_note": NO_MODEL}
+    data_format = OmegaConf.to_container(cfg.data.format, resolve=True)
+    section = save_members(staging, submission.members, prepared.dataset, data_format)
+    section["checksums"] = file_checksums(staging)
+    return {"model": section}
+
+
 def write_submission(submission: Submission, prepared: Prepared, cfg: DictConfig) -> Path:
     """Write the board files and the manifest into `submissions/<name>/`, all or nothing."""
     root = Path(cfg.submit.dir)
@@ -212,7 +222,9 @@ def write_submission(submission: Submission, prepared: Prepared, cfg: DictConfig
     try:
         for board, scores in submission.scores.items():
             submission_frame(prepared.dataset, board, scores).to_csv(staging / f"{board}.csv", index=False, float_format="%.8g")
-        (staging / "manifest.json").write_text(json.dumps(manifest(submission, prepared, cfg), indent=2, default=str))
+        content = manifest(submission, prepared, cfg)
+        content.update(model_section(submission, prepared, cfg, staging))
+        (staging / "manifest.json").write_text(json.dumps(content, indent=2, default=str))
         os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

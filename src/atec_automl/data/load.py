@@ -68,6 +68,75 @@ def load_dataset(data_cfg: DictConfig) -> Dataset:
     )
 
 
+def load_event_files(file_format: TableFormat, history: list[Path], events: Path | None = None) -> Dataset:
+    """History files (oldest first) and a file of new events as one timeline, validated as `load_dataset` does.
+
+    The history rows become part `train` (labels read where a file has them, never required), the
+    new events part `test_a`; each file must start no earlier than the one before it ends.
+    """
+    paths = {f"history file {i + 1}": Path(p) for i, p in enumerate(history)}
+    if events is not None:
+        paths["events"] = Path(events)
+    if not paths:
+        raise AtecError("no event files given (history files or events)")
+    headers = {name: read_header(path) for name, path in paths.items()}
+    kinds = file_format.kinds(list(headers.values()))
+    for name, path in paths.items():
+        _check_required(path, headers[name], file_format.required_for("test_a"))
+    tables = {name: read_part(path, "test_a" if name == "events" else "train", headers[name], kinds, file_format)
+              for name, path in paths.items()}
+    _check_unique_ids(tables, paths, file_format.id_column)
+    _check_file_order(list(tables.items()), paths, file_format.time_column)
+    history_tables = [t for name, t in tables.items() if name != "events"]
+    parts = {"train": pa.concat_tables(history_tables)} if history_tables else {}
+    frame = _join({**parts, **({"test_a": tables["events"]} if events is not None else {})})
+    digests = {name: file_sha256(path) for name, path in paths.items()}
+    return Dataset(
+        frame=frame,
+        fingerprint=data_fingerprint(file_format, digests),
+        id_column=file_format.id_column,
+        categorical=[c for c, k in kinds.items() if k == "category"],
+        numeric=[c for c, k in kinds.items() if k.startswith("float")],
+        sources=paths,
+    )
+
+
+def events_from_records(records: list[dict], file_format: TableFormat, source: str) -> pd.DataFrame:
+    """Events given as records (field -> value, as in a file's row) converted and validated as a file's rows are.
+
+    Every record must give the required fields (the label excepted); values are read as the text a
+    CSV cell would hold (None or absent: missing). Rows are returned stably sorted by time, with the
+    columns event_id, ts, label, ts_resolution and the format's own, categorical fields as text.
+    """
+    if not records:
+        raise DataError(source, "no events")
+    kinds = file_format.kinds([list(records[0])])
+    for row, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            raise DataError(source, f"an event must be an object of fields, got {type(record).__name__}", row=row)
+        for column in file_format.required_for("test_a"):
+            if record.get(column) in (None, ""):
+                raise DataError(source, "missing required field", column=column, row=row)
+    wanted = [c for c, k in kinds.items() if k != "label"]
+    text = {c: pa.array([_cell_text(r.get(c), source, c, row) for row, r in enumerate(records, start=1)],
+                        type=pa.string()) for c in wanted}
+    table = _convert(pa.table(text), Path(source), kinds, file_format)
+    _check_unique_ids({"request": table}, {"request": Path(source)}, file_format.id_column)
+    as_text = {name: column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+               for name, column in zip(table.column_names, table.columns)}
+    frame = pa.table(as_text).to_pandas()
+    return frame.iloc[np.argsort(frame["ts"].to_numpy(), kind="stable")].reset_index(drop=True)
+
+
+def _cell_text(value: object, source: str, column: str, row: int) -> str | None:
+    """A record's value as the text of a CSV cell; numbers and strings only."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DataError(source, f"expected a string or a number, got {value!r}", column=column, row=row)
+    return value if isinstance(value, str) else repr(value)
+
+
 def part_paths(data_cfg: DictConfig) -> dict[str, Path]:
     """The configured file of each part (train required, tests optional), generating synthetic data if asked."""
     for part in PARTS:
@@ -347,10 +416,14 @@ def _check_unique_ids(tables: dict[str, pa.Table], paths: dict[str, Path], id_co
 
 def _check_windows(tables: dict[str, pa.Table], paths: dict[str, Path], time_column: str) -> None:
     """Raise when a test file holds an event earlier than the last event of the file before it."""
-    parts = [p for p in PARTS if p in tables]
-    for previous, part in zip(parts, parts[1:]):
-        previous_last = int(pc.max(tables[previous]["ts"]).as_py())
-        ts = tables[part]["ts"].to_numpy()
+    _check_file_order([(p, tables[p]) for p in PARTS if p in tables], paths, time_column)
+
+
+def _check_file_order(named: list[tuple[str, pa.Table]], paths: dict[str, Path], time_column: str) -> None:
+    """Raise when a file holds an event earlier than the last event of the file before it."""
+    for (previous, previous_table), (part, table) in zip(named, named[1:]):
+        previous_last = int(pc.max(previous_table["ts"]).as_py())
+        ts = table["ts"].to_numpy()
         early = np.flatnonzero(ts < previous_last)
         if early.size:
             row = int(early[0]) + 1

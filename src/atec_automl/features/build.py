@@ -88,15 +88,16 @@ def _read_cache(location: Path) -> FeatureSet | None:
         return None
 
 
-def compute_features(dataset: Dataset, spec: FeatureSpec, progress: bool = True) -> FeatureSet:
-    """Build the features without touching any cache."""
+def compute_features(dataset: Dataset, spec: FeatureSpec, progress: bool = True,
+                     vocabulary: dict[str, pd.Index] | None = None) -> FeatureSet:
+    """Build the features without touching any cache; `vocabulary` freezes categorical codes (see `RawFeatureBuilder`)."""
     frame = dataset.frame.drop(columns=["label"], errors="ignore")
     _check_time_order(frame, dataset)
     fingerprint = f"{dataset.fingerprint}:{spec.fingerprint()}"
     if isinstance(spec, PrelimFeatures):
         return FeatureSet(table=build_prelim_table(frame, spec), fingerprint=fingerprint)
     format_columns = [c for c in frame.columns if c not in TIMELINE_COLUMNS]
-    builder = RawFeatureBuilder(frame, spec, format_columns)
+    builder = RawFeatureBuilder(frame, spec, format_columns, vocabulary)
     total = len(spec.entities) + 2 + (spec.sequence is not None)
     with tqdm(total=total, desc="features", unit="step", disable=not progress) as bar:
         table, categorical = builder.build(bar)

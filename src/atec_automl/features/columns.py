@@ -30,6 +30,23 @@ def appearance_codes(series: pd.Series) -> np.ndarray:
     return pd.factorize(series, use_na_sentinel=True)[0].astype(np.int32)
 
 
+def frozen_codes(series: pd.Series, known: pd.Index) -> np.ndarray:
+    """int32 codes against a frozen vocabulary (-1 missing): a value of `known` gets its place there,
+    any other value `len(known)` plus its order of first appearance among such values.
+
+    With `known` the values of a timeline in first-appearance order (what `appearance_codes`
+    numbered), each event of that timeline, or of that timeline followed by new events, gets the
+    code `appearance_codes` gives it on the whole: the code space of a saved model's training data.
+    """
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    if not len(uniques):
+        return codes.astype(np.int32)
+    place = known.get_indexer(pd.Index(np.asarray(uniques, dtype=object), dtype=known.dtype)).astype(np.int64)
+    unseen = place < 0
+    place[unseen] = len(known) + np.arange(int(unseen.sum()))
+    return np.where(codes >= 0, place[np.maximum(codes, 0)], -1).astype(np.int32)
+
+
 def shared_codes(frame: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:
     """Codes of several columns in one code space, so that equal values compare equal."""
     categoricals = [pd.Categorical(frame[c]) for c in columns]
@@ -43,11 +60,11 @@ def shared_codes(frame: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:
 
 
 def _normalised_labels(categories: pd.Index) -> np.ndarray:
-    """Category labels as comparable values: numbers as float, anything else as str."""
-    numeric = pd.to_numeric(pd.Series(categories, dtype=object), errors="coerce")
-    if numeric.notna().all():
-        return numeric.to_numpy(dtype=np.float64).astype(str)
-    return np.asarray(categories.astype(str), dtype=object).astype(str)
+    """Category labels as comparable values, each on its own: a number as float text ("11" and "11.0"
+    compare equal), anything else as its text; so no other value, earlier or later, changes how one compares."""
+    text = np.asarray(categories.astype(str), dtype=object).astype(str)
+    numeric = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    return np.where(np.isnan(numeric), text, numeric.astype(str))
 
 
 def _column_codes(series: pd.Series) -> np.ndarray:

@@ -24,7 +24,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from atec_automl.data.dataset import visible_from
-from atec_automl.features.columns import appearance_codes, calendar_features, key_codes, shared_codes
+from atec_automl.features.columns import appearance_codes, calendar_features, frozen_codes, key_codes, shared_codes
 from atec_automl.features.sequences import sequence_index, step_table
 from atec_automl.features.table import TableSink
 from atec_automl.features.spec import ALL_HISTORY, EntitySpec, RawEventFeatures, window_seconds
@@ -45,10 +45,17 @@ AMOUNT_STATS = ("amt_sum", "amt_mean", "amt_max", "amt_std", "amt_vs_mean", "amt
 
 
 class RawFeatureBuilder:
-    """Computes the raw-format features of one timeline, sharing sorted key indexes between them."""
+    """Computes the raw-format features of one timeline, sharing sorted key indexes between them.
 
-    def __init__(self, frame: pd.DataFrame, spec: RawEventFeatures, format_columns: list[str]):
+    Categorical fields become codes numbered by first appearance in the timeline, or, given a
+    `vocabulary` (column -> values in a training timeline's first-appearance order), the codes
+    that training timeline gave them (`frozen_codes`): how a saved model's code space is kept.
+    """
+
+    def __init__(self, frame: pd.DataFrame, spec: RawEventFeatures, format_columns: list[str],
+                 vocabulary: dict[str, pd.Index] | None = None):
         self.frame, self.spec, self.format_columns = frame, spec, format_columns
+        self.vocabulary = vocabulary or {}
         self.ts = frame["ts"].to_numpy(dtype=np.int64)
         self.timeline = Timeline.of(self.ts, visible_from(frame))
         self.n = len(frame)
@@ -114,7 +121,7 @@ class RawFeatureBuilder:
         sink.add("amount", self.amount)
         for column in spec.categorical:
             if self.has([column], f"categorical field {column!r}"):
-                sink.add_codes(f"cat_{column}", appearance_codes(self.frame[column]))
+                sink.add_codes(f"cat_{column}", self.category_codes(column))
         progress.update()
         return sink.frame(), sink.categorical
 
@@ -133,9 +140,15 @@ class RawFeatureBuilder:
         }
         steps.update({f"new_{n}": table[f"new_{n}"].to_numpy() for n in seq.novelty if f"new_{n}" in table})
         codes = [c for c in seq.categorical if self.has([c], f"sequence code {c!r}")]
-        steps.update({f"code_{c}": appearance_codes(self.frame[c]) + 1.0 for c in codes})
+        steps.update({f"code_{c}": self.category_codes(c) + 1.0 for c in codes})
         steps_array, names = step_table(steps)
         return sequence_index(users, self.n, seq.length), steps_array, names
+
+    def category_codes(self, column: str) -> np.ndarray:
+        """Codes of a categorical field: by first appearance, or frozen to the vocabulary's when it has the column."""
+        if column in self.vocabulary:
+            return frozen_codes(self.frame[column], self.vocabulary[column])
+        return appearance_codes(self.frame[column])
 
     def _other_codes(self, ki: KeyIndex, entity: EntitySpec) -> dict[str, np.ndarray]:
         """Codes, in the entity's sorted order, of the columns whose distinct values are counted."""

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from atec_automl.errors import AtecError
 
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 RUN_OPTIONS = ("cache_dir", "export")
 WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 ALL_HISTORY = "all"

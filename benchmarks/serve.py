@@ -1,0 +1,160 @@
+"""Online scoring latency and throughput of `task=serve`, beside the offline batch scoring of the same model.
+
+    python benchmarks/serve.py [--rows 100000] [--events 10000] [--single 1000] [--batch 1000] [--families catboost mlp]
+
+For each family: fits a small model on synthetic data and writes its refit submission; holds the
+last `--events` events of test_b out of the history; starts the service (`python run.py task=serve`,
+uvicorn on loopback) on the rest and replays the held-out events through HTTP: the first
+`--single` one request per event (p50/p95/p99 latency per event as the client sees it, events/s),
+the rest in requests of `--batch` events (events/s). Then the offline batch computation of the same
+submission over the same timeline (load + features + predict, what task=predict does) in the same run,
+and the ratio. Prints `uptime` beside the figures: other jobs on the machine move them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from atec_automl.artifact import load_submission
+from atec_automl.data.load import load_event_files
+from atec_automl.evaluation import build_entry
+from atec_automl.leaderboard import Leaderboard
+from atec_automl.pipeline import fit_fold, model_family, predict_boards, prepare
+from atec_automl.submit import make_submission, write_submission
+
+REPO = Path(__file__).resolve().parents[1]
+FAMILY_OVERRIDES = {
+    "catboost": ["model=catboost", "model.iterations=200", "model.early_stopping_rounds=30", "model.thread_count=1"],
+    "mlp": ["model=mlp", "model.epochs=3", "trainer.cpu_threads=1"],
+    "cnn_lstm": ["model=cnn_lstm", "model.epochs=2", "trainer.cpu_threads=1"],
+}
+
+
+def make_submission_folder(root: Path, rows: int, family: str) -> tuple[Path, object]:
+    """Fit `family` on the last fold of `rows` synthetic rows, record it and write its refit submission."""
+    overrides = [f"data.rows={rows}", "features.cache_dir=null", "logger=none", "split.n_folds=1",
+                 "leaderboard.bootstrap=0", f"leaderboard.path={root / 'leaderboard.sqlite'}",
+                 f"submit.dir={root / 'submissions'}", *FAMILY_OVERRIDES[family]]
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    prepared = prepare(cfg)
+    result, model = fit_fold(cfg, prepared, prepared.folds[-1], root / "work" / family)
+    entry = build_entry([result], 0, family=model_family(cfg), study=family, trial=0, params={},
+                        config_yaml=OmegaConf.to_yaml(cfg), data_fingerprint=prepared.dataset.fingerprint,
+                        split="last", policy="as_black", test_scores=predict_boards(model, prepared))
+    entry_id = Leaderboard(cfg.leaderboard.path).add(entry)
+    submit_cfg = OmegaConf.merge(cfg, {"submit": {"entry": entry_id, "name": family, "refit": True}})
+    submission = make_submission(submit_cfg, prepared, Leaderboard(cfg.leaderboard.path), root / "work" / family)
+    return write_submission(submission, prepared, submit_cfg), cfg
+
+
+def hold_out(cfg, root: Path, events: int) -> tuple[list[Path], Path, list[dict]]:
+    """History files and the last `events` events of test_b (a CSV file and records)."""
+    test_b = pd.read_parquet(cfg.data.test_b)
+    test_b = test_b.iloc[np.argsort(test_b["gmt_occur"].to_numpy(), kind="stable")]
+    events = min(events, len(test_b) - 1)
+    head, tail = root / "test_b_head.parquet", root / "held_out.csv"
+    test_b.iloc[:-events].to_parquet(head, index=False)
+    test_b.iloc[-events:].to_csv(tail, index=False)
+    records = pd.read_csv(tail, dtype=str, keep_default_na=False).to_dict("records")
+    return [Path(cfg.data.train), Path(cfg.data.test_a), head], tail, records
+
+
+def start_service(submission: Path, history: list[Path], root: Path) -> tuple[subprocess.Popen, httpx.Client]:
+    """`python run.py task=serve` on a free loopback port; returns when /health answers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = [sys.executable, "run.py", "task=serve", f"serve.submission={submission}", f"serve.port={port}",
+            f"serve.history=[{','.join(str(p) for p in history)}]", f"serve.state_dir={root / 'state'}",
+            f"hydra.run.dir={root / 'run'}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
+    for _ in range(1200):
+        try:
+            if client.get("/health").status_code == 200:
+                return process, client
+        except httpx.TransportError:
+            time.sleep(0.25)
+    raise RuntimeError("the service did not start")
+
+
+def replay(client: httpx.Client, records: list[dict], single: int, batch: int) -> dict:
+    """Latencies of the single-event requests and throughput of both kinds."""
+    latencies = []
+    started = time.perf_counter()
+    for record in records[:single]:
+        t0 = time.perf_counter()
+        answer = client.post("/score", json=record)
+        latencies.append(time.perf_counter() - t0)
+        answer.raise_for_status()
+    single_seconds = time.perf_counter() - started
+    rest = records[single:]
+    started = time.perf_counter()
+    for start in range(0, len(rest), batch):
+        client.post("/score", json=rest[start:start + batch]).raise_for_status()
+    batch_seconds = time.perf_counter() - started
+    ms = np.asarray(latencies) * 1000
+    return {"single": len(latencies), "p50": np.percentile(ms, 50), "p95": np.percentile(ms, 95),
+            "p99": np.percentile(ms, 99), "single_eps": len(latencies) / single_seconds,
+            "batched": len(rest), "batch_eps": len(rest) / batch_seconds if rest else float("nan")}
+
+
+def offline(submission: Path, history: list[Path], events: Path) -> tuple[int, float]:
+    """Events and seconds of task=predict's work: load history + events, features, predict."""
+    started = time.perf_counter()
+    saved = load_submission(submission)
+    dataset = load_event_files(saved.file_format(), history, events)
+    rows = dataset.part_rows("test_a")
+    saved.predict(dataset, rows)
+    return len(rows), time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--single", type=int, default=1_000, help="events sent one per request (the rest in batches)")
+    parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--families", nargs="+", default=["catboost", "mlp"])
+    args = parser.parse_args()
+    print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+    print(f"{args.rows:,} synthetic rows; {args.events:,} held-out events: {args.single:,} one per request, "
+          f"the rest in requests of {args.batch:,}")
+    for family in args.families:
+        with tempfile.TemporaryDirectory(prefix=f"serve-bench-{family}-") as tmp:
+            root = Path(tmp)
+            submission, cfg = make_submission_folder(root, args.rows, family)
+            history, events, records = hold_out(cfg, root, args.events)
+            process, client = start_service(submission, history, root)
+            try:
+                online = replay(client, records, args.single, args.batch)
+            finally:
+                process.terminate()
+                process.wait(timeout=60)
+            n, seconds = offline(submission, history, events)
+            print(f"{family:9s} online single: {online['single']:,} events, latency per event p50 {online['p50']:.1f} ms, "
+                  f"p95 {online['p95']:.1f} ms, p99 {online['p99']:.1f} ms, {online['single_eps']:.1f} events/s")
+            print(f"{family:9s} online batches of {args.batch:,}: {online['batched']:,} events, "
+                  f"{online['batch_eps']:.1f} events/s")
+            print(f"{family:9s} offline batch (task=predict's load + features + predict over the same timeline): "
+                  f"{n:,} events in {seconds:.1f} s, {n / seconds:.1f} events/s "
+                  f"= {n / seconds / online['single_eps']:.1f}x the single-event service")
+    print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+
+
+if __name__ == "__main__":
+    main()

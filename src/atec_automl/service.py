@@ -1,0 +1,148 @@
+"""The HTTP scoring service (FastAPI): `POST /score`, `POST /feedback`, `GET /health`, `GET /metrics`.
+
+`POST /score` takes one event (a JSON object in the semi-final raw schema, the fields a file row
+has, the label excepted) or a list of them (at most `max_batch`, scored in time order) and answers
+`{"scores": [{"event_id": ..., "score": ...}]}`; `?features=true` adds each event's feature row.
+A bad event (a missing field, an unparseable time, an id seen before, a time older than the
+latest accepted one) gets a 4xx whose `error` is one line, and changes nothing. Requests are
+handled one at a time, in arrival order (the timeline is a sequence).
+
+`POST /feedback` takes `{"event_ids": [...], "labels": [0|1, ...], "source": "..."}`: confirmed labels
+of accepted events, written by `record_feedback`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from atec_automl.errors import AtecError
+from atec_automl.serving import OnlineScorer, Rejected
+
+LATENCY_WINDOW = 10_000
+FEEDBACK_COLUMNS = ("event_id", "label", "source", "received_at")
+
+
+def record_feedback(directory: Path, event_ids: list[str], labels: list[int], source: str) -> Path:
+    """Write confirmed labels as one new `feedback-<time>-<id>.csv` file (event_id,label,source,received_at), atomically.
+
+    A stand-in for the harness's reviewed-labels store (`reviews.py`, not merged yet): the lead wires
+    this one function to its `add(event_ids, labels, source)`.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    received = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(FEEDBACK_COLUMNS)
+    writer.writerows((event_id, label, source, received) for event_id, label in zip(event_ids, labels))
+    target = directory / f"feedback-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.csv"
+    fd, tmp = tempfile.mkstemp(prefix=".feedback.", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        stream.write(buffer.getvalue())
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(tmp, target)
+    return target
+
+
+class Metrics:
+    """Counts and per-event latencies of the last `LATENCY_WINDOW` scored events."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.counts = {"score_requests": 0, "events_scored": 0, "events_rejected": 0, "feedback_labels": 0}
+        self.latency_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
+
+    def scored(self, events: int, seconds: float) -> None:
+        """Record a scored request of `events` events."""
+        self.counts["score_requests"] += 1
+        self.counts["events_scored"] += events
+        self.latency_ms.extend([seconds * 1000 / events] * events)
+
+    def snapshot(self) -> dict:
+        """Counts, latency percentiles (ms per event) and uptime."""
+        latency = np.asarray(self.latency_ms)
+        percentiles = {f"p{q}": float(np.percentile(latency, q)) if len(latency) else None for q in (50, 95, 99)}
+        return {**self.counts, "latency_ms_per_event": percentiles, "uptime_s": time.time() - self.started}
+
+
+def create_app(scorer: OnlineScorer, reviews_dir: Path, max_batch: int = 1000) -> FastAPI:
+    """The service around a warmed scorer."""
+    app = FastAPI(title="ATEC scoring service")
+    metrics = Metrics()
+    lock = threading.Lock()
+
+    def refuse(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": " ".join(message.split())}, status_code=status)
+
+    @app.post("/score")
+    async def score(request: Request, features: bool = False) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            return refuse(400, "the body is not JSON")
+        records = body if isinstance(body, list) else [body]
+        if len(records) > max_batch:
+            return refuse(413, f"{len(records)} events in one request; at most {max_batch} (serve.max_batch)")
+        started = time.perf_counter()
+        try:
+            with lock:
+                result = scorer.score(records, with_features=features)
+        except AtecError as error:
+            metrics.counts["events_rejected"] += len(records)
+            return refuse(409 if isinstance(error, Rejected) else 422, str(error))
+        metrics.scored(len(records), time.perf_counter() - started)
+        answer = {"scores": [{"event_id": i, "score": float(s)} for i, s in zip(result.event_ids, result.scores)]}
+        if result.features is not None:
+            answer["features"] = result.features
+        return JSONResponse(answer)
+
+    @app.post("/feedback")
+    async def feedback(request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            return refuse(400, "the body is not JSON")
+        problem = feedback_problem(body, scorer)
+        if problem:
+            return refuse(422, problem)
+        path = record_feedback(reviews_dir, [str(i) for i in body["event_ids"]], [int(v) for v in body["labels"]],
+                               str(body.get("source", "serve")))
+        metrics.counts["feedback_labels"] += len(body["labels"])
+        return JSONResponse({"recorded": len(body["labels"]), "file": str(path)})
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "submission": scorer.saved.name, "events": scorer.size,
+                "clock": None if scorer.size == 0 else int(scorer.clock)}
+
+    @app.get("/metrics")
+    def metrics_view() -> dict:
+        return {**metrics.snapshot(), "events_in_state": scorer.size}
+
+    return app
+
+
+def feedback_problem(body: object, scorer: OnlineScorer) -> str | None:
+    """Why a feedback body is refused (one line), or None."""
+    if not isinstance(body, dict) or not isinstance(body.get("event_ids"), list) or not isinstance(body.get("labels"), list):
+        return "feedback needs {\"event_ids\": [...], \"labels\": [...], \"source\": \"...\"}"
+    if len(body["event_ids"]) != len(body["labels"]) or not body["labels"]:
+        return f"{len(body['event_ids'])} event_ids for {len(body['labels'])} labels"
+    bad = [v for v in body["labels"] if v not in (0, 1) or isinstance(v, bool)]
+    if bad:
+        return f"label {bad[0]!r} is not 0 or 1"
+    unknown = [i for i in body["event_ids"] if str(i) not in scorer.ids]
+    if unknown:
+        return f"event_id {unknown[0]!r} was never scored or loaded by this service"
+    return None

@@ -1,0 +1,40 @@
+"""task=serve: the online scoring service of a saved submission (see `atec_automl.service`).
+
+`python run.py task=serve serve.submission=submissions/<name> [serve.host=127.0.0.1 serve.port=8000]
+[serve.history=[...]]`: loads the submission, warms the timeline from the history files (by default
+the files it was trained on), replays the events accepted before a restart (`serve.state_dir`),
+then serves until stopped.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from atec_automl.artifact import load_submission, training_files
+from atec_automl.data.load import load_event_files
+from atec_automl.errors import AtecError
+from atec_automl.tasks.predict import history_option, required
+
+
+def run(cfg: DictConfig) -> None:
+    """Warm the scorer, then run uvicorn on serve.host:serve.port."""
+    try:
+        import uvicorn
+
+        from atec_automl.service import create_app
+    except ImportError as error:
+        raise AtecError(f"task=serve needs the serving extra ({error.name} is not installed): "
+                        "pip install -e \".[serve]\"") from None
+    from atec_automl.serving import OnlineScorer
+
+    options = cfg.serve
+    saved = load_submission(required(options, "submission", "serve"))
+    history = history_option(options.get("history")) or training_files(saved)
+    state_dir = Path(options.state_dir) if options.get("state_dir") else Path("serve-state") / saved.name
+    scorer = OnlineScorer(saved, load_event_files(saved.file_format(), history), log_dir=state_dir)
+    replayed = scorer.replay()
+    print(f"[serve] {saved.name}: {scorer.size:,} events in the timeline ({replayed:,} replayed from "
+          f"{state_dir}); listening on http://{options.host}:{options.port}", flush=True)
+    app = create_app(scorer, Path(options.reviews_dir), int(options.max_batch))
+    uvicorn.run(app, host=str(options.host), port=int(options.port), log_level="warning")

@@ -1,0 +1,183 @@
+"""task=serve: a real uvicorn service on loopback, driven by a real HTTP client.
+
+Parity: the last events of test_b, streamed one by one, get exactly the features and scores the
+offline batch computation gives them over the same timeline (history files, then these events),
+for each family, at second and at hour resolution; a killed service loses no acknowledged event.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from atec_automl.artifact import load_submission
+from atec_automl.data.load import load_event_files
+from saved_submissions import prepared_data, refit_submission, small_config
+
+REPO = Path(__file__).resolve().parents[1]
+STREAMED = 60
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Service:
+    """`python run.py task=serve ...` as a subprocess, and an HTTP client for it."""
+
+    def __init__(self, submission: Path, history: list[Path], root: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = [sys.executable, "run.py", "task=serve", f"serve.submission={submission}",
+                     f"serve.history=[{','.join(str(p) for p in history)}]", f"serve.port={self.port}",
+                     f"serve.state_dir={root / 'state'}", f"serve.reviews_dir={root / 'reviews'}",
+                     f"hydra.run.dir={root / 'run'}"]
+        self.process: subprocess.Popen | None = None
+        self.client = httpx.Client(base_url=self.url, timeout=60)
+
+    def start(self) -> "Service":
+        """Start and wait until /health answers."""
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        self.process = subprocess.Popen(self.args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the service exited: {self.process.stdout.read().decode()}")
+            try:
+                if self.client.get("/health").status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise AssertionError("the service did not come up in 120 s")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handler runs."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """Stop if running."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self.client.close()
+
+
+def split_test_b(cfg, root: Path, streamed: int) -> tuple[list[Path], Path, list[dict]]:
+    """History files (train, test_a, test_b without its last events) and those events as a CSV file and as records."""
+    test_b = pd.read_parquet(cfg.data.test_b)
+    test_b = test_b.iloc[np.argsort(test_b["gmt_occur"].to_numpy(), kind="stable")]
+    head = root / "test_b_head.parquet"
+    test_b.iloc[:-streamed].to_parquet(head, index=False)
+    events = root / "streamed.csv"
+    test_b.iloc[-streamed:].to_csv(events, index=False)
+    records = pd.read_csv(events, dtype=str, keep_default_na=False).to_dict("records")
+    return [Path(cfg.data.train), Path(cfg.data.test_a), head], events, records
+
+
+def offline(submission: Path, history: list[Path], events: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """The batch features and scores of the events file over history + events."""
+    saved = load_submission(submission)
+    dataset = load_event_files(saved.file_format(), history, events)
+    rows = dataset.part_rows("test_a")
+    features = saved.features(dataset)
+    return features[0].table.iloc[rows].reset_index(drop=True), saved.score(features, rows)
+
+
+def stream(service: Service, records: list[dict]) -> tuple[list[dict], list[float]]:
+    """Score each record alone, with its feature row."""
+    rows, scores = [], []
+    for record in records:
+        answer = service.client.post("/score", params={"features": "true"}, json=record)
+        assert answer.status_code == 200, answer.text
+        rows += answer.json()["features"]
+        scores += [s["score"] for s in answer.json()["scores"]]
+    return rows, scores
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("family", "resolution"), [
+    ("catboost", "second"), ("mlp", "second"), ("cnn_lstm", "second"), ("catboost", "hour"), ("mlp", "hour"),
+])
+def test_streamed_events_get_the_batch_features_and_scores(tmp_path_factory, family: str, resolution: str) -> None:
+    root = tmp_path_factory.mktemp(f"serve-{family}-{resolution}")
+    cfg = small_config(root, family, resolution, data_root=tmp_path_factory.getbasetemp())
+    _, submission = refit_submission(cfg, prepared_data(cfg), family)
+    history, events, records = split_test_b(cfg, root, STREAMED)
+    service = Service(submission, history, root).start()
+    try:
+        half = STREAMED // 2
+        first_rows, first_scores = stream(service, records[:half])
+        service.kill()
+        service.start()
+        assert service.client.get("/health").json()["events"] == 40_000 - STREAMED + half
+        later_rows, later_scores = stream(service, records[half:])
+        metrics = service.client.get("/metrics").json()
+    finally:
+        service.stop()
+    batch_features, batch_scores = offline(submission, history, events)
+    online = pd.DataFrame(first_rows + later_rows)[batch_features.columns].to_numpy(dtype=np.float64)
+    batch = batch_features.to_numpy(dtype=np.float64)
+    assert np.array_equal(np.isnan(online), np.isnan(batch))
+    assert np.nanmax(np.abs(online - batch)) <= 1e-6
+    online_scores = np.asarray(first_scores + later_scores)
+    np.testing.assert_allclose(online_scores, batch_scores, rtol=1e-6, atol=1e-9)
+    assert (np.argsort(online_scores, kind="stable") == np.argsort(batch_scores, kind="stable")).all()
+    assert metrics["events_scored"] == STREAMED - half and metrics["latency_ms_per_event"]["p99"] > 0
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    """A CatBoost service on the history, and the records of the events after it."""
+    root = tmp_path_factory.mktemp("serve-checks")
+    cfg = small_config(root, "catboost", data_root=tmp_path_factory.getbasetemp())
+    _, submission = refit_submission(cfg, prepared_data(cfg), "cb")
+    history, _, records = split_test_b(cfg, root, 20)
+    service = Service(submission, history, root).start()
+    yield service, records, root
+    service.stop()
+
+
+@pytest.mark.parametrize(("edit", "status", "message"), [
+    (lambda r: {k: v for k, v in r.items() if k != "user_id"}, 422, r"column 'user_id', row 1: missing required field"),
+    (lambda r: {**r, "gmt_occur": "2018-02-06 25:00:00"}, 422, r"column 'gmt_occur', row 1: unparseable time"),
+    (lambda r: {**r, "gmt_occur": "2017-09-05 00:00:00"}, 409, r"is older than the latest accepted time"),
+    (lambda r: {**r, "amt": "ten"}, 422, r"column 'amt', row 1: non-numeric value: 'ten'"),
+])
+def test_a_bad_event_gets_one_line_and_changes_nothing(running, edit, status: int, message: str) -> None:
+    service, records, _ = running
+    before = service.client.get("/health").json()
+    answer = service.client.post("/score", json=edit(records[0]))
+    assert answer.status_code == status
+    error = answer.json()["error"]
+    assert "\n" not in error and __import__("re").search(message, error), error
+    assert service.client.get("/health").json() == before
+
+
+def test_an_accepted_id_is_refused_the_second_time_and_feedback_is_recorded(running) -> None:
+    service, records, root = running
+    assert service.client.post("/score", json=records[1:3]).status_code == 200
+    again = service.client.post("/score", json=records[2])
+    assert again.status_code == 409 and "already accepted" in again.json()["error"]
+    ids = [records[1]["event_id"], records[2]["event_id"]]
+    answer = service.client.post("/feedback", json={"event_ids": ids, "labels": [1, 0], "source": "analyst"})
+    assert answer.status_code == 200, answer.text
+    written = pd.read_csv(answer.json()["file"], dtype=str)
+    assert written["event_id"].tolist() == ids and written["label"].tolist() == ["1", "0"]
+    assert list(written.columns) == ["event_id", "label", "source", "received_at"]
+    unknown = service.client.post("/feedback", json={"event_ids": ["nope"], "labels": [1]})
+    assert unknown.status_code == 422 and "never scored" in unknown.json()["error"]
+    assert json.loads(service.client.get("/metrics").text)["feedback_labels"] == 2
