@@ -28,7 +28,7 @@ def sweep(tmp_path: Path, share: float) -> Leaderboard:
                "sweep.submit=false", "data.rows=150000", f"data.grey_fraud_share={share}",
                f"data.dir={tmp_path}/data", f"features.cache_dir={tmp_path}/cache",
                f"leaderboard.path={tmp_path}/leaderboard.sqlite", f"study.storage=sqlite:///{tmp_path}/optuna.sqlite",
-               "sweep.family_overrides.catboost=[model.iterations=80]", f"hydra.run.dir={tmp_path}/run"]
+               "sweep.family_overrides.catboost=['model.iterations=80']", f"hydra.run.dir={tmp_path}/run"]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1800,
                             env={**os.environ, "WANDB_MODE": "disabled"})
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
