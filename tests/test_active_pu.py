@@ -143,6 +143,26 @@ def test_oracle_on_the_fold_asks_only_grey_training_rows_and_the_trial_records_t
     assert policy_queries(build_policy(config(data_dir, tmp_path, "labels=two_step_pu")), prepared) is None
 
 
+def test_scored_labels_change_neither_the_queries_nor_the_model(prepared: Prepared, data_dir: Path,
+                                                               tmp_path: Path) -> None:
+    cfg = config(data_dir, tmp_path, "labels=active_pu", "labels.rounds=1", "labels.queries_per_round=5")
+    fold = prepared.folds[-1]
+    frame = prepared.dataset.frame.copy()
+    labels = frame["label"].to_numpy().copy()
+    labels[fold.scored] = np.random.default_rng(7).permutation(labels[fold.scored])
+    frame["label"] = labels
+    shuffled = replace(prepared, dataset=replace(prepared.dataset, frame=frame))
+    test_rows = ModelData(prepared.features, prepared.dataset.part_rows("test_a"))
+    asked, predictions = [], []
+    for k, which in enumerate((prepared, shuffled)):
+        policy = label_policy(cfg, which)
+        _, model = fit_fold(cfg, which, fold, tmp_path / str(k), policy=policy)
+        asked.append(policy_queries(policy, which))
+        predictions.append(model.predict(test_rows))
+    assert asked[0] == asked[1] and len(asked[0]) == 5
+    np.testing.assert_array_equal(predictions[0], predictions[1])
+
+
 # ---------------------------------------------------------------------------------------------- reviews
 
 

@@ -198,9 +198,13 @@ class Batch:
     clusters: int
 
 
-def uncertainty(scores: np.ndarray) -> np.ndarray:
-    """1 at a score of 0.5, 0 at 0 or 1."""
-    return 1.0 - np.abs(2.0 * np.clip(scores, 0.0, 1.0) - 1.0)
+def uncertainty(scores: np.ndarray, black_scores: np.ndarray, white_scores: np.ndarray) -> np.ndarray:
+    """How evenly each score sits between the black and the white rows' scores: 1 where the share of
+    black rows scoring lower equals the share of white rows scoring higher (the equal-error point),
+    falling to 0 at either end. Soft PU targets keep grey scores far below 0.5, so 0.5 is no boundary."""
+    black_below = np.searchsorted(np.sort(black_scores), scores, side="right") / max(len(black_scores), 1)
+    white_above = 1.0 - np.searchsorted(np.sort(white_scores), scores, side="left") / max(len(white_scores), 1)
+    return 1.0 - np.abs(black_below - white_above)
 
 
 def numeric_matrix(data: ModelData, positions: np.ndarray) -> np.ndarray:
@@ -221,8 +225,9 @@ def numeric_matrix(data: ModelData, positions: np.ndarray) -> np.ndarray:
 class ActivePU(TwoStepPU):
     """Active PU learning: `rounds` rounds of asking `expert` about `queries_per_round` uncertain, diverse grey rows.
 
-    Each round fits two-step PU on the current labels and scores the grey training rows with its
-    last model; the `pool_factor` x `queries_per_round` most uncertain grey rows not asked before are
+    Each round fits two-step PU on the current labels and scores the training rows with its last
+    model; the `pool_factor` x `queries_per_round` grey rows not asked before whose scores sit most
+    evenly between the black and the white rows' (`uncertainty`) are
     clustered with K-means into `queries_per_round` clusters, and the most uncertain row of each
     cluster is asked. Answers fold in as seed 001 says: a fraud becomes a positive (target 1) with
     row weight `positive_weight`, a non-fraud stays in the grey (unlabelled) set; rows the expert
@@ -285,8 +290,9 @@ class ActivePU(TwoStepPU):
         """Fit two-step PU, score the grey rows not asked yet, and pick `size` uncertain, diverse ones."""
         candidates = np.flatnonzero((labels == GREY) & ~asked)
         _, model = self.soft_targets(data, labels, make_model, valid)
-        scores = model.predict(ModelData(data.features, np.asarray(data.rows)[candidates]))
-        doubt = uncertainty(scores)
+        every_score = model.predict(ModelData(data.features, np.asarray(data.rows)))
+        scores = every_score[candidates]
+        doubt = uncertainty(scores, every_score[labels == BLACK], every_score[labels == WHITE])
         pool_size = min(len(candidates), max(size, int(round(self.pool_factor * size))))
         pool = np.argsort(-doubt, kind="stable")[:pool_size]
         chosen, cluster = self.diverse(data, candidates[pool], doubt[pool], size)
