@@ -79,6 +79,8 @@ def main() -> None:
         grey_fraud = float(np.mean(expert_of(base, prepared).ask(grey)))
         print(f"{args.rows:,} synthetic rows; last fold {fold.describe()}; {len(grey):,} grey training rows, "
               f"{grey_fraud:.1%} truly fraud; CatBoost {args.iterations} iterations (early stopping 50)", flush=True)
+        frauds = {board: int(labels.sum()) for board, labels in prepared.truth.labels.items()}
+        print(f"boards scored on their last 3 days: frauds {frauds} (each TPR moves in steps of 1/frauds)", flush=True)
         print(f"{'policy':16s} {'true A':>7s} {'true B':>7s} {'local':>7s} {'asked':>6s} {'asked fraud':>12s} "
               f"{'grey fraud':>11s} {'fit s':>7s}", flush=True)
         results: dict[str, dict] = {}

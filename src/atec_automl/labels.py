@@ -11,13 +11,14 @@
   frauds become positives up-weighted by `positive_weight`, its non-frauds go back to the grey
   (unlabelled) set. Then two-step PU on what the rounds learned. `queries` records what it asked.
 
-Build from config with `build_policy(cfg)` (`instantiate(cfg.labels)`); a policy's `apply(data,
-labels, make_model, valid)` returns the training ModelData with targets in [0, 1].
+Build from config with `build_policy(cfg)` (`instantiate(cfg.labels)`, less the task-layer keys
+`expert` and `reviews`); a policy's `apply(data, labels, make_model, valid)` returns the training
+ModelData with targets in [0, 1].
 """
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import warnings
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -316,12 +317,9 @@ NOT_POLICY_KEYS = ("expert", "reviews")
 """`labels.*` keys read by the task layer, not by a policy's constructor."""
 
 
-def build_policy(cfg: DictConfig, expert: Expert | None = None) -> LabelPolicy:
-    """The policy of `cfg.labels`; `expert` goes to a policy that asks one (active_pu)."""
+def build_policy(cfg: DictConfig) -> LabelPolicy:
+    """The policy of `cfg.labels` (an active policy without its expert: see `pipeline.label_policy`)."""
     settings = OmegaConf.to_container(cfg.labels, resolve=True)
     for key in NOT_POLICY_KEYS:
         settings.pop(key, None)
-    policy = hydra.utils.instantiate(settings)
-    if isinstance(policy, ActivePU):
-        policy.expert = expert
-    return policy
+    return hydra.utils.instantiate(settings)

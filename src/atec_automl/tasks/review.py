@@ -3,9 +3,10 @@
 It fits two-step PU (the configured model, its configured step count) on every training row with the
 reviewed labels so far, scores the grey rows nobody reviewed yet, and picks `review.size` of the most
 uncertain, diverse ones as `labels=active_pu` would (its settings if `labels=active_pu`, else its
-defaults; `review.size` defaults to `labels.queries_per_round`). The CSV (`review.out`, default `<run dir>/review.csv`) has `event_id`, an empty `label`
-column to fill with 1 (fraud) or 0 (not fraud), the model's `score`, the `reason` it was chosen, the
-event's time and current label, and the event's fields. Read it back with `labels.reviews=PATH` on
+defaults; `review.size` defaults to `labels.queries_per_round`). The CSV (`review.out`, default
+`<run dir>/review.csv`) has `event_id`, an empty `label` column to fill with 1 (fraud) or 0 (not
+fraud), the model's `score`, the `reason` it was chosen, the event's time and current label, and the
+event's fields. Read it back with `labels.reviews=PATH` on
 any later run: its labels go into the reviewed-labels store that every run and policy uses.
 """
 from __future__ import annotations
