@@ -22,6 +22,7 @@ import pytest
 
 from atec_automl.artifact import load_submission
 from atec_automl.data.load import load_event_files
+from atec_automl.reviews import ReviewStore
 from saved_submissions import prepared_data, refit_submission, small_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +44,7 @@ class Service:
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = [sys.executable, "run.py", "task=serve", f"serve.submission={submission}",
                      f"serve.history=[{','.join(str(p) for p in history)}]", f"serve.port={self.port}",
-                     f"serve.state_dir={root / 'state'}", f"serve.reviews_dir={root / 'reviews'}",
+                     f"serve.state_dir={root / 'state'}", f"leaderboard.reviews={root / 'reviews.sqlite'}",
                      f"hydra.run.dir={root / 'run'}"]
         self.process: subprocess.Popen | None = None
         self.client = httpx.Client(base_url=self.url, timeout=60)
@@ -175,9 +176,7 @@ def test_an_accepted_id_is_refused_the_second_time_and_feedback_is_recorded(runn
     ids = [records[1]["event_id"], records[2]["event_id"]]
     answer = service.client.post("/feedback", json={"event_ids": ids, "labels": [1, 0], "source": "analyst"})
     assert answer.status_code == 200, answer.text
-    written = pd.read_csv(answer.json()["file"], dtype=str)
-    assert written["event_id"].tolist() == ids and written["label"].tolist() == ["1", "0"]
-    assert list(written.columns) == ["event_id", "label", "source", "received_at"]
+    assert ReviewStore(root / "reviews.sqlite").read() == {ids[0]: 1, ids[1]: 0}
     unknown = service.client.post("/feedback", json={"event_ids": ["nope"], "labels": [1]})
     assert unknown.status_code == 422 and "never scored" in unknown.json()["error"]
     assert json.loads(service.client.get("/metrics").text)["feedback_labels"] == 2

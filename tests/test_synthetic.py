@@ -97,7 +97,7 @@ def test_schema_columns_order_and_types(parquet_dir):
     assert train.names == list(COLUMNS)
     for part in ("test_a", "test_b"):
         assert pq.read_schema(parquet_dir / f"{part}.parquet").names == [c for c in COLUMNS if c != "is_fraud"]
-    assert pq.read_schema(parquet_dir / "test_labels.parquet").names == ["event_id", "is_fraud"]
+    assert pq.read_schema(parquet_dir / "test_labels.parquet").names == ["event_id", "is_fraud", "true_fraud"]
     for field in train:
         expected = "double" if field.name == "amt" else "int64" if field.name in INT_COLUMNS else "string"
         assert str(field.type) == expected, field.name
@@ -145,7 +145,22 @@ def test_label_shares_and_codes(timeline, parquet_dir):
 def test_hidden_labels_cover_every_test_row_in_order(timeline, parquet_dir):
     hidden = pd.read_parquet(parquet_dir / "test_labels.parquet")
     tests = timeline[timeline["part"] != "train"]
-    assert hidden["event_id"].tolist() == tests["event_id"].tolist()
+    assert hidden["event_id"].tolist()[:len(tests)] == tests["event_id"].tolist()
+
+
+def test_hidden_labels_hold_the_truth_of_every_grey_and_mislabelled_training_row(timeline, parquet_dir):
+    hidden = pd.read_parquet(parquet_dir / "test_labels.parquet")
+    train = timeline[timeline["part"] == "train"].set_index("event_id")
+    listed = hidden[hidden["event_id"].isin(train.index)]
+    assert set(listed["event_id"]) >= set(train.index[train["is_fraud"] == -1])
+    assert (listed["is_fraud"].to_numpy() == train.loc[listed["event_id"], "is_fraud"].to_numpy()).all()
+    mislabelled = listed[listed["is_fraud"] == 0]
+    assert len(mislabelled) > 0 and (mislabelled["true_fraud"] == 1).all()
+    grey = listed[listed["is_fraud"] == -1]
+    assert 0 < grey["true_fraud"].mean() < 1
+    manifest = read_manifest(parquet_dir)["parts"]["train"]
+    assert grey["true_fraud"].sum() == manifest["grey_really_fraud"]
+    assert set(listed["is_fraud"]) == {-1, 0}  # black rows are always truly fraud: never listed
 
 
 def test_event_ids_unique_across_files(timeline):

@@ -8,51 +8,24 @@ latest accepted one) gets a 4xx whose `error` is one line, and changes nothing. 
 handled one at a time, in arrival order (the timeline is a sequence).
 
 `POST /feedback` takes `{"event_ids": [...], "labels": [0|1, ...], "source": "..."}`: confirmed labels
-of accepted events, written by `record_feedback`.
+of accepted events, written to the harness's one reviewed-labels store (`reviews.ReviewStore`),
+which every later training run reads.
 """
 from __future__ import annotations
 
-import csv
-import io
-import os
-import tempfile
 import threading
 import time
-import uuid
 from collections import deque
-from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from atec_automl.errors import AtecError
+from atec_automl.reviews import ReviewStore
 from atec_automl.serving import OnlineScorer, Rejected
 
 LATENCY_WINDOW = 10_000
-FEEDBACK_COLUMNS = ("event_id", "label", "source", "received_at")
-
-
-def record_feedback(directory: Path, event_ids: list[str], labels: list[int], source: str) -> Path:
-    """Write confirmed labels as one new `feedback-<time>-<id>.csv` file (event_id,label,source,received_at), atomically.
-
-    A stand-in for the harness's reviewed-labels store (`reviews.py`, not merged yet): the lead wires
-    this one function to its `add(event_ids, labels, source)`.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    received = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(FEEDBACK_COLUMNS)
-    writer.writerows((event_id, label, source, received) for event_id, label in zip(event_ids, labels))
-    target = directory / f"feedback-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.csv"
-    fd, tmp = tempfile.mkstemp(prefix=".feedback.", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as stream:
-        stream.write(buffer.getvalue())
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(tmp, target)
-    return target
 
 
 class Metrics:
@@ -76,7 +49,7 @@ class Metrics:
         return {**self.counts, "latency_ms_per_event": percentiles, "uptime_s": time.time() - self.started}
 
 
-def create_app(scorer: OnlineScorer, reviews_dir: Path, max_batch: int = 1000) -> FastAPI:
+def create_app(scorer: OnlineScorer, reviews: ReviewStore, max_batch: int = 1000) -> FastAPI:
     """The service around a warmed scorer."""
     app = FastAPI(title="ATEC scoring service")
     metrics = Metrics()
@@ -116,10 +89,9 @@ def create_app(scorer: OnlineScorer, reviews_dir: Path, max_batch: int = 1000) -
         problem = feedback_problem(body, scorer)
         if problem:
             return refuse(422, problem)
-        path = record_feedback(reviews_dir, [str(i) for i in body["event_ids"]], [int(v) for v in body["labels"]],
-                               str(body.get("source", "serve")))
+        reviews.add([str(i) for i in body["event_ids"]], [int(v) for v in body["labels"]], str(body.get("source", "serve")))
         metrics.counts["feedback_labels"] += len(body["labels"])
-        return JSONResponse({"recorded": len(body["labels"]), "file": str(path)})
+        return JSONResponse({"recorded": len(body["labels"]), "store": str(reviews.path)})
 
     @app.get("/health")
     def health() -> dict:

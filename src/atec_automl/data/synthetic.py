@@ -1,8 +1,9 @@
 """Realistic synthetic payment events in the ATEC semi-final raw schema.
 
 `generate(rows, seed, out_dir)` writes `train`, `test_a`, `test_b` (same columns as the contest
-files, tests without `is_fraud`), `test_labels` (event_id, is_fraud of every test row) and
-`manifest.json`, all at once: files are built in a hidden temp dir next to `out_dir` and moved in
+files, tests without `is_fraud`), `test_labels` (the hidden labels: event_id, is_fraud and
+true_fraud of every test row, then of every training row whose label is not the truth: each grey
+row and each unreported fraud labelled 0) and `manifest.json`, all at once: files are built in a hidden temp dir next to `out_dir` and moved in
 with renames, the manifest last, so an interrupted run leaves nothing that looks complete.
 Same rows and seed give byte-identical files.
 
@@ -49,7 +50,10 @@ unusual channel, plus noise) blocks the riskiest events; its operators re-tune t
 period to block a set share of traffic (0.9 %, 0.8 %, 1.1 %). Blocked events become grey (-1),
 mostly fraud but some legitimate. About 5 % of the
 remaining fraud is never reported (labelled 0). Test labels use the same 1/0/-1 coding and go to
-the hidden labels file only.
+the hidden labels file only. That file also holds `true_fraud` (1 for every fraud event, whatever its
+label) of the test rows and of the training rows whose label hides the truth (grey, or fraud
+labelled 0): a training row not in it is truly what its label says. Only the simulated expert and
+the true-score reporting read it.
 
 Drift between train and tests: more device-farm fraud, missing fields (-1) 1.6x more in test_a
 and 2.8x more in test_b (where the card-mobile location and IP city lose much more), amounts
@@ -87,13 +91,17 @@ COLUMNS = (
     "income_card_mobile", "income_card_bank_code", "province", "city", "is_peer_pay", "version",
     "is_fraud", "dt",
 )
-LABEL_COLUMNS = ("event_id", "is_fraud")
+LABEL_COLUMNS = ("event_id", "is_fraud", "true_fraud")
 FILE_FORMATS = ("parquet", "csv")
 TIME_RESOLUTIONS = ("second", "hour")
 MANIFEST_NAME = "manifest.json"
 FILE_STEMS = {"train": "train", "test_a": "test_a", "test_b": "test_b", "hidden_labels": "test_labels"}
 MIN_ROWS = 2_000
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
+"""Version of the written files (4: the hidden labels file holds `true_fraud` and the training rows whose
+label hides it); a manifest of another version is regenerated."""
+SIMULATION_VERSION = 3
+"""Version of the simulated events (it seeds the random streams): version 4 wrote the same events as 3."""
 
 # Id columns (hex hash strings) and the entity namespace each draws from: equal entity, equal string.
 ID_NAMESPACES = {
@@ -277,7 +285,7 @@ def simulate(rows: int, seed: int, grey_fraud_share: float | None = None) -> Syn
     legacy rule engine block its top-scoring events, whatever they are.
     """
     _check_rows_and_seed(rows, seed)
-    streams = np.random.SeedSequence([seed, GENERATOR_VERSION]).spawn(2 + len(WINDOWS))
+    streams = np.random.SeedSequence([seed, SIMULATION_VERSION]).spawn(2 + len(WINDOWS))
     world_stream, label_stream, *window_streams = streams
     world = _build_world(rows, np.random.default_rng(world_stream))
     part_rows = _part_counts(rows)
@@ -1146,7 +1154,8 @@ def _write_files(
     salts = _namespace_salts(seed)
     test_columns = tuple(c for c in COLUMNS if c != "is_fraud")
     jobs = [(names[w.part], [events.part_slice(w.part)], COLUMNS if w.part == "train" else test_columns) for w in WINDOWS]
-    jobs.append((names["hidden_labels"], [events.part_slice(w.part) for w in WINDOWS[1:]], LABEL_COLUMNS))
+    jobs.append((names["hidden_labels"], [*(events.part_slice(w.part) for w in WINDOWS[1:]), _hidden_train_rows(events)],
+                 LABEL_COLUMNS))
     with ThreadPoolExecutor(len(jobs)) as pool:  # files are independent; arrow and numpy release the GIL
         done = [
             pool.submit(_write_table, directory / name, events, rows, columns, salts, file_format, time_resolution)
@@ -1159,10 +1168,24 @@ def _write_files(
     return {**names, "manifest": MANIFEST_NAME}
 
 
+def _hidden_train_rows(events: SyntheticEvents) -> np.ndarray:
+    """Training rows whose label is not their truth: grey (-1) rows and frauds labelled 0."""
+    rows = events.part_slice("train")
+    label, fraud = events.columns["is_fraud"][rows], events.columns["tactic"][rows] != NORMAL
+    return rows.start + np.flatnonzero((label == -1) | ((label == 0) & fraud))
+
+
+def _row_chunks(rows: slice | np.ndarray) -> list[slice | np.ndarray]:
+    """`rows` (a range, or positions) in pieces of at most `CHUNK_ROWS`."""
+    if isinstance(rows, slice):
+        return [slice(lo, min(lo + CHUNK_ROWS, rows.stop)) for lo in range(rows.start, rows.stop, CHUNK_ROWS)]
+    return [rows[lo:lo + CHUNK_ROWS] for lo in range(0, len(rows), CHUNK_ROWS)]
+
+
 def _write_table(
     path: Path,
     events: SyntheticEvents,
-    row_ranges: list[slice],
+    row_ranges: list[slice | np.ndarray],
     columns: tuple[str, ...],
     salts: dict[int, np.uint64],
     file_format: str,
@@ -1172,8 +1195,7 @@ def _write_table(
     schema = pa.schema([(name, _arrow_type(name)) for name in columns])
     with _table_writer(path, schema, file_format) as writer:
         for rows in row_ranges:
-            for lo in range(rows.start, rows.stop, CHUNK_ROWS):
-                chunk = slice(lo, min(lo + CHUNK_ROWS, rows.stop))
+            for chunk in _row_chunks(rows):
                 arrays = [_arrow_column(name, events.columns, chunk, salts, time_resolution) for name in columns]
                 writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
 
@@ -1196,11 +1218,11 @@ def _arrow_type(name: str) -> pa.DataType:
     """Arrow type of an output column."""
     if name == "amt":
         return pa.float64()
-    return pa.int64() if name in INT_COLUMNS else pa.string()
+    return pa.int64() if name in INT_COLUMNS or name == "true_fraud" else pa.string()
 
 
 def _arrow_column(
-    name: str, columns: Columns, rows: slice, salts: dict[int, np.uint64], time_resolution: str,
+    name: str, columns: Columns, rows: slice | np.ndarray, salts: dict[int, np.uint64], time_resolution: str,
 ) -> pa.Array:
     """One output column for a row range: hex ids, vocabulary text, times, dates or numbers."""
     if name in ID_NAMESPACES:
@@ -1213,6 +1235,8 @@ def _arrow_column(
         return _time_text(columns["ts"][rows], 10)
     if name == "amt":
         return pa.array(columns[name][rows], type=pa.float64())
+    if name == "true_fraud":
+        return pa.array((columns["tactic"][rows] != NORMAL).astype(np.int64))
     return pa.array(columns[name][rows].astype(np.int64))
 
 

@@ -24,7 +24,7 @@ from atec_automl.leaderboard import DuplicateEntryError, Entry, Leaderboard
 from atec_automl.loggers import TrialLogger
 from atec_automl.models.base import Model, Report
 from atec_automl.models.space import SearchSpace, apply, suggest
-from atec_automl.pipeline import Prepared, fit_fold, predict_boards
+from atec_automl.pipeline import Prepared, fit_fold, label_policy, policy_queries, predict_boards
 
 FOLD_STEP = 1_000_000
 """Fold k's running mean score is reported at step FOLD_STEP + k, apart from the per-epoch steps."""
@@ -69,6 +69,14 @@ def release_gpu_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def with_queries(entry: Entry, queries: list[list[dict] | None]) -> Entry:
+    """The entry with each fold's expert queries (active label policies) in its fold scores."""
+    for fold_scores, asked in zip(entry.fold_scores, queries):
+        if asked is not None:
+            fold_scores["queries"] = asked
+    return entry
+
+
 class Objective:
     """Callable for `study.optimize`: returns the mean ATEC score over the split's folds."""
 
@@ -99,17 +107,21 @@ class Objective:
         """Fit every fold (pruning on the first fold's epochs and on each fold's running mean)."""
         context = self.context
         results: list[FoldResult] = []
+        queries: list[list[dict] | None] = []
         model: Model | None = None
         for k, fold in enumerate(context.prepared.folds):
             report = pruning_report(trial, context.logger, context.report_every) if k == 0 else None
             root = context.run_dir / "trials" / f"{context.family}-{trial.number}" / fold.name
-            result, model = fit_fold(trial_cfg, context.prepared, fold, root, report)
+            policy = label_policy(trial_cfg, context.prepared)
+            result, model = fit_fold(trial_cfg, context.prepared, fold, root, report, policy)
             results.append(result)
+            queries.append(policy_queries(policy, context.prepared))
             running = float(np.mean([r.atec.score for r in results]))
             trial.report(running, FOLD_STEP + k)
             if k + 1 < len(context.prepared.folds) and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after {fold.name} with mean score {running:.5f}")
-        entry = self._entry(trial, trial_cfg, values, results, predict_boards(model, context.prepared))
+        entry = with_queries(self._entry(trial, trial_cfg, values, results, predict_boards(model, context.prepared)),
+                             queries)
         if not math.isfinite(entry.score):
             raise AtecError(f"trial {trial.number}: the mean ATEC score is {entry.score}")
         self._record(trial, entry)

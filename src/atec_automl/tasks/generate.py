@@ -37,7 +37,7 @@ def summary(manifest: dict, seconds: float) -> str:
             f"{info['file']:<22} {rows:>10,} {info['fraud'] / rows:>7.2%} {info['grey'] / rows:>7.2%}"
             f"  {info['first_day']} .. {info['last_day']}"
         )
-    lines.append(f"{manifest['hidden_labels']['file']:<22} {'(labels of test_a and test_b)':>27}")
+    lines.append(f"{manifest['hidden_labels']['file']:<22} {'(hidden: test labels, true fraud of grey/mislabelled train rows)':>27}")
     rows = manifest["rows"]
     lines.append(f"{rows:,} rows (seed {manifest['seed']}, {manifest['file_format']}) in {seconds:.1f} s: {rows / seconds:,.0f} rows/s")
     return "\n".join(lines)

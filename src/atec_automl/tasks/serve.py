@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from atec_automl.artifact import load_submission, training_files
 from atec_automl.data.load import load_event_files
 from atec_automl.errors import AtecError
+from atec_automl.reviews import ReviewStore, store_path
 from atec_automl.tasks.predict import history_option, required
 
 
@@ -36,5 +37,6 @@ def run(cfg: DictConfig) -> None:
     replayed = scorer.replay()
     print(f"[serve] {saved.name}: {scorer.size:,} events in the timeline ({replayed:,} replayed from "
           f"{state_dir}); listening on http://{options.host}:{options.port}", flush=True)
-    app = create_app(scorer, Path(options.reviews_dir), int(options.max_batch))
+    app = create_app(scorer, ReviewStore(store_path(cfg.leaderboard.path, cfg.leaderboard.get("reviews"))),
+                     int(options.max_batch))
     uvicorn.run(app, host=str(options.host), port=int(options.port), log_level="warning")

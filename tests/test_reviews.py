@@ -1,0 +1,84 @@
+"""The reviewed-labels store and the review-file reader: one store, safe for several processes,
+and a filled review file refused in one line for unknown ids, duplicate ids or labels other than 0/1."""
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atec_automl.errors import AtecError
+from atec_automl.reviews import ReviewStore, read_review_file, reviewed_labels, store_path
+
+TRAINING_IDS = ["e1", "e2", "e3", "e4"]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_store_keeps_the_latest_label_of_each_event(tmp_path: Path) -> None:
+    store = ReviewStore(tmp_path / "lb" / "reviews.sqlite")
+    assert store.read() == {} and not store.path.exists()
+    assert store.add(["e1", "e2"], [1, 0], source="batch1.csv") == 2
+    store.add(["e2", "e3"], [1, 0], source="feedback")
+    assert store.read() == {"e1": 1, "e2": 1, "e3": 0}
+
+
+def test_store_refuses_a_label_outside_0_1_and_writes_nothing(tmp_path: Path) -> None:
+    store = ReviewStore(tmp_path / "reviews.sqlite")
+    with pytest.raises(AtecError, match="label 2 is not 0 or 1"):
+        store.add(["e1", "e2"], [1, 2], source="x")
+    assert store.read() == {}
+
+
+def add_batch(path: str, worker: int) -> None:
+    """One process's 50 reviews, one transaction each."""
+    store = ReviewStore(path)
+    for i in range(50):
+        store.add([f"w{worker}-{i}"], [i % 2], source=f"worker{worker}")
+
+
+def test_several_processes_add_at_once_and_nothing_is_lost(tmp_path: Path) -> None:
+    path = str(tmp_path / "reviews.sqlite")
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=add_batch, args=(path, w)) for w in range(4)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(60)
+    assert [p.exitcode for p in workers] == [0, 0, 0, 0]
+    reviews = ReviewStore(path).read()
+    assert len(reviews) == 200 and reviews["w3-7"] == 1 and reviews["w0-4"] == 0
+
+
+def test_store_path_is_beside_the_leaderboard_unless_given() -> None:
+    assert store_path("lb/leaderboard.sqlite") == Path("lb/reviews.sqlite")
+    assert store_path("lb/leaderboard.sqlite", "/data/r.sqlite") == Path("/data/r.sqlite")
+
+
+def test_a_filled_file_reads_its_labels_and_skips_empty_ones(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.csv", "event_id,label,score,reason\ne1,1,0.4,x\ne2,,0.3,y\ne3,0,0.2,\"a, b\"\n")
+    assert read_review_file(path, TRAINING_IDS) == (["e1", "e3"], [1, 0])
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("event_id,label\ne1,1\nzz,0\n", "line 3: event_id 'zz' is not a training row"),
+    ("event_id,label\ne1,1\ne2,0\ne1,1\n", "line 4: event_id 'e1' is listed twice \\(first on line 2\\)"),
+    ("event_id,label\ne1,2\n", "line 2, column 'label': '2' is not 0 or 1"),
+    ("event_id,label\ne1,yes\n", "line 2, column 'label': 'yes' is not 0 or 1"),
+    ("event_id,verdict\ne1,1\n", "no column 'label'"),
+])
+def test_bad_review_files_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path / "bad.csv", text)
+    with pytest.raises(AtecError, match=f"labels.reviews={path}: {message}"):
+        read_review_file(path, TRAINING_IDS)
+
+
+def test_reviewed_labels_align_with_training_rows_only() -> None:
+    ids = np.array(["e1", "e2", "t1", "e3"])
+    train = np.array([True, True, False, True])
+    out = reviewed_labels({"e2": 1, "t1": 0, "e3": 0}, ids, train)
+    np.testing.assert_array_equal(out, [np.nan, 1.0, np.nan, 0.0])
