@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -14,8 +16,16 @@ from omegaconf import DictConfig, OmegaConf
 from atec_automl.errors import AtecError
 
 
-SCHEMA_RACE_DELAYS = (0.5, 1.0, 2.0)
-"""Workers starting together on an empty database race to create Optuna's tables; a loser retries after these pauses."""
+SCHEMA_RACE_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
+"""Workers starting together on an empty database race to create Optuna's tables; a loser retries
+after these pauses (each stretched by a random factor in [0.5, 1.5) so that losers do not retry in step)."""
+
+SCHEMA_RACE_SQLSTATES = frozenset({"42P07", "42P06", "42710", "23505"})
+"""PostgreSQL's duplicate_table, duplicate_schema, duplicate_object and unique_violation: what a
+worker gets when another one created the same table, type or row a moment before."""
+
+SCHEMA_RACE_MESSAGES = ("already exists", "database is locked")
+"""The same races as SQLite (and drivers without SQLSTATE) word them."""
 
 
 def quiet_optuna() -> None:
@@ -35,25 +45,53 @@ def storage_for(study_cfg: DictConfig) -> optuna.storages.RDBStorage:
     for delay in SCHEMA_RACE_DELAYS:
         try:
             return _rdb_storage(url, study_cfg)
-        except sqlalchemy.exc.IntegrityError:
-            time.sleep(delay)
-    return _rdb_storage(url, study_cfg)
+        except Exception as error:
+            if not lost_schema_race(error):
+                raise cannot_open(url, error) from error
+        time.sleep(delay * random.uniform(0.5, 1.5))
+    try:
+        return _rdb_storage(url, study_cfg)
+    except Exception as error:
+        raise cannot_open(url, error) from error
+
+
+def cannot_open(url: str, error: Exception) -> AtecError:
+    """The one-line error for a storage that does not open."""
+    return AtecError(f"study.storage {redacted(url)}: cannot open ({type(error).__name__}: {str(error).splitlines()[0]})")
 
 
 def _rdb_storage(url: str, study_cfg: DictConfig) -> optuna.storages.RDBStorage:
-    """Open the storage; a lost table-creation race passes through (IntegrityError), anything else is one line."""
-    try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=dict(study_cfg.get("engine_kwargs") or {}),
-            heartbeat_interval=int(study_cfg.heartbeat_interval),
-            grace_period=int(study_cfg.grace_period),
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=int(study_cfg.max_retry)),
-        )
-    except sqlalchemy.exc.IntegrityError:
-        raise
-    except Exception as error:
-        raise AtecError(f"study.storage {redacted(url)}: cannot open ({type(error).__name__}: {str(error).splitlines()[0]})") from error
+    """Open (and on an empty database, create) the storage."""
+    return optuna.storages.RDBStorage(
+        url,
+        engine_kwargs=dict(study_cfg.get("engine_kwargs") or {}),
+        heartbeat_interval=int(study_cfg.heartbeat_interval),
+        grace_period=int(study_cfg.grace_period),
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=int(study_cfg.max_retry)),
+    )
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """The error and the errors it was raised from (Optuna wraps SQLAlchemy's in StorageInternalError)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def lost_schema_race(error: BaseException) -> bool:
+    """Whether opening the storage failed because another worker was creating the same tables at that moment."""
+    for cause in _causes(error):
+        if isinstance(cause, sqlalchemy.exc.IntegrityError):
+            return True
+        if isinstance(cause, sqlalchemy.exc.DBAPIError):
+            if getattr(cause.orig, "sqlstate", None) in SCHEMA_RACE_SQLSTATES:
+                return True
+            if any(message in str(cause.orig).lower() for message in SCHEMA_RACE_MESSAGES):
+                return True
+    return False
 
 
 def redacted(url: str) -> str:
@@ -91,3 +129,4 @@ def open_study(cfg: DictConfig, family: str, data_fingerprint: str) -> tuple[opt
         return optuna.create_study(direction="maximize", **settings), True
     except optuna.exceptions.DuplicatedStudyError:
         return optuna.load_study(**settings), False
+
