@@ -176,3 +176,60 @@ def test_workers_opening_an_empty_database_at_once_all_get_the_storage(postgres_
         for opener in openers:
             opener.stdin.close()
             opener.wait(timeout=60)
+
+
+SAMPLER = """
+import math, sys, time
+from hydra import compose, initialize_config_dir
+from atec_automl.models.space import load_space, suggest
+from atec_automl.search.study import open_study
+
+storage, seed, start_at, trials = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+with initialize_config_dir(config_dir=sys.argv[5], version_base="1.3"):
+    cfg = compose(config_name="config", overrides=[f"study.storage={storage}", f"seed={seed}", "+search=catboost"])
+study, _ = open_study(cfg, "catboost", "fingerprint")
+space = load_space(cfg.search)
+
+
+def objective(trial):
+    values = suggest(trial, space)
+    time.sleep(0.05)
+    return values["depth"] - abs(math.log(values["learning_rate"] / 0.05))
+
+
+time.sleep(max(0.0, start_at - time.time()))
+study.optimize(objective, n_trials=trials)
+"""
+
+
+def sampled_params(storage: str) -> list[dict]:
+    """The parameters of every trial of the one study in `storage`, by trial number."""
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return [t.params for t in optuna.load_study(study_name=summary.study_name, storage=storage).trials]
+
+
+def run_samplers(storage: str, seed: int, workers: int, trials: int) -> None:
+    """`workers` processes sampling `trials` trials each from the CatBoost space on one storage, started together."""
+    start_at = time.time() + (4 if workers > 1 else 0)
+    processes = [subprocess.Popen([sys.executable, "-c", SAMPLER, storage, str(seed), str(start_at), str(trials),
+                                   str(REPO / "conf")], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for _ in range(workers)]
+    outputs = [p.communicate(timeout=300)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0] * workers, "\n".join(outputs)
+
+
+def test_workers_sharing_a_study_sample_different_trials(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path}/optuna.sqlite"
+    run_samplers(storage, seed=0, workers=2, trials=4)
+    params = sampled_params(storage)
+    assert len(params) == 8
+    assert len({tuple(sorted(p.items())) for p in params}) == 8, params
+
+
+def test_a_lone_worker_rerun_with_the_same_seed_samples_the_same_trials(tmp_path: Path) -> None:
+    runs = {name: f"sqlite:///{tmp_path}/{name}.sqlite" for name in ("first", "again", "other_seed")}
+    for name, storage in runs.items():
+        run_samplers(storage, seed=7 if name != "other_seed" else 8, workers=1, trials=7)
+    first, again, other_seed = (sampled_params(storage) for storage in runs.values())
+    assert len(first) == 7 and first == again
+    assert all(a != b for a, b in zip(first, other_seed))

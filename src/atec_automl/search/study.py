@@ -1,17 +1,28 @@
-"""Opening a study: storage with heartbeats, explicit sampler and pruner, named per family and data."""
+"""Opening a study: storage with heartbeats, explicit sampler and pruner, named per family and data.
+
+Sampling is seeded per trial, not per worker: trial k of a study draws from a generator seeded by
+(`study.sampler.seed`, k). Trial numbers are handed out by the storage, so workers sharing a study
+never draw the same random numbers, and a lone worker rerun with the same seed on a fresh storage
+repeats its trials exactly, with nothing per worker (host, pid, index) to configure or keep stable.
+"""
 from __future__ import annotations
 
 import hashlib
 import random
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import optuna
 import sqlalchemy.exc
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
 
 from atec_automl.errors import AtecError
 
@@ -124,9 +135,60 @@ def open_study(cfg: DictConfig, family: str, data_fingerprint: str) -> tuple[opt
     """
     quiet_optuna()
     settings = dict(storage=storage_for(cfg.study), study_name=study_name(cfg, family, data_fingerprint),
-                    sampler=instantiate(cfg.study.sampler), pruner=instantiate(cfg.study.pruner))
+                    sampler=build_sampler(cfg.study.sampler), pruner=instantiate(cfg.study.pruner))
     try:
         return optuna.create_study(direction="maximize", **settings), True
     except optuna.exceptions.DuplicatedStudyError:
         return optuna.load_study(**settings), False
 
+
+def trial_seed(seed: int, trial_number: int) -> int:
+    """The sampler seed of one trial: independent streams for every (seed, trial number) pair."""
+    return int(np.random.SeedSequence([seed, trial_number]).generate_state(1)[0])
+
+
+class TrialSeededSampler(BaseSampler):
+    """A sampler rebuilt for every trial with the seed `trial_seed(seed, trial.number)`.
+
+    The inner sampler (TPE by default) still reads the whole study history; only its random draws
+    are tied to the trial number instead of to the worker's own sequence of trials.
+    """
+
+    def __init__(self, make: Callable[..., BaseSampler], seed: int):
+        self._make, self._seed = make, int(seed)
+        self._by_trial: dict[int, BaseSampler] = {}
+
+    def __str__(self) -> str:
+        return f"TrialSeededSampler(seed={self._seed})"
+
+    def _sampler(self, trial: FrozenTrial) -> BaseSampler:
+        """The trial's own inner sampler, built on first use."""
+        if trial.number not in self._by_trial:
+            self._by_trial[trial.number] = self._make(seed=trial_seed(self._seed, trial.number))
+        return self._by_trial[trial.number]
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._sampler(trial).before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self._sampler(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return self._sampler(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self._sampler(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self._sampler(trial).after_trial(study, trial, state, values)
+        del self._by_trial[trial.number]
+
+
+def build_sampler(sampler_cfg: DictConfig) -> BaseSampler:
+    """`study.sampler`, seeded per trial from its `seed` (unseeded when the seed is null)."""
+    if sampler_cfg.get("seed") is None:
+        return instantiate(sampler_cfg)
+    return TrialSeededSampler(instantiate(sampler_cfg, _partial_=True), int(sampler_cfg.seed))
