@@ -1,0 +1,142 @@
+"""The run's settings, checked in one pass before any data is loaded.
+
+A typed schema (pydantic) of the keys the tasks read: their types and ranges, the model families a
+sweep names, each family's step counts; and a probe that a directory a task will write into is
+writable. It reads the resolved config as plain dicts; a wrong setting raises `AtecError` naming the
+key, e.g. `study.n_trials=-1: Input should be greater than or equal to 1`. Keys it does not list
+pass through unchecked.
+"""
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+
+from atec_automl.errors import AtecError
+from atec_automl.models import FAMILIES
+
+Count = Annotated[StrictInt, Field(ge=1)]
+NonNegative = Annotated[StrictInt, Field(ge=0)]
+Seconds = Annotated[StrictFloat, Field(gt=0)]
+Family = Literal[tuple(FAMILIES)]  # type: ignore[valid-type]
+
+
+class _Section(BaseModel):
+    """A config section: the listed keys are checked, others are allowed."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class StudySettings(_Section):
+    storage: StrictStr | None
+    n_trials: Count
+    timeout_s: Seconds | None
+    heartbeat_interval: Count
+    grace_period: Count
+    max_retry: NonNegative
+
+
+class SweepSettings(_Section):
+    models: Annotated[list[Family], Field(min_length=1)]
+    report_every: dict[str, Count]
+    submit: StrictBool
+
+
+class SubmitSettings(_Section):
+    entry: Count | None
+    blend_top: Count
+    name: StrictStr | None
+    dir: StrictStr
+
+
+class LeaderboardSettings(_Section):
+    path: StrictStr
+
+
+class Settings(_Section):
+    task: StrictStr
+    seed: NonNegative
+    debug: StrictBool
+    study: StudySettings
+    sweep: SweepSettings
+    submit: SubmitSettings
+    leaderboard: LeaderboardSettings
+
+
+class CatBoostSettings(_Section):
+    iterations: Count
+    early_stopping_rounds: Count | None
+    metric_period: Count
+
+
+class NeuralSettings(_Section):
+    epochs: Count
+    batch_size: Count
+    eval_batch_size: Count
+    patience: NonNegative
+
+
+MODEL_SETTINGS: dict[str, type[_Section]] = {"catboost": CatBoostSettings, "mlp": NeuralSettings, "cnn_lstm": NeuralSettings}
+
+
+def check_settings(values: Mapping[str, Any]) -> None:
+    """Check the whole resolved config (and its `model` section, if it is one of our families)."""
+    _validate(Settings, values, prefix="")
+    check_model(values.get("model") or {}, "model")
+
+
+def check_model(model: Mapping[str, Any], prefix: str) -> None:
+    """Check a `model` section's step counts, for the family its `_target_` names (others pass)."""
+    family = family_of_target(str(model.get("_target_", "")))
+    if family is not None:
+        _validate(MODEL_SETTINGS[family], model, prefix)
+
+
+def family_of_target(target: str) -> str | None:
+    """The family whose class `target` (a dotted `_target_`) names, None for another class."""
+    return next((family for family, where in FAMILIES.items() if where.replace(":", ".") == target), None)
+
+
+def check_writable(key: str, directory: Path) -> None:
+    """Create `directory` if needed and a probe file in it (deleted at once); one line naming `key` if that fails."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-"):
+            pass
+    except FileExistsError as error:
+        raise AtecError(f"{key}: cannot write in {directory} ({error.filename} is a file, not a directory)") from error
+    except OSError as error:
+        raise AtecError(f"{key}: cannot write in {directory} ({error.strerror or error})") from error
+
+
+def _validate(schema: type[_Section], values: Mapping[str, Any], prefix: str) -> None:
+    """Validate `values` against `schema`; the first problem as one line naming its key."""
+    try:
+        schema.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key, value, found = _key(values, first["loc"])
+        where = ".".join(part for part in (prefix, key) if part)
+        shown = f"{where}={value!r}" if found and first["type"] != "missing" else where
+        raise AtecError(f"{shown}: {first['msg']}") from None
+
+
+def _key(values: Any, loc: Sequence[str | int]) -> tuple[str, Any, bool]:
+    """The dotted key (`a.b[1]`) that `loc` points to in `values`, its value, and whether it is there.
+
+    Parts of `loc` past a plain value (pydantic's names of union members) are not keys and are left out."""
+    key = ""
+    for part in loc:
+        if isinstance(values, Mapping):
+            key = f"{key}.{part}" if key else str(part)
+            if part not in values:
+                return key, None, False
+            values = values[part]
+        elif isinstance(values, list) and isinstance(part, int) and part < len(values):
+            key, values = f"{key}[{part}]", values[part]
+        else:
+            break
+    return key, values, True
