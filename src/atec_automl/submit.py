@@ -27,6 +27,7 @@ from atec_automl.leaderboard import Entry, Leaderboard, current_git_commit
 from atec_automl.metric import atec_score, auc
 from atec_automl.models.base import ModelData
 from atec_automl.pipeline import Prepared, refit_all
+from atec_automl.progress import progress
 from atec_automl.split import last_days_rows
 
 BOARDS = ("test_a", "test_b")
@@ -78,8 +79,8 @@ def predict_entry(entry: Entry, cfg: DictConfig, prepared: Prepared, rows: dict[
     same_features = OmegaConf.to_container(entry_cfg.features, resolve=True) == OmegaConf.to_container(cfg.features, resolve=True)
     features = prepared.features if same_features else build_features(prepared.dataset, entry_cfg.features)
     refit_on = Prepared(prepared.dataset, features, prepared.folds)
-    print(f"[submit] refitting entry {entry.id} ({entry.family}, {entry.label()}, score {entry.score:.4f}) "
-          f"on {len(prepared.dataset.part_rows('train')):,} labelled rows", flush=True)
+    progress(f"[submit] refitting entry {entry.id} ({entry.family}, {entry.label()}, score {entry.score:.4f}) "
+             f"on {len(prepared.dataset.part_rows('train')):,} labelled rows")
     model = refit_all(entry_cfg, refit_on, entry.best_iteration, work_dir / f"entry{entry.id}")
     return {board: model.predict(ModelData(features, board_rows)) for board, board_rows in rows.items()}
 
