@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
 from atec_automl.errors import AtecError
+from atec_automl.settings import MODEL_SETTINGS
 from atec_automl.tasks._config import check_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ CASES: dict[str, tuple[list[str], str]] = {
     "blend of nothing": (["task=submit", "submit.blend_top=0"], "error: submit.blend_top=0: "),
     "seed not a number": (["seed=abc"], "error: seed='abc': "),
     "negative iterations": (["task=train", "model.iterations=-5"], "error: model.iterations=-5: "),
-    "unknown family in the sweep": (["sweep.models=[catboost,xgboost]"], "error: sweep.models[1]='xgboost': "),
+    "unknown family in the sweep": (["sweep.models=[catboost,xgboost]"], "error: sweep.models[1]='xgboost': no such model family; choose among catboost, cnn_lstm, mlp"),
     "family override out of range": (["sweep.family_overrides.mlp=['model.epochs=0']"],
                                      "error: sweep family mlp (sweep.family_overrides.mlp): model.epochs=0: "),
     "leaderboard dir not writable": (["leaderboard.path={tmp}/a_file/leaderboard.sqlite"],
@@ -101,6 +102,12 @@ def test_the_defaults_pass_and_read_only_tasks_create_nothing(tmp_path: Path) ->
     assert not (tmp_path / "other").exists()
     with pytest.raises(AtecError, match=r"^study.n_trials=0: "):
         checked(tmp_path, "task=leaderboard", "study.n_trials=0")
+
+
+def test_every_model_family_has_its_settings_schema() -> None:
+    from atec_automl.models import FAMILIES
+
+    assert {target.replace(":", ".") for target in FAMILIES.values()} == set(MODEL_SETTINGS)
 
 
 def test_runs_started_together_get_their_own_run_dir_and_log(tmp_path: Path) -> None:

@@ -1,27 +1,25 @@
 """The run's settings, checked in one pass before any data is loaded.
 
 A typed schema (pydantic) of the keys the tasks read: their types and ranges, the model families a
-sweep names, each family's step counts; and a probe that a directory a task will write into is
+sweep names, each model's step counts; and a probe that a directory a task will write into is
 writable. It reads the resolved config as plain dicts; a wrong setting raises `AtecError` naming the
 key, e.g. `study.n_trials=-1: Input should be greater than or equal to 1`. Keys it does not list
-pass through unchecked.
+pass through unchecked. It imports no model code (no torch), so that checking stays quick.
 """
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from atec_automl.errors import AtecError
-from atec_automl.models import FAMILIES
 
 Count = Annotated[StrictInt, Field(ge=1)]
 NonNegative = Annotated[StrictInt, Field(ge=0)]
 Seconds = Annotated[StrictFloat, Field(gt=0)]
-Family = Literal[tuple(FAMILIES)]  # type: ignore[valid-type]
 
 
 class _Section(BaseModel):
@@ -40,7 +38,7 @@ class StudySettings(_Section):
 
 
 class SweepSettings(_Section):
-    models: Annotated[list[Family], Field(min_length=1)]
+    models: Annotated[list[StrictStr], Field(min_length=1)]
     report_every: dict[str, Count]
     submit: StrictBool
 
@@ -79,25 +77,28 @@ class NeuralSettings(_Section):
     patience: NonNegative
 
 
-MODEL_SETTINGS: dict[str, type[_Section]] = {"catboost": CatBoostSettings, "mlp": NeuralSettings, "cnn_lstm": NeuralSettings}
+MODEL_SETTINGS: dict[str, type[_Section]] = {
+    "atec_automl.models.catboost_model.CatBoostModel": CatBoostSettings,
+    "atec_automl.models.mlp.MLPModel": NeuralSettings,
+    "atec_automl.models.cnn_lstm.CNNLSTMModel": NeuralSettings,
+}
+"""The schema of each model class's section, by its `_target_`; other classes pass unchecked."""
 
 
-def check_settings(values: Mapping[str, Any]) -> None:
-    """Check the whole resolved config (and its `model` section, if it is one of our families)."""
+def check_settings(values: Mapping[str, Any], families: Sequence[str]) -> None:
+    """Check the whole resolved config; `families` are the model families a sweep can run."""
     _validate(Settings, values, prefix="")
+    for index, family in enumerate(values["sweep"]["models"]):
+        if family not in families:
+            raise AtecError(f"sweep.models[{index}]={family!r}: no such model family; choose among {', '.join(families)}")
     check_model(values.get("model") or {}, "model")
 
 
 def check_model(model: Mapping[str, Any], prefix: str) -> None:
-    """Check a `model` section's step counts, for the family its `_target_` names (others pass)."""
-    family = family_of_target(str(model.get("_target_", "")))
-    if family is not None:
-        _validate(MODEL_SETTINGS[family], model, prefix)
-
-
-def family_of_target(target: str) -> str | None:
-    """The family whose class `target` (a dotted `_target_`) names, None for another class."""
-    return next((family for family, where in FAMILIES.items() if where.replace(":", ".") == target), None)
+    """Check a `model` section's step counts, by the class its `_target_` names."""
+    schema = MODEL_SETTINGS.get(str(model.get("_target_", "")))
+    if schema is not None:
+        _validate(schema, model, prefix)
 
 
 def check_writable(key: str, directory: Path) -> None:

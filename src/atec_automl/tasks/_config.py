@@ -13,21 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException, MissingConfigException
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from atec_automl.errors import AtecError
 from atec_automl.settings import check_model, check_settings, check_writable
 
-HYDRA_FLAG = "-"
-"""Arguments starting with it (`--help`, `-m`, `--cfg job`, ...) are Hydra's own: such command lines are left to Hydra."""
-
-
 def composition_error(conf_dir: Path, arguments: Sequence[str]) -> str | None:
-    """The one-line error of a command line whose config does not compose, None when it composes."""
-    if any(argument.startswith(HYDRA_FLAG) for argument in arguments):
+    """The one-line error of a command line whose config does not compose, None when it composes.
+
+    Command lines with Hydra's flags (`--help`, `-m`, `--cfg job`, ...) or `debug=true` are left to
+    Hydra and its full message."""
+    if any(argument.startswith("-") or argument == "debug=true" for argument in arguments):
         return None
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
@@ -69,7 +69,7 @@ def _parses(argument: str) -> bool:
 
 def check_config(cfg: DictConfig) -> None:
     """The one validation pass over the composed config; raises `AtecError` on the first problem."""
-    check_settings(resolved(cfg))
+    check_settings(resolved(cfg), sweepable_families())
     if cfg.task == "sweep":
         for family in cfg.sweep.models:
             check_family(cfg, str(family))
@@ -83,6 +83,12 @@ def resolved(cfg: DictConfig) -> dict[str, Any]:
         return OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as error:
         raise AtecError(describe(error)) from None
+
+
+def sweepable_families() -> list[str]:
+    """The families a sweep can recompose: options of both the `model` and the `search` config groups."""
+    loader = GlobalHydra.instance().config_loader()
+    return sorted(set(loader.get_group_options("model")) & set(loader.get_group_options("search")))
 
 
 def check_family(cfg: DictConfig, family: str) -> None:
