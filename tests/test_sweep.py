@@ -77,6 +77,8 @@ def test_smoke_experiment_end_to_end(shared: Path, tmp_path: Path) -> None:
         assert sorted(written["event_id"]) == sorted(expected["event_id"].astype(str))
         assert written["score"].notna().all()
     assert "true test_a score" in result.stdout
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert "[sweep] catboost trial 1:" in log and "[submit] wrote" in log, "progress lines are kept in the run's log"
     output = result.stdout.rstrip().splitlines()
     table_at = max(i for i, line in enumerate(output) if line.startswith("Leaderboard "))
     assert len(output) - table_at == 2 + len(entries) + 2  # title, header, entries, legend, trust line

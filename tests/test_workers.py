@@ -4,6 +4,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
@@ -15,8 +16,12 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
+from omegaconf import DictConfig, OmegaConf
 
+from atec_automl.errors import AtecError
 from atec_automl.leaderboard import Leaderboard
+from atec_automl.search.study import lost_schema_race, storage_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,14 +104,132 @@ def test_two_workers_share_one_study_without_losing_or_duplicating_trials(postgr
     assert all(abs(values[e.trial] - e.score) < 1e-12 for e in entries)
 
 
+OPENER = """
+import sys, time
+from omegaconf import OmegaConf
+from atec_automl.errors import AtecError
+from atec_automl.search.study import quiet_optuna, storage_for
+
+quiet_optuna()
+for line in sys.stdin:
+    url, start_at = line.split()
+    time.sleep(max(0.0, float(start_at) - time.time()))
+    try:
+        storage = storage_for(OmegaConf.create({"storage": url, "heartbeat_interval": 30, "grace_period": 90,
+                                                "max_retry": 1, "engine_kwargs": {}}))
+        storage.engine.dispose()
+        print("opened", flush=True)
+    except AtecError as error:
+        print(f"error: {error}", flush=True)
+"""
+
+
+def storage_settings(url: str) -> DictConfig:
+    """The study settings `storage_for` reads."""
+    return OmegaConf.create({"storage": url, "heartbeat_interval": 30, "grace_period": 90, "max_retry": 1, "engine_kwargs": {}})
+
+
+def test_each_way_of_losing_the_table_race_is_recognised_and_other_errors_fail_at_once(postgres_url: str, tmp_path: Path) -> None:
+    engine = storage_for(storage_settings(postgres_url)).engine
+    lost: list[Exception] = []
+    for statement in ("CREATE TABLE studies (x int)",  # created after our check: DuplicateTable
+                      "INSERT INTO version_info SELECT * FROM version_info"):  # the same row twice: UniqueViolation
+        with pytest.raises(sqlalchemy.exc.DBAPIError) as error, engine.begin() as connection:
+            connection.execute(sqlalchemy.text(statement))
+        lost.append(error.value)
+    sqlite = sqlalchemy.create_engine(f"sqlite:///{tmp_path}/race.sqlite")
+    for _ in range(2):  # SQLite words it "table studies already exists"
+        try:
+            with sqlite.begin() as connection:
+                connection.execute(sqlalchemy.text("CREATE TABLE studies (x int)"))
+        except sqlalchemy.exc.OperationalError as error:
+            lost.append(error)
+    assert [type(e).__name__ for e in lost] == ["ProgrammingError", "IntegrityError", "OperationalError"]
+    assert all(lost_schema_race(e) for e in lost)
+
+    started = time.monotonic()
+    with pytest.raises(AtecError, match=r"study.storage .*/no_such_db: cannot open \(OperationalError"):
+        storage_for(storage_settings(postgres_url.rsplit("/", 1)[0] + "/no_such_db"))
+    assert time.monotonic() - started < 2, "a database that does not exist is not a race to wait out"
+
+
+@pytest.mark.slow
 def test_workers_opening_an_empty_database_at_once_all_get_the_storage(postgres_url: str, tmp_path: Path) -> None:
-    start_at = time.time() + 3
-    opener = ("import time, sys; from omegaconf import OmegaConf; from atec_automl.search.study import storage_for; "
-              f"time.sleep(max(0, {start_at} - time.time())); "
-              "storage_for(OmegaConf.create({'storage': sys.argv[1], 'heartbeat_interval': 30, 'grace_period': 90, "
-              "'max_retry': 1, 'engine_kwargs': {}})); print('opened')")
-    workers = [subprocess.Popen([sys.executable, "-c", opener, postgres_url], cwd=REPO, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True) for _ in range(4)]
-    outputs = [worker.communicate(timeout=120)[0] for worker in workers]
-    assert [w.returncode for w in workers] == [0] * 4, "\n".join(outputs)
-    assert all(o.strip().endswith("opened") for o in outputs)
+    """Four processes open a fresh empty database at nearly the same instant, 20 times: every open succeeds."""
+    import psycopg
+
+    server = postgres_url.rsplit("/", 1)[0]
+    logs = [(tmp_path / f"opener{i}.log").open("w") for i in range(4)]
+    openers = [subprocess.Popen([sys.executable, "-c", OPENER], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=log, text=True) for log in logs]
+    try:
+        with psycopg.connect(postgres_url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as admin:
+            for repetition in range(20):
+                admin.execute(f"CREATE DATABASE race{repetition}")
+                start_at = time.time() + 0.5
+                for opener in openers:  # staggered by up to the time creating the tables takes
+                    opener.stdin.write(f"{server}/race{repetition} {start_at + random.uniform(0, 0.3)}\n")
+                    opener.stdin.flush()
+                outcomes = [opener.stdout.readline().strip() for opener in openers]
+                assert outcomes == ["opened"] * 4, (repetition, outcomes, [log.name for log in logs])
+    finally:
+        for opener in openers:
+            opener.stdin.close()
+            opener.wait(timeout=60)
+
+
+SAMPLER = """
+import math, sys, time
+from hydra import compose, initialize_config_dir
+from atec_automl.models.space import load_space, suggest
+from atec_automl.search.study import open_study
+
+storage, seed, start_at, trials = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+with initialize_config_dir(config_dir=sys.argv[5], version_base="1.3"):
+    cfg = compose(config_name="config", overrides=[f"study.storage={storage}", f"seed={seed}", "+search=catboost"])
+study, _ = open_study(cfg, "catboost", "fingerprint")
+space = load_space(cfg.search)
+
+
+def objective(trial):
+    values = suggest(trial, space)
+    time.sleep(0.05)
+    return values["depth"] - abs(math.log(values["learning_rate"] / 0.05))
+
+
+time.sleep(max(0.0, start_at - time.time()))
+study.optimize(objective, n_trials=trials)
+"""
+
+
+def sampled_params(storage: str) -> list[dict]:
+    """The parameters of every trial of the one study in `storage`, by trial number."""
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return [t.params for t in optuna.load_study(study_name=summary.study_name, storage=storage).trials]
+
+
+def run_samplers(storage: str, seed: int, workers: int, trials: int) -> None:
+    """`workers` processes sampling `trials` trials each from the CatBoost space on one storage, started together."""
+    start_at = time.time() + (4 if workers > 1 else 0)
+    processes = [subprocess.Popen([sys.executable, "-c", SAMPLER, storage, str(seed), str(start_at), str(trials),
+                                   str(REPO / "conf")], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for _ in range(workers)]
+    outputs = [p.communicate(timeout=300)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0] * workers, "\n".join(outputs)
+
+
+def test_workers_sharing_a_study_sample_different_trials(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path}/optuna.sqlite"
+    run_samplers(storage, seed=0, workers=2, trials=4)
+    params = sampled_params(storage)
+    assert len(params) == 8
+    assert len({tuple(sorted(p.items())) for p in params}) == 8, params
+
+
+def test_a_lone_worker_rerun_with_the_same_seed_samples_the_same_trials(tmp_path: Path) -> None:
+    runs = {name: f"sqlite:///{tmp_path}/{name}.sqlite" for name in ("first", "again", "other_seed")}
+    for name, storage in runs.items():
+        run_samplers(storage, seed=7 if name != "other_seed" else 8, workers=1, trials=7)
+    first, again, other_seed = (sampled_params(storage) for storage in runs.values())
+    assert len(first) == 7 and first == again
+    assert all(a != b for a, b in zip(first, other_seed))

@@ -36,6 +36,7 @@ from atec_automl.features.build import build_features
 from atec_automl.leaderboard import Entry, Leaderboard
 from atec_automl.models.base import ModelData
 from atec_automl.pipeline import Prepared, refit_all
+from atec_automl.progress import progress
 from atec_automl.provenance import current_git_commit
 from atec_automl.staging import remove_stale_staging
 
@@ -128,8 +129,8 @@ def predict_entry(entry: Entry, cfg: DictConfig, prepared: Prepared, rows: dict[
     same_features = OmegaConf.to_container(entry_cfg.features, resolve=True) == OmegaConf.to_container(cfg.features, resolve=True)
     features = prepared.features if same_features else build_features(prepared.dataset, entry_cfg.features)
     refit_on = Prepared(prepared.dataset, features, prepared.folds)
-    print(f"[submit] refitting entry {entry.id} ({entry.family}, {entry.label()}, score {entry.score:.4f}) "
-          f"on {len(prepared.dataset.part_rows('train')):,} labelled rows", flush=True)
+    progress(f"[submit] refitting entry {entry.id} ({entry.family}, {entry.label()}, score {entry.score:.4f}) "
+             f"on {len(prepared.dataset.part_rows('train')):,} labelled rows")
     model = refit_all(entry_cfg, refit_on, entry.best_iteration, work_dir / f"entry{entry.id}")
     member = Member(entry.id, entry.family, model, OmegaConf.to_container(entry_cfg.features, resolve=True))
     return member, {board: model.predict(ModelData(features, board_rows)) for board, board_rows in rows.items()}
@@ -142,8 +143,8 @@ def stored_predictions(entry: Entry, board: Leaderboard, rows: dict[str, np.ndar
         if name not in stored or len(stored[name]) != len(board_rows):
             raise AtecError(f"submit.refit=false: entry {entry.id} has no stored predictions of {name}'s "
                             f"{len(board_rows):,} rows; use submit.refit=true")
-    print(f"[submit] entry {entry.id} ({entry.family}, {entry.label()}, score {entry.score:.4f}): "
-          "stored test predictions of its last-fold model", flush=True)
+    progress(f"[submit] entry {entry.id} ({entry.family}, {entry.label()}, score {entry.score:.4f}): "
+             "stored test predictions of its last-fold model")
     return {name: stored[name].astype(np.float64) for name in rows}
 
 

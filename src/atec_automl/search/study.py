@@ -1,21 +1,42 @@
-"""Opening a study: storage with heartbeats, explicit sampler and pruner, named per family and data."""
+"""Opening a study: storage with heartbeats, explicit sampler and pruner, named per family and data.
+
+Sampling is seeded per trial, not per worker: trial k of a study draws from a generator seeded by
+(`study.sampler.seed`, k). Trial numbers are handed out by the storage, so workers sharing a study
+never draw the same random numbers, and a lone worker rerun with the same seed on a fresh storage
+repeats its trials exactly, with nothing per worker (host, pid, index) to configure or keep stable.
+"""
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import optuna
 import sqlalchemy.exc
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
 
 from atec_automl.errors import AtecError
 
 
-SCHEMA_RACE_DELAYS = (0.5, 1.0, 2.0)
-"""Workers starting together on an empty database race to create Optuna's tables; a loser retries after these pauses."""
+SCHEMA_RACE_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
+"""Workers starting together on an empty database race to create Optuna's tables; a loser retries
+after these pauses (each stretched by a random factor in [0.5, 1.5) so that losers do not retry in step)."""
+
+SCHEMA_RACE_SQLSTATES = frozenset({"42P07", "42P06", "42710", "23505"})
+"""PostgreSQL's duplicate_table, duplicate_schema, duplicate_object and unique_violation: what a
+worker gets when another one created the same table, type or row a moment before."""
+
+SCHEMA_RACE_MESSAGES = ("already exists", "database is locked")
+"""The same races as SQLite (and drivers without SQLSTATE) word them."""
 
 
 def quiet_optuna() -> None:
@@ -35,25 +56,53 @@ def storage_for(study_cfg: DictConfig) -> optuna.storages.RDBStorage:
     for delay in SCHEMA_RACE_DELAYS:
         try:
             return _rdb_storage(url, study_cfg)
-        except sqlalchemy.exc.IntegrityError:
-            time.sleep(delay)
-    return _rdb_storage(url, study_cfg)
+        except Exception as error:
+            if not lost_schema_race(error):
+                raise cannot_open(url, error) from error
+        time.sleep(delay * random.uniform(0.5, 1.5))
+    try:
+        return _rdb_storage(url, study_cfg)
+    except Exception as error:
+        raise cannot_open(url, error) from error
+
+
+def cannot_open(url: str, error: Exception) -> AtecError:
+    """The one-line error for a storage that does not open."""
+    return AtecError(f"study.storage {redacted(url)}: cannot open ({type(error).__name__}: {str(error).splitlines()[0]})")
 
 
 def _rdb_storage(url: str, study_cfg: DictConfig) -> optuna.storages.RDBStorage:
-    """Open the storage; a lost table-creation race passes through (IntegrityError), anything else is one line."""
-    try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=dict(study_cfg.get("engine_kwargs") or {}),
-            heartbeat_interval=int(study_cfg.heartbeat_interval),
-            grace_period=int(study_cfg.grace_period),
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=int(study_cfg.max_retry)),
-        )
-    except sqlalchemy.exc.IntegrityError:
-        raise
-    except Exception as error:
-        raise AtecError(f"study.storage {redacted(url)}: cannot open ({type(error).__name__}: {str(error).splitlines()[0]})") from error
+    """Open (and on an empty database, create) the storage."""
+    return optuna.storages.RDBStorage(
+        url,
+        engine_kwargs=dict(study_cfg.get("engine_kwargs") or {}),
+        heartbeat_interval=int(study_cfg.heartbeat_interval),
+        grace_period=int(study_cfg.grace_period),
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=int(study_cfg.max_retry)),
+    )
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """The error and the errors it was raised from (Optuna wraps SQLAlchemy's in StorageInternalError)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def lost_schema_race(error: BaseException) -> bool:
+    """Whether opening the storage failed because another worker was creating the same tables at that moment."""
+    for cause in _causes(error):
+        if isinstance(cause, sqlalchemy.exc.IntegrityError):
+            return True
+        if isinstance(cause, sqlalchemy.exc.DBAPIError):
+            if getattr(cause.orig, "sqlstate", None) in SCHEMA_RACE_SQLSTATES:
+                return True
+            if any(message in str(cause.orig).lower() for message in SCHEMA_RACE_MESSAGES):
+                return True
+    return False
 
 
 def redacted(url: str) -> str:
@@ -86,8 +135,60 @@ def open_study(cfg: DictConfig, family: str, data_fingerprint: str) -> tuple[opt
     """
     quiet_optuna()
     settings = dict(storage=storage_for(cfg.study), study_name=study_name(cfg, family, data_fingerprint),
-                    sampler=instantiate(cfg.study.sampler), pruner=instantiate(cfg.study.pruner))
+                    sampler=build_sampler(cfg.study.sampler), pruner=instantiate(cfg.study.pruner))
     try:
         return optuna.create_study(direction="maximize", **settings), True
     except optuna.exceptions.DuplicatedStudyError:
         return optuna.load_study(**settings), False
+
+
+def trial_seed(seed: int, trial_number: int) -> int:
+    """The sampler seed of one trial: independent streams for every (seed, trial number) pair."""
+    return int(np.random.SeedSequence([seed, trial_number]).generate_state(1)[0])
+
+
+class TrialSeededSampler(BaseSampler):
+    """A sampler rebuilt for every trial with the seed `trial_seed(seed, trial.number)`.
+
+    The inner sampler (TPE by default) still reads the whole study history; only its random draws
+    are tied to the trial number instead of to the worker's own sequence of trials.
+    """
+
+    def __init__(self, make: Callable[..., BaseSampler], seed: int):
+        self._make, self._seed = make, int(seed)
+        self._by_trial: dict[int, BaseSampler] = {}
+
+    def __str__(self) -> str:
+        return f"TrialSeededSampler(seed={self._seed})"
+
+    def _sampler(self, trial: FrozenTrial) -> BaseSampler:
+        """The trial's own inner sampler, built on first use."""
+        if trial.number not in self._by_trial:
+            self._by_trial[trial.number] = self._make(seed=trial_seed(self._seed, trial.number))
+        return self._by_trial[trial.number]
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._sampler(trial).before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self._sampler(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return self._sampler(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self._sampler(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self._sampler(trial).after_trial(study, trial, state, values)
+        del self._by_trial[trial.number]
+
+
+def build_sampler(sampler_cfg: DictConfig) -> BaseSampler:
+    """`study.sampler`, seeded per trial from its `seed` (unseeded when the seed is null)."""
+    if sampler_cfg.get("seed") is None:
+        return instantiate(sampler_cfg)
+    return TrialSeededSampler(instantiate(sampler_cfg, _partial_=True), int(sampler_cfg.seed))

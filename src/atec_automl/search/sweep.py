@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from atec_automl.leaderboard import Leaderboard
 from atec_automl.models.space import SearchSpace, load_space
 from atec_automl.pipeline import Prepared
+from atec_automl.progress import progress
 from atec_automl.search.objective import Objective, TrialContext
 from atec_automl.search.study import open_study
 
@@ -138,7 +139,7 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
     recover(study, board)
     started = time.perf_counter()
     remaining = budget - counted_trials(study)
-    print(f"[sweep] {family}: study {study.study_name}, {budget - remaining}/{budget} trials already done", flush=True)
+    progress(f"[sweep] {family}: study {study.study_name}, {budget - remaining}/{budget} trials already done")
     remaining = max(remaining, waiting_retries(study))
     if remaining > 0:
         context = TrialContext(family, family_cfg, space, prepared, board, instantiate(cfg.logger), run_dir,
@@ -146,7 +147,7 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
         study.optimize(
             Objective(context), n_trials=remaining, timeout=cfg.study.timeout_s, catch=(Exception,), gc_after_trial=True,
             callbacks=[Budget(board, budget),
-                       lambda s, t: print(progress_line(family, s, t, budget, started), flush=True)])
+                       lambda s, t: progress(progress_line(family, s, t, budget, started))])
     return FamilyResult(family, study.study_name, counted_trials(study), best_score(study))
 
 

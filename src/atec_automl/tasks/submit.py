@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from atec_automl.leaderboard import Leaderboard
 from atec_automl.pipeline import Prepared, prepare
+from atec_automl.progress import progress
 from atec_automl.submit import make_submission, write_submission
 
 
@@ -17,13 +18,13 @@ def submit(cfg: DictConfig, prepared: Prepared) -> Path:
     work_dir = Path(HydraConfig.get().runtime.output_dir) / "submit"
     submission = make_submission(cfg, prepared, Leaderboard(cfg.leaderboard.path), work_dir)
     target = write_submission(submission, prepared, cfg)
-    print(f"[submit] wrote {target}: " + ", ".join(f"{board}.csv ({len(s):,} rows)" for board, s in submission.scores.items()))
+    progress(f"[submit] wrote {target}: " + ", ".join(f"{board}.csv ({len(s):,} rows)" for board, s in submission.scores.items()))
     if prepared.truth is not None:
         for board, figures in prepared.truth.board_figures(submission.scores).items():
-            print(f"[submit] true {board} score on its last {cfg.split.scored_days} days ({figures['rows']:,} rows): "
-                  + (figures["undefined"] if "undefined" in figures else
-                     f"{figures['score']:.4f} (TPR {figures['tpr1']:.3f} / {figures['tpr2']:.3f} / "
-                     f"{figures['tpr3']:.3f}, AUC {figures['auc']:.4f})"))
+            progress(f"[submit] true {board} score on its last {cfg.split.scored_days} days ({figures['rows']:,} rows): "
+                     + (figures["undefined"] if "undefined" in figures else
+                        f"{figures['score']:.4f} (TPR {figures['tpr1']:.3f} / {figures['tpr2']:.3f} / "
+                        f"{figures['tpr3']:.3f}, AUC {figures['auc']:.4f})"))
     return target
 
 

@@ -1,0 +1,143 @@
+"""The run's settings, checked in one pass before any data is loaded.
+
+A typed schema (pydantic) of the keys the tasks read: their types and ranges, the model families a
+sweep names, each model's step counts; and a probe that a directory a task will write into is
+writable. It reads the resolved config as plain dicts; a wrong setting raises `AtecError` naming the
+key, e.g. `study.n_trials=-1: Input should be greater than or equal to 1`. Keys it does not list
+pass through unchecked. It imports no model code (no torch), so that checking stays quick.
+"""
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+
+from atec_automl.errors import AtecError
+
+Count = Annotated[StrictInt, Field(ge=1)]
+NonNegative = Annotated[StrictInt, Field(ge=0)]
+Seconds = Annotated[StrictFloat, Field(gt=0)]
+
+
+class _Section(BaseModel):
+    """A config section: the listed keys are checked, others are allowed."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class StudySettings(_Section):
+    storage: StrictStr | None
+    n_trials: Count
+    timeout_s: Seconds | None
+    heartbeat_interval: Count
+    grace_period: Count
+    max_retry: NonNegative
+
+
+class SweepSettings(_Section):
+    models: Annotated[list[StrictStr], Field(min_length=1)]
+    report_every: dict[str, Count]
+    submit: StrictBool
+
+
+class SubmitSettings(_Section):
+    entry: Count | None
+    blend_top: Count
+    name: StrictStr | None
+    dir: StrictStr
+
+
+class LeaderboardSettings(_Section):
+    path: StrictStr
+
+
+class Settings(_Section):
+    task: StrictStr
+    seed: NonNegative
+    debug: StrictBool
+    study: StudySettings
+    sweep: SweepSettings
+    submit: SubmitSettings
+    leaderboard: LeaderboardSettings
+
+
+class CatBoostSettings(_Section):
+    iterations: Count
+    early_stopping_rounds: Count | None
+    metric_period: Count
+
+
+class NeuralSettings(_Section):
+    epochs: Count
+    batch_size: Count
+    eval_batch_size: Count
+    patience: NonNegative
+
+
+MODEL_SETTINGS: dict[str, type[_Section]] = {
+    "atec_automl.models.catboost_model.CatBoostModel": CatBoostSettings,
+    "atec_automl.models.mlp.MLPModel": NeuralSettings,
+    "atec_automl.models.cnn_lstm.CNNLSTMModel": NeuralSettings,
+}
+"""The schema of each model class's section, by its `_target_`; other classes pass unchecked."""
+
+
+def check_settings(values: Mapping[str, Any], families: Sequence[str]) -> None:
+    """Check the whole resolved config; `families` are the model families a sweep can run."""
+    _validate(Settings, values, prefix="")
+    for index, family in enumerate(values["sweep"]["models"]):
+        if family not in families:
+            raise AtecError(f"sweep.models[{index}]={family!r}: no such model family; choose among {', '.join(families)}")
+    check_model(values.get("model") or {}, "model")
+
+
+def check_model(model: Mapping[str, Any], prefix: str) -> None:
+    """Check a `model` section's step counts, by the class its `_target_` names."""
+    schema = MODEL_SETTINGS.get(str(model.get("_target_", "")))
+    if schema is not None:
+        _validate(schema, model, prefix)
+
+
+def check_writable(key: str, directory: Path) -> None:
+    """Create `directory` if needed and a probe file in it (deleted at once); one line naming `key` if that fails."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-"):
+            pass
+    except FileExistsError as error:
+        raise AtecError(f"{key}: cannot write in {directory} ({error.filename} is a file, not a directory)") from error
+    except OSError as error:
+        raise AtecError(f"{key}: cannot write in {directory} ({error.strerror or error})") from error
+
+
+def _validate(schema: type[_Section], values: Mapping[str, Any], prefix: str) -> None:
+    """Validate `values` against `schema`; the first problem as one line naming its key."""
+    try:
+        schema.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key, value, found = _key(values, first["loc"])
+        where = ".".join(part for part in (prefix, key) if part)
+        shown = f"{where}={value!r}" if found and first["type"] != "missing" else where
+        raise AtecError(f"{shown}: {first['msg']}") from None
+
+
+def _key(values: Any, loc: Sequence[str | int]) -> tuple[str, Any, bool]:
+    """The dotted key (`a.b[1]`) that `loc` points to in `values`, its value, and whether it is there.
+
+    Parts of `loc` past a plain value (pydantic's names of union members) are not keys and are left out."""
+    key = ""
+    for part in loc:
+        if isinstance(values, Mapping):
+            key = f"{key}.{part}" if key else str(part)
+            if part not in values:
+                return key, None, False
+            values = values[part]
+        elif isinstance(values, list) and isinstance(part, int) and part < len(values):
+            key, values = f"{key}[{part}]", values[part]
+        else:
+            break
+    return key, values, True
