@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
@@ -46,12 +46,23 @@ class SweepSettings(_Section):
 class SubmitSettings(_Section):
     entry: Count | None
     blend_top: Count
+    choose: Literal["best", "lower_bound", "indistinguishable"] = "best"
+    refit: StrictBool = True
     name: StrictStr | None
     dir: StrictStr
 
 
 class LeaderboardSettings(_Section):
     path: StrictStr
+    bootstrap: NonNegative = 200
+
+
+class SplitSettings(_Section):
+    scored_days: Count = 3
+    gap_days: NonNegative = 0
+    n_folds: Count = 1
+    early_stopping_days: NonNegative = 0
+    min_frauds: NonNegative = 0
 
 
 class Settings(_Section):
@@ -62,6 +73,7 @@ class Settings(_Section):
     sweep: SweepSettings
     submit: SubmitSettings
     leaderboard: LeaderboardSettings
+    split: SplitSettings | None = None
 
 
 class CatBoostSettings(_Section):
