@@ -96,12 +96,12 @@ def check_family(cfg: DictConfig, family: str) -> None:
 
     Imports the sweep's modules (and torch) here, not at the top: only a sweep needs them."""
     from atec_automl.models.space import load_space
-    from atec_automl.search.sweep import family_config
+    from atec_automl.search.sweep import config_dir, family_config
 
     try:
         family_cfg = family_config(cfg, family)
         check_model(resolved(family_cfg)["model"], "model")
-        load_space(family_cfg.search)
+        load_space(family_cfg.search, config_dir())
     except (HydraException, OmegaConfBaseException, ValueError) as error:
         raise AtecError(f"sweep family {family} (sweep.family_overrides.{family}): {describe(error)}") from None
     except AtecError as error:
