@@ -95,12 +95,12 @@ class TabularStore:
         return self.numeric.shape[0]
 
     def gather(self, index: torch.Tensor, training: bool) -> dict[str, torch.Tensor]:
-        """Rows `index` of every tensor."""
-        batch = {"numeric": self.numeric[index], "categorical": self.categorical[index]}
+        """Rows `index` of every tensor (`index_select`: a plain row copy, several times faster than `tensor[index]`)."""
+        batch = {"numeric": self.numeric.index_select(0, index), "categorical": self.categorical.index_select(0, index)}
         for name in ("target", "weight"):
             value = getattr(self, name)
             if value is not None:
-                batch[name] = value[index]
+                batch[name] = value.index_select(0, index)
         return batch
 
 
@@ -136,15 +136,23 @@ class IndexBatches:
         return torch.arange(n)
 
 
+FUSED_OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
 def make_optimizer(parameters: Iterator[nn.Parameter], params: NeuralParams) -> torch.optim.Optimizer:
-    """The configured optimizer (SGD and RMSprop take the momentum)."""
+    """The configured optimizer (SGD and RMSprop take the momentum).
+
+    Adam, AdamW and SGD update all parameters in one fused kernel, Adamax and RMSprop with the
+    multi-tensor (`foreach`) kernels, instead of torch's CPU default of one small op sequence per tensor.
+    """
     lr, wd = params.learning_rate, params.weight_decay
+    kernel = {"fused": True} if params.optimizer in FUSED_OPTIMIZERS else {"foreach": True}
     if params.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=lr, momentum=params.momentum, weight_decay=wd)
+        return torch.optim.SGD(parameters, lr=lr, momentum=params.momentum, weight_decay=wd, **kernel)
     if params.optimizer == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=lr, momentum=params.momentum, weight_decay=wd)
+        return torch.optim.RMSprop(parameters, lr=lr, momentum=params.momentum, weight_decay=wd, **kernel)
     optimizer_class = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax, "adamw": torch.optim.AdamW}
-    return optimizer_class[params.optimizer](parameters, lr=lr, weight_decay=wd)
+    return optimizer_class[params.optimizer](parameters, lr=lr, weight_decay=wd, **kernel)
 
 
 class BinaryModule(pl.LightningModule):
@@ -360,5 +368,10 @@ class NeuralModel(Model):
         model._load_inputs_state(meta["inputs"])
         model.net = model._build_net()
         state = torch.load(Path(directory) / WEIGHTS_FILE, map_location=model.trainer.device, weights_only=True)
-        model.net.load_state_dict(state)
+        try:
+            model.net.load_state_dict(state)
+        except RuntimeError as mismatch:
+            first = str(mismatch).strip().splitlines()[-1].strip()
+            raise AtecError(f"model directory {directory}: {WEIGHTS_FILE} does not fit this version's {cls.family} "
+                            f"network ({first}); retrain it") from None
         return model
