@@ -6,11 +6,13 @@ import pytest
 import torch
 
 from atec_automl.errors import AtecError
+from atec_automl.metric import auc
 from atec_automl.models.base import ModelData
 from atec_automl.models.layers import Dropout, TabularEncoder
 from atec_automl.models.mlp import MLPModel
-from atec_automl.models.neural import NeuralParams, make_optimizer
+from atec_automl.models.neural import NeuralParams, fresh_memory_left_unfilled, make_optimizer
 from atec_automl.models.toy import make_toy
+from atec_automl.models.trainer import TrainerSettings
 
 
 def test_dropout_zeroes_its_rate_scales_the_rest_and_repeats_for_a_seed():
@@ -74,3 +76,26 @@ def test_weights_of_another_network_layout_are_one_error(tmp_path):
     torch.save(state, tmp_path / "weights.pt")
     with pytest.raises(AtecError, match="does not fit this version's mlp network"):
         MLPModel.load(tmp_path)
+
+
+def test_training_skips_the_nan_fill_of_fresh_memory_and_restores_it():
+    torch.use_deterministic_algorithms(True)
+    try:
+        with fresh_memory_left_unfilled():
+            assert torch.utils.deterministic.fill_uninitialized_memory is False
+        assert torch.utils.deterministic.fill_uninitialized_memory is True
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.slow
+def test_compiled_training_step_trains_the_net_itself(tmp_path):
+    """trainer.compile=true: the compiled step updates the net's own parameters; saved weights load into a plain net."""
+    toy = make_toy(seed=0)
+    rows = np.flatnonzero(toy.label >= 0)
+    data = ModelData(toy.features, rows, toy.label[rows])
+    model = MLPModel(trainer=TrainerSettings(compile=True), epochs=2, batch_size=512)
+    model.fit(data)
+    assert auc(toy.label[rows], model.predict(data)) > 0.6
+    model.save(tmp_path)
+    np.testing.assert_array_equal(MLPModel.load(tmp_path).predict(data), model.predict(data))

@@ -158,22 +158,24 @@ def make_optimizer(parameters: Iterator[nn.Parameter], params: NeuralParams) -> 
 class BinaryModule(pl.LightningModule):
     """Binary cross-entropy on soft targets, validation AUC / ATEC score / loss per epoch."""
 
-    def __init__(self, net: nn.Module, params: NeuralParams, pos_weight: float | None):
+    def __init__(self, net: nn.Module, params: NeuralParams, pos_weight: float | None, compile_net: bool = False):
         super().__init__()
         self.net, self.params = net, params
+        # the compiled wrapper shares the net's parameters; kept out of the module tree (and state_dict)
+        object.__setattr__(self, "step_net", torch.compile(net) if compile_net else net)
         self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor(pos_weight), persistent=False)
         self._valid_logits: list[torch.Tensor] = []
         self._valid_targets: list[torch.Tensor] = []
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Weighted BCE of one batch."""
-        logits = self.net(batch).float()
+        logits = self.step_net(batch).float()
         return F.binary_cross_entropy_with_logits(logits, batch["target"], weight=batch.get("weight"),
                                                   pos_weight=self.pos_weight)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Collect logits; metrics are computed over the whole validation set at epoch end."""
-        self._valid_logits.append(self.net(batch).float())
+        self._valid_logits.append(self.step_net(batch).float())
         self._valid_targets.append(batch["target"])
 
     def on_validation_epoch_end(self) -> None:
@@ -236,6 +238,23 @@ def quiet_lightning() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def fresh_memory_left_unfilled() -> Iterator[None]:
+    """Deterministic mode without filling every new tensor's memory first.
+
+    `torch.use_deterministic_algorithms(True)` (Lightning's `deterministic=True`) also writes NaN
+    into every `torch.empty` allocation, so that a bug reading uninitialised memory shows; that
+    cost the CNN-LSTM a fifth of its step on CPU (the LSTM's large workspaces). The algorithms
+    chosen stay the deterministic ones; only the fill is skipped while training.
+    """
+    before = torch.utils.deterministic.fill_uninitialized_memory
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.utils.deterministic.fill_uninitialized_memory = before
 
 
 def class_balance(target: torch.Tensor, weight: torch.Tensor | None) -> tuple[float, float]:
@@ -310,7 +329,7 @@ class NeuralModel(Model):
         sample_weights = self._balanced_weights(target, positives, negatives) if balanced else None
         train_batches = IndexBatches(store, self.params.batch_size, device, shuffle=True, seed=self.seed,
                                      sample_weights=sample_weights)
-        module = BinaryModule(self.net, self.params, pos_weight.get(self.params.imbalance))
+        module = BinaryModule(self.net, self.params, pos_weight.get(self.params.imbalance), compile_net=self.trainer.compile)
         callbacks: list[pl.Callback] = []
         keep_best, valid_batches = None, None
         if valid is not None:
@@ -321,7 +340,7 @@ class NeuralModel(Model):
                 callbacks.append(ReportEach(report, monitor))
             valid_store = self._store(valid, valid_target)
             valid_batches = IndexBatches(valid_store, self.params.eval_batch_size, device, shuffle=False)
-        with self.trainer.workspace(self.family) as root, quiet_lightning():
+        with self.trainer.workspace(self.family) as root, quiet_lightning(), fresh_memory_left_unfilled():
             trainer = pl.Trainer(
                 accelerator=self.trainer.accelerator, devices=1, precision=self.trainer.precision,
                 deterministic=self.trainer.deterministic, max_epochs=self.params.epochs, logger=False,
