@@ -11,11 +11,13 @@ With --threads 1 2, instead: one epoch of each network (harness batching) and on
 each thread count, the counts interleaved over --rounds rounds (best of each kept), with the ratios.
 
 With --loop, instead: how close the whole training loop gets to the arithmetic. For the MLP, the
-samples/s of a real `fit` (Lightning, `--epochs` epochs, input preparation included) against a
-plain `DataLoader(TensorDataset)` loop with torch's default Adam, and its achieved GFLOP/s (the
-forward and backward matrix products of its Linear layers: 6 x batch x inputs x outputs per layer)
-against a loop of nothing but those matrix products, same shapes, one thread; for the CNN-LSTM,
-sequences/s of a real `fit`. With --old-src (the `src/` of another checkout, e.g.
+samples/s of a real `fit`'s epochs (Lightning; fits of 1 and 1 + `--epochs` epochs, the
+difference, so that input preparation and set-up are reported apart) against a plain
+`DataLoader(TensorDataset)` loop with torch's default Adam, and against this checkout's index
+batching, net and optimizer in a loop without Lightning; and its achieved GFLOP/s (the forward and
+backward matrix products of its Linear layers: 6 x batch x inputs x outputs per layer) against a
+loop of nothing but those matrix products, same shapes, one thread. For the CNN-LSTM,
+sequences/s of a real `fit`'s epochs. With --old-src (the `src/` of another checkout, e.g.
 `git archive <commit> src | tar -x -C /tmp/oldmain`) the fits also run with that code, each fit in
 a fresh process, old and new alternating over --rounds rounds (best kept), side by side.
 
@@ -183,18 +185,25 @@ def toy_for(args: argparse.Namespace) -> ToyData:
 
 
 def fit_rate(family: str, args: argparse.Namespace) -> dict:
-    """Samples/s of one `fit` of `--epochs` epochs (no validation) on one thread, and the MLP's layer shapes."""
+    """Training samples/s of `fit` on one thread (no validation), the fixed seconds per fit, the MLP's layer shapes.
+
+    Two fits, of 1 and 1 + `--epochs` epochs: the rate is the extra epochs' rows over the extra
+    seconds, the fixed part (input preparation, Lightning's set-up) what the 1-epoch fit spent beyond its epoch.
+    """
     set_torch_threads(1)
     toy = toy_for(args)
     rows = np.arange(args.rows)
     data = ModelData(toy.features, rows, toy.true_label[rows].astype(np.float64))
     model_class = MLPModel if family == "mlp" else CNNLSTMModel
-    model = model_class(trainer=TrainerSettings(), epochs=args.epochs, batch_size=args.batch_size)
-    start = time.perf_counter()
-    model.fit(data)
-    seconds = time.perf_counter() - start
+    seconds = {}
+    for epochs in (1, 1 + args.epochs):
+        model = model_class(trainer=TrainerSettings(), epochs=epochs, batch_size=args.batch_size)
+        start = time.perf_counter()
+        model.fit(data)
+        seconds[epochs] = time.perf_counter() - start
+    rate = args.epochs * args.rows / (seconds[1 + args.epochs] - seconds[1])
     linear = [[m.in_features, m.out_features] for m in model.net.modules() if isinstance(m, torch.nn.Linear)]
-    return {"samples_per_s": args.epochs * args.rows / seconds, "linear": linear}
+    return {"samples_per_s": rate, "fixed_s": seconds[1] - args.rows / rate, "linear": linear}
 
 
 def fit_rate_in_child(family: str, args: argparse.Namespace, src: Path) -> dict:
@@ -258,19 +267,36 @@ def dataloader_loop_rate(args: argparse.Namespace) -> float:
     return args.rows / (time.perf_counter() - start)
 
 
+def plain_loop_rate(args: argparse.Namespace) -> float:
+    """Samples/s of one MLP epoch of this checkout's batching, net and optimizer without Lightning."""
+    set_torch_threads(1)
+    toy = toy_for(args)
+    rows = np.arange(args.rows)
+    data = ModelData(toy.features, rows, toy.true_label[rows].astype(np.float64))
+    model = MLPModel(trainer=TrainerSettings(), batch_size=args.batch_size)
+    model._fit_inputs(data)
+    store = model._store(data, data.target)
+    net = model._build_net()
+    initialise(net, model.params.weight_init)
+    return args.rows / timed_epoch(net, model, IndexBatches(store, args.batch_size, torch.device("cpu"), shuffle=True))
+
+
 def loop_efficiency(args: argparse.Namespace) -> None:
     """Print the MLP's fit against the DataLoader loop and the matmul loop, and CNN-LSTM sequences/s; old beside new."""
     sources = {"new": Path(__file__).resolve().parents[1] / "src"} | ({"old": args.old_src} if args.old_src else {})
     best: dict[str, dict[str, float]] = {family: {} for family in ("mlp", "cnn_lstm")}
     linear: list[list[int]] = []
-    reference = {"DataLoader": 0.0, "matmul": 0.0}
+    fixed: dict[str, dict[str, float]] = {family: {} for family in best}
+    reference = {"DataLoader": 0.0, "matmul": 0.0, "plain": 0.0}
     for _ in range(args.rounds):
         for family in best:
             for name, src in sources.items():
                 figures = fit_rate_in_child(family, args, src)
                 best[family][name] = max(best[family].get(name, 0.0), figures["samples_per_s"])
+                fixed[family][name] = min(fixed[family].get(name, np.inf), figures["fixed_s"])
                 linear = figures["linear"] if family == "mlp" and name == "new" else linear
         reference["DataLoader"] = max(reference["DataLoader"], dataloader_loop_rate(args))
+        reference["plain"] = max(reference["plain"], plain_loop_rate(args))
         reference["matmul"] = max(reference["matmul"], matmul_loop_rate(linear, args.batch_size, args.rows // args.batch_size))
     flops = flops_per_sample(linear)
     print(f"training loop, {args.rows:,} toy rows, batch {args.batch_size}, {args.epochs} epochs per fit, 1 thread, "
@@ -278,12 +304,14 @@ def loop_efficiency(args: argparse.Namespace) -> None:
     print(f"mlp: Linear layers {linear}, {flops / 1e6:.2f} MFLOP per sample (forward + backward products)")
     print(f"  {'plain matmul loop, same shapes':<40} {reference['matmul']:>10,.0f} samples/s {reference['matmul'] * flops / 1e9:6.1f} GFLOP/s")
     print(f"  {'DataLoader(TensorDataset) + default Adam':<40} {reference['DataLoader']:>10,.0f} samples/s {reference['DataLoader'] * flops / 1e9:6.1f} GFLOP/s")
+    print(f"  {'index batching loop, no Lightning (new)':<40} {reference['plain']:>10,.0f} samples/s {reference['plain'] * flops / 1e9:6.1f} GFLOP/s")
     for name, rate in best["mlp"].items():
-        print(f"  {'fit (' + name + ')':<40} {rate:>10,.0f} samples/s {rate * flops / 1e9:6.1f} GFLOP/s = "
-              f"{rate / reference['matmul']:.2f} of the matmul loop, {rate / reference['DataLoader']:.1f}x the DataLoader loop")
+        print(f"  {'fit epochs (' + name + ')':<40} {rate:>10,.0f} samples/s {rate * flops / 1e9:6.1f} GFLOP/s = "
+              f"{rate / reference['matmul']:.2f} of the matmul loop, {rate / reference['DataLoader']:.1f}x the DataLoader loop; "
+              f"+{fixed['mlp'][name]:.2f} s per fit")
     print("cnn_lstm:")
     for name, rate in best["cnn_lstm"].items():
-        print(f"  {'fit (' + name + ')':<40} {rate:>10,.0f} sequences/s")
+        print(f"  {'fit epochs (' + name + ')':<40} {rate:>10,.0f} sequences/s; +{fixed['cnn_lstm'][name]:.2f} s per fit")
     if args.old_src:
         for family, rates in best.items():
             print(f"  {family}: new/old {rates['new'] / rates['old']:.2f}x")

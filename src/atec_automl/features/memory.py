@@ -3,7 +3,7 @@
 Feature building allocates and frees hundreds of arrays of N elements. By default glibc hands
 large blocks back to the kernel when they are freed (mmap'ed blocks, or a trimmed heap top), so
 the next array of the same size page-faults every page afresh: at 1 M rows that was 180 k
-minor faults and about 13 % of the build's CPU, and it grows faster than the rows (the reason
+minor faults and about 13 % of the build's CPU, a share that grows with the rows (one reason
 10x the rows cost more than 10x the CPU). Inside `reuse_freed_memory` large blocks come from the
 heap and freed ones stay there for the next array; on leaving, the thresholds are set to the
 ceiling glibc's own adaptive rule reaches and the free heap pages are returned to the kernel.
