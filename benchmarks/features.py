@@ -1,17 +1,29 @@
 """Feature-building throughput on synthetic data, against pandas' `groupby().rolling(closed="left")`.
 
     python benchmarks/features.py [--rows 1000000] [--seed 0] [--reference-keys 3]
+    python benchmarks/features.py --scaling 100000 300000 1000000 [--old-src /tmp/oldmain/src] [--rounds 3]
 
 Prints, for the default feature set (`conf/features/default.yaml`): seconds, rows/s and peak
 memory of the whole build (tables and sequences, no cache); then the window counts and amount sums
 of the first `--reference-keys` single-column entities over their finite windows, computed by the
 same sorted-index kernels and by a plain pandas rolling reference, both timed in this run, their
 ratio, and whether they agree. The synthetic data is generated on first use under `data/synthetic/`.
+
+`--scaling`: CPU seconds of one whole build (tables and sequences, no cache) per row count, each
+build in a fresh process (as a run builds them), best of `--rounds`, and the exponent `b` of
+`cpu = a * rows**b` fitted over the row counts. With `--old-src` (the `src/` of another checkout,
+e.g. `git archive <commit> src | tar -x -C /tmp/oldmain`) the same builds run with that code too,
+alternating old and new in every round, and both are printed side by side.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import pickle
 import resource
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,7 +39,8 @@ from atec_automl.features.build import as_spec, compute_features
 from atec_automl.features.spec import ALL_HISTORY, EntitySpec, RawEventFeatures, window_seconds
 from atec_automl.features.windows import Timeline, build_key_index, segmented_cumsum, window_sum
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
 GIB = 1 << 30
 
 
@@ -109,13 +122,71 @@ def timed(function, *args):
     return result, seconds, memory.peak, cpu
 
 
+def child_build_cpu(dataset_path: str) -> None:
+    """(In a fresh process) build the features of a pickled dataset once and print the CPU seconds."""
+    with open(dataset_path, "rb") as handle:
+        dataset = pickle.load(handle)
+    spec = as_spec(compose_config(len(dataset.frame), 0).features)
+    started = time.process_time()
+    compute_features(dataset, spec, False)
+    print(f"{time.process_time() - started:.4f}")
+
+
+def build_cpu_in_child(dataset_path: Path, src: Path) -> float:
+    """CPU seconds of one build of the pickled dataset by the code under `src`, in a fresh process."""
+    env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, __file__, "--child", str(dataset_path)], env=env, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def fitted_exponent(rows: list[int], seconds: list[float]) -> float:
+    """Least-squares slope of log(seconds) on log(rows)."""
+    return float(np.polyfit(np.log(rows), np.log(seconds), 1)[0])
+
+
+def scaling(row_counts: list[int], seed: int, rounds: int, old_src: Path | None) -> None:
+    """Print the CPU seconds of a whole build per row count (new code, and old beside it) and the fitted exponents."""
+    sources = {"new": ROOT / "src"} | ({"old": old_src} if old_src else {})
+    best = {name: {} for name in sources}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for rows in row_counts:
+            paths[rows] = Path(tmp) / f"{rows}.pkl"
+            with open(paths[rows], "wb") as handle:
+                pickle.dump(load_dataset(compose_config(rows, seed).data), handle)
+        for _ in range(rounds):
+            for rows in row_counts:
+                for name, src in sources.items():
+                    cpu = build_cpu_in_child(paths[rows], src)
+                    best[name][rows] = min(best[name].get(rows, np.inf), cpu)
+    print(f"feature build CPU seconds, best of {rounds} fresh processes each (machine load {psutil.getloadavg()[0]:.1f}):")
+    print(f"  {'rows':>10} " + " ".join(f"{name:>9}" for name in sources) + ("   old/new" if old_src else ""))
+    for rows in row_counts:
+        line = f"  {rows:>10,} " + " ".join(f"{best[name][rows]:9.2f}" for name in sources)
+        print(line + (f"   {best['old'][rows] / best['new'][rows]:6.2f}x" if old_src else ""))
+    for name in sources:
+        seconds = [best[name][rows] for rows in row_counts]
+        growth = seconds[-1] / seconds[0]
+        print(f"  {name}: {row_counts[-1] / row_counts[0]:.0f}x the rows cost {growth:.1f}x the CPU; fitted exponent {fitted_exponent(row_counts, seconds):.3f}")
+
+
 def main() -> None:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reference-keys", type=int, default=3)
+    parser.add_argument("--scaling", type=int, nargs="+", metavar="ROWS", help="CPU seconds per row count and the fitted exponent")
+    parser.add_argument("--old-src", type=Path, help="with --scaling: the src/ directory of the code to compare against")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child_build_cpu(args.child)
+        return
+    if args.scaling:
+        scaling(args.scaling, args.seed, args.rounds, args.old_src)
+        return
 
     cfg = compose_config(args.rows, args.seed)
     dataset, load_seconds, _, _ = timed(load_dataset, cfg.data)

@@ -8,8 +8,10 @@ from test_features_helpers import random_prelim_dataset, random_raw_dataset
 
 from atec_automl.errors import AtecError, DataError
 from atec_automl.features.build import build_features, compute_features
+from atec_automl.features import sequences
 from atec_automl.features.sequences import shift_sequences
 from atec_automl.features.spec import EntitySpec, PrelimFeatures, RawEventFeatures, SequenceSpec
+from atec_automl.features.windows import stable_argsort
 
 WINDOWS = {"1h": 3600, "24h": 86_400, "all": None}
 
@@ -140,9 +142,11 @@ def test_window_counts_and_sums_equal_pandas_rolling_closed_left() -> None:
     np.testing.assert_allclose(table.loc[rows, "payee_amt_sum_24h"].fillna(0), rolled.loc[rows, "amt"].fillna(0), rtol=1e-5)
 
 
-@pytest.mark.parametrize("hour_resolution", [True, 0.5])
-def test_sequence_index_lists_the_users_latest_strictly_earlier_events(hour_resolution: bool | float) -> None:
-    """Row i's index holds the user's K latest earlier events, most recent last, -1 padded."""
+@pytest.mark.parametrize("hour_resolution,chunk_rows", [(True, sequences.CHUNK_ROWS), (0.5, sequences.CHUNK_ROWS), (0.5, 7)])
+def test_sequence_index_lists_the_users_latest_strictly_earlier_events(hour_resolution: bool | float, chunk_rows: int,
+                                                                       monkeypatch) -> None:
+    """Row i's index holds the user's K latest earlier events, most recent last, -1 padded (in chunks of any size)."""
+    monkeypatch.setattr(sequences, "CHUNK_ROWS", chunk_rows)
     dataset = random_raw_dataset(300, seed=9, days=2, hour_resolution=hour_resolution)
     frame = dataset.frame
     features = compute_features(dataset, small_spec(), progress=False)
@@ -154,6 +158,14 @@ def test_sequence_index_lists_the_users_latest_strictly_earlier_events(hour_reso
     assert features.steps.shape == (300, len(features.step_names)) and features.steps.dtype == np.float32
     assert np.isfinite(features.steps).all()
     assert {"log_amount", "log_gap", "new_device", "code_network"} <= set(features.step_names)
+
+
+@pytest.mark.parametrize("low,high", [(0, 17), (-1, 70_000), (-5, 3 << 40)])
+def test_stable_argsort_is_numpys_stable_argsort(low: int, high: int) -> None:
+    """The radix sort (one pass per 16 bits of the range) orders ties by position, like numpy's stable sort."""
+    codes = np.random.default_rng(high).integers(low, high, 50_000)
+    np.testing.assert_array_equal(stable_argsort(codes), np.argsort(codes, kind="stable"))
+    assert len(stable_argsort(codes[:0])) == 0
 
 
 def test_shift_drops_the_latest_past_events_for_arrays_and_tensors() -> None:

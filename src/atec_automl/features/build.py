@@ -20,6 +20,7 @@ from atec_automl.data.dataset import TIMELINE_COLUMNS, Dataset
 from atec_automl.errors import DataError
 from atec_automl.features.cache import DamagedCache, cache_key, load_cached, save_cached
 from atec_automl.features.featureset import FeatureSet
+from atec_automl.features.memory import reuse_freed_memory
 from atec_automl.features.prelim import build_prelim_table
 from atec_automl.features.raw import RawFeatureBuilder
 from atec_automl.features.spec import FeatureSpec, PrelimFeatures, RawEventFeatures
@@ -99,7 +100,7 @@ def compute_features(dataset: Dataset, spec: FeatureSpec, progress: bool = True,
     format_columns = [c for c in frame.columns if c not in TIMELINE_COLUMNS]
     builder = RawFeatureBuilder(frame, spec, format_columns, vocabulary)
     total = len(spec.entities) + 2 + (spec.sequence is not None)
-    with tqdm(total=total, desc="features", unit="step", disable=not progress) as bar:
+    with reuse_freed_memory(), tqdm(total=total, desc="features", unit="step", disable=not progress) as bar:
         table, categorical = builder.build(bar)
         seq_index = steps = None
         step_names: list[str] = []

@@ -33,11 +33,11 @@ from atec_automl.features.windows import (
     Timeline,
     build_key_index,
     distinct_in_ranges,
+    prefix_before,
     previous_same,
     range_max,
     run_starts,
     segmented_cumsum,
-    window_sum,
 )
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class RawFeatureBuilder:
                 ki = self.index(entity.columns)
                 sorted_values = entity_features(ki, name, entity, self.amount, self._other_codes(ki, entity))
                 for column, values in sorted_values.items():
-                    sink.add(column, ki.scatter(values, self.n))
+                    sink.add_scattered(column, ki.order, values)
             progress.update()
         sink.add_all(self.first_seen())
         progress.update()
@@ -140,9 +140,15 @@ class RawFeatureBuilder:
         }
         steps.update({f"new_{n}": table[f"new_{n}"].to_numpy() for n in seq.novelty if f"new_{n}" in table})
         codes = [c for c in seq.categorical if self.has([c], f"sequence code {c!r}")]
-        steps.update({f"code_{c}": self.category_codes(c) + 1.0 for c in codes})
+        steps.update({f"code_{c}": self._sequence_codes(table, c) + 1.0 for c in codes})
         steps_array, names = step_table(steps)
         return sequence_index(users, self.n, seq.length), steps_array, names
+
+    def _sequence_codes(self, table: pd.DataFrame, column: str) -> np.ndarray:
+        """`category_codes` of a column, taken from the table when it already holds them as `cat_<column>`."""
+        if f"cat_{column}" in table:
+            return table[f"cat_{column}"].to_numpy()
+        return self.category_codes(column)
 
     def category_codes(self, column: str) -> np.ndarray:
         """Codes of a categorical field: by first appearance, or frozen to the vocabulary's when it has the column."""
@@ -203,7 +209,8 @@ def entity_features(ki: KeyIndex, name: str, entity: EntitySpec, amount: np.ndar
     if entity.since_prev:
         out[f"{name}_since_prev"] = ki.since_previous()
     for other, windows in entity.distinct.items():
-        out.update(distinct_features(ki, f"{name}_nuniq_{other}", others[other], windows))
+        bounds = {w: lows[w] if w in lows else ki.lo(window_seconds(w)) for w in windows}
+        out.update(distinct_features(ki, f"{name}_nuniq_{other}", others[other], bounds))
     return out
 
 
@@ -217,12 +224,13 @@ def amount_features(ki: KeyIndex, name: str, entity: EntitySpec, amount: np.ndar
     squares = segmented_cumsum(filled * filled, ki.group_start)
     maxima = window_maxima(ki, values, lows) if {"amt_max", "amt_vs_max"} & set(entity.stats) else {}
     out = {}
+    sums_to_hi, squares_to_hi = prefix_before(sums, ki.hi, ki.group_start), prefix_before(squares, ki.hi, ki.group_start)
     with np.errstate(divide="ignore", invalid="ignore"):
         for w, lo in lows.items():
             n = (known_before[ki.hi] - known_before[lo]).astype(np.float64)
-            total = window_sum(sums, lo, ki.hi, ki.group_start)
+            total = sums_to_hi - prefix_before(sums, lo, ki.group_start)
             mean = np.where(n > 0, total / n, np.nan)
-            variance = np.maximum(window_sum(squares, lo, ki.hi, ki.group_start) - total * mean, 0.0) / (n - 1)
+            variance = np.maximum(squares_to_hi - prefix_before(squares, lo, ki.group_start) - total * mean, 0.0) / (n - 1)
             stats = {
                 "amt_sum": np.where(n > 0, total, np.nan),
                 "amt_mean": mean,
@@ -245,17 +253,17 @@ def window_maxima(ki: KeyIndex, values: np.ndarray, lows: dict[str, np.ndarray])
     return out
 
 
-def distinct_features(ki: KeyIndex, prefix: str, other_codes: np.ndarray, windows: list[str]) -> dict[str, np.ndarray]:
-    """Distinct known values of another column among the entity's events of each window."""
+def distinct_features(ki: KeyIndex, prefix: str, other_codes: np.ndarray, lows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Distinct known values of another column among the entity's events of each window (`lows`: its first positions)."""
     pair = ki.group_start * (int(other_codes.max(initial=0)) + 2) + (other_codes + 1)
     prev = previous_same(pair)
     known = other_codes >= 0
     prev = np.where(known, prev, np.arange(len(prev)))
     out = {}
-    finite = [w for w in windows if w != ALL_HISTORY]
-    counts = distinct_in_ranges(prev, [(ki.lo(window_seconds(w)), ki.hi) for w in finite])
+    finite = [w for w in lows if w != ALL_HISTORY]
+    counts = distinct_in_ranges(prev, [(lows[w], ki.hi) for w in finite])
     out.update({f"{prefix}_{w}": c.astype(np.float64) for w, c in zip(finite, counts)})
-    if ALL_HISTORY in windows:
+    if ALL_HISTORY in lows:
         firsts = np.concatenate([[0], np.cumsum(known & (prev < 0))])
         out[f"{prefix}_{ALL_HISTORY}"] = (firsts[ki.hi] - firsts[ki.group_start]).astype(np.float64)
     return out

@@ -25,11 +25,31 @@ class TableSink:
         """A numeric column, written straight into the current block; infinity becomes NaN."""
         if len(values) != self.n_rows:
             raise ValueError(f"feature {name!r} has {len(values)} rows, expected {self.n_rows}")
+        row = self._next_row()
+        row[:] = values
+        self._close_row(name, row)
+
+    def add_scattered(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
+        """A numeric column given at some rows only (`values[i]` at row `rows[i]`), NaN elsewhere.
+
+        Written straight into the block: no N-row intermediate per column.
+        """
+        if len(values) != len(rows):
+            raise ValueError(f"feature {name!r} has {len(values)} values for {len(rows)} rows")
+        row = self._next_row()
+        row.fill(np.nan)
+        row[rows] = values
+        self._close_row(name, row)
+
+    def _next_row(self) -> np.ndarray:
+        """The block row the next column goes to."""
         if self._block is None:
             self._block = np.empty((BLOCK_COLUMNS, self.n_rows), dtype=np.float32)
-        row = self._block[len(self._names)]
-        row[:] = values
-        row[np.isinf(row)] = np.nan
+        return self._block[len(self._names)]
+
+    def _close_row(self, name: str, row: np.ndarray) -> None:
+        """Infinity to NaN, name the column, close the block when full."""
+        np.copyto(row, np.nan, where=np.isinf(row))
         self._names.append(name)
         if len(self._names) == BLOCK_COLUMNS:
             self._flush()

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 SHORT_RANGE = 16
+RADIX_BITS = 16
 
 
 @dataclass
@@ -92,7 +93,7 @@ class KeyIndex:
 def build_key_index(codes: np.ndarray, timeline: Timeline, max_window: int) -> KeyIndex:
     """Index the rows whose key code is >= 0."""
     rows = timeline.by_visible[codes[timeline.by_visible] >= 0]
-    order = rows[np.argsort(codes[rows], kind="stable")]
+    order = rows[stable_argsort(codes[rows])]
     key = codes[order].astype(np.int64)
     ts = timeline.ts
     base = int(ts.min()) if len(ts) else 0
@@ -110,6 +111,28 @@ def build_key_index(codes: np.ndarray, timeline: Timeline, max_window: int) -> K
         query=query,
         offset=offset,
     )
+
+
+def stable_argsort(codes: np.ndarray) -> np.ndarray:
+    """`np.argsort(codes, kind="stable")` of integer codes in linear time.
+
+    Least-significant-digit radix sort: one stable pass per 16 bits of the code range, each a
+    `uint16` argsort (numpy's radix sort). A comparison sort of int64 costs n log n and jumps
+    around memory; this was the largest step that grew faster than the rows. (Input that is
+    mostly sorted already is better left to numpy's timsort, which merges its runs.)
+    """
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.intp)
+    low = int(codes.min())
+    shifted = codes.astype(np.int64) - low
+    top = int(shifted.max())
+    order = np.argsort(shifted.astype(np.uint16), kind="stable")
+    bits = RADIX_BITS
+    while top >> bits:
+        digit = (shifted[order] >> bits).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+        bits += RADIX_BITS
+    return order
 
 
 def run_starts(sorted_keys: np.ndarray) -> np.ndarray:
@@ -163,7 +186,7 @@ def range_max(values: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]) -
 
 def previous_same(pair_codes: np.ndarray) -> np.ndarray:
     """Position of the previous occurrence of the same code (-1 for a first one)."""
-    order = np.argsort(pair_codes, kind="stable")
+    order = np.argsort(pair_codes, kind="stable")  # nearly sorted already (by group): timsort merges runs
     prev = np.full(len(pair_codes), -1, dtype=np.int64)
     same = pair_codes[order[1:]] == pair_codes[order[:-1]]
     prev[order[1:][same]] = order[:-1][same]
@@ -195,14 +218,23 @@ def distinct_in_ranges(prev: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarr
 
 
 def _distinct_short(prev: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """`#{j in [lo, hi): prev[j] < lo}` by stepping through the (short) ranges together."""
-    count = np.zeros(len(lo), dtype=np.int64)
-    active = np.arange(len(lo))
-    for step in range(SHORT_RANGE):
-        active = active[lo[active] + step < hi[active]]
-        if not len(active):
+    """`#{j in [lo, hi): prev[j] < lo}` by stepping through the (short) ranges together.
+
+    The ranges are ordered longest first (stable), so the ones still open at step `s` are a
+    prefix: every step works on contiguous slices, no index arrays are rebuilt.
+    """
+    length = hi - lo
+    order = stable_argsort(-length)
+    lo_sorted, length_sorted = lo[order], length[order]
+    open_at = np.searchsorted(-length_sorted, -np.arange(SHORT_RANGE), side="left")
+    count_sorted = np.zeros(len(lo), dtype=np.int64)
+    for step, open_count in enumerate(open_at):
+        if not open_count:
             break
-        count[active] += prev[lo[active] + step] < lo[active]
+        starts = lo_sorted[:open_count]
+        count_sorted[:open_count] += prev[starts + step] < starts
+    count = np.empty(len(lo), dtype=np.int64)
+    count[order] = count_sorted
     return count
 
 

@@ -62,12 +62,13 @@ class SequenceStore(TabularStore):
     def gather(self, index: torch.Tensor, training: bool) -> dict[str, torch.Tensor]:
         """Tabular batch plus `sequence`: B x (K + 1) x (S + 1), presence flag last."""
         batch = super().gather(index, training)
-        past = self.sequence[index]
+        past = self.sequence.index_select(0, index)
         if training and self.shift_prob > 0:
             past = self._shifted(past)
         present = (past >= 0).unsqueeze(-1)
-        past_steps = torch.cat([self.steps[past.clamp(min=0)] * present, present.to(self.steps.dtype)], dim=-1)
-        now = self.steps[self.event[index]]
+        gathered = self.steps.index_select(0, past.clamp(min=0).flatten()).view(*past.shape, -1)
+        past_steps = torch.cat([gathered * present, present.to(self.steps.dtype)], dim=-1)
+        now = self.steps.index_select(0, self.event.index_select(0, index))
         now_step = torch.cat([now, torch.ones_like(now[:, :1])], dim=-1).unsqueeze(1)
         batch["sequence"] = torch.cat([past_steps, now_step], dim=1)
         return batch
@@ -135,7 +136,7 @@ class CNNLSTMModel(NeuralModel):
         local_past = np.where(past >= 0, np.searchsorted(needed, past), -1)
         generator = torch.Generator(device=device).manual_seed(self.seed) if target is not None else None
         return SequenceStore(base.numeric, base.categorical, base.target, base.weight,
-                             steps=torch.as_tensor(self.step_scaler.transform(steps[needed]), device=device),
+                             steps=torch.as_tensor(np.ascontiguousarray(self.step_scaler.transform(steps[needed])), device=device),
                              sequence=torch.as_tensor(local_past, device=device),
                              event=torch.as_tensor(np.searchsorted(needed, rows), device=device),
                              shift_prob=self.params.shift_prob, max_shift=self.params.max_shift, generator=generator)

@@ -73,8 +73,13 @@ def fit_table_inputs(train: ModelData, params: NeuralParams, seed: int) -> Tabul
 
 def tabular_store(preprocessor: TabularPreprocessor, data: ModelData, target: np.ndarray | None,
                   device: torch.device) -> TabularStore:
-    """Scaled inputs of `data`'s rows, with targets and weights, as tensors on `device`."""
+    """Scaled inputs of `data`'s rows, with targets and weights, as tensors on `device`.
+
+    Row-major: a batch is a gather of whole rows (the table's column-major block made every batch
+    gather 80 strided columns, 100x slower).
+    """
     numeric, categorical = preprocessor.transform(data.features.table, np.asarray(data.rows))
     as_tensor = (lambda a: None if a is None else torch.as_tensor(np.asarray(a, dtype=np.float32), device=device))
-    return TabularStore(torch.as_tensor(numeric, device=device), torch.as_tensor(categorical, device=device),
+    return TabularStore(torch.as_tensor(np.ascontiguousarray(numeric), device=device),
+                        torch.as_tensor(np.ascontiguousarray(categorical), device=device),
                         as_tensor(target), None if target is None else as_tensor(data.weight))

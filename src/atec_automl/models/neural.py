@@ -95,12 +95,12 @@ class TabularStore:
         return self.numeric.shape[0]
 
     def gather(self, index: torch.Tensor, training: bool) -> dict[str, torch.Tensor]:
-        """Rows `index` of every tensor."""
-        batch = {"numeric": self.numeric[index], "categorical": self.categorical[index]}
+        """Rows `index` of every tensor (`index_select`: a plain row copy, several times faster than `tensor[index]`)."""
+        batch = {"numeric": self.numeric.index_select(0, index), "categorical": self.categorical.index_select(0, index)}
         for name in ("target", "weight"):
             value = getattr(self, name)
             if value is not None:
-                batch[name] = value[index]
+                batch[name] = value.index_select(0, index)
         return batch
 
 
@@ -136,36 +136,46 @@ class IndexBatches:
         return torch.arange(n)
 
 
+FUSED_OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
 def make_optimizer(parameters: Iterator[nn.Parameter], params: NeuralParams) -> torch.optim.Optimizer:
-    """The configured optimizer (SGD and RMSprop take the momentum)."""
+    """The configured optimizer (SGD and RMSprop take the momentum).
+
+    Adam, AdamW and SGD update all parameters in one fused kernel, Adamax and RMSprop with the
+    multi-tensor (`foreach`) kernels, instead of torch's CPU default of one small op sequence per tensor.
+    """
     lr, wd = params.learning_rate, params.weight_decay
+    kernel = {"fused": True} if params.optimizer in FUSED_OPTIMIZERS else {"foreach": True}
     if params.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=lr, momentum=params.momentum, weight_decay=wd)
+        return torch.optim.SGD(parameters, lr=lr, momentum=params.momentum, weight_decay=wd, **kernel)
     if params.optimizer == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=lr, momentum=params.momentum, weight_decay=wd)
+        return torch.optim.RMSprop(parameters, lr=lr, momentum=params.momentum, weight_decay=wd, **kernel)
     optimizer_class = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax, "adamw": torch.optim.AdamW}
-    return optimizer_class[params.optimizer](parameters, lr=lr, weight_decay=wd)
+    return optimizer_class[params.optimizer](parameters, lr=lr, weight_decay=wd, **kernel)
 
 
 class BinaryModule(pl.LightningModule):
     """Binary cross-entropy on soft targets, validation AUC / ATEC score / loss per epoch."""
 
-    def __init__(self, net: nn.Module, params: NeuralParams, pos_weight: float | None):
+    def __init__(self, net: nn.Module, params: NeuralParams, pos_weight: float | None, compile_net: bool = False):
         super().__init__()
         self.net, self.params = net, params
+        # the compiled wrapper shares the net's parameters; kept out of the module tree (and state_dict)
+        object.__setattr__(self, "step_net", torch.compile(net) if compile_net else net)
         self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor(pos_weight), persistent=False)
         self._valid_logits: list[torch.Tensor] = []
         self._valid_targets: list[torch.Tensor] = []
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Weighted BCE of one batch."""
-        logits = self.net(batch).float()
+        logits = self.step_net(batch).float()
         return F.binary_cross_entropy_with_logits(logits, batch["target"], weight=batch.get("weight"),
                                                   pos_weight=self.pos_weight)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Collect logits; metrics are computed over the whole validation set at epoch end."""
-        self._valid_logits.append(self.net(batch).float())
+        self._valid_logits.append(self.step_net(batch).float())
         self._valid_targets.append(batch["target"])
 
     def on_validation_epoch_end(self) -> None:
@@ -228,6 +238,23 @@ def quiet_lightning() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def fresh_memory_left_unfilled() -> Iterator[None]:
+    """Deterministic mode without filling every new tensor's memory first.
+
+    `torch.use_deterministic_algorithms(True)` (Lightning's `deterministic=True`) also writes NaN
+    into every `torch.empty` allocation, so that a bug reading uninitialised memory shows; that
+    cost the CNN-LSTM a fifth of its step on CPU (the LSTM's large workspaces). The algorithms
+    chosen stay the deterministic ones; only the fill is skipped while training.
+    """
+    before = torch.utils.deterministic.fill_uninitialized_memory
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.utils.deterministic.fill_uninitialized_memory = before
 
 
 def class_balance(target: torch.Tensor, weight: torch.Tensor | None) -> tuple[float, float]:
@@ -302,7 +329,7 @@ class NeuralModel(Model):
         sample_weights = self._balanced_weights(target, positives, negatives) if balanced else None
         train_batches = IndexBatches(store, self.params.batch_size, device, shuffle=True, seed=self.seed,
                                      sample_weights=sample_weights)
-        module = BinaryModule(self.net, self.params, pos_weight.get(self.params.imbalance))
+        module = BinaryModule(self.net, self.params, pos_weight.get(self.params.imbalance), compile_net=self.trainer.compile)
         callbacks: list[pl.Callback] = []
         keep_best, valid_batches = None, None
         if valid is not None:
@@ -313,7 +340,7 @@ class NeuralModel(Model):
                 callbacks.append(ReportEach(report, monitor))
             valid_store = self._store(valid, valid_target)
             valid_batches = IndexBatches(valid_store, self.params.eval_batch_size, device, shuffle=False)
-        with self.trainer.workspace(self.family) as root, quiet_lightning():
+        with self.trainer.workspace(self.family) as root, quiet_lightning(), fresh_memory_left_unfilled():
             trainer = pl.Trainer(
                 accelerator=self.trainer.accelerator, devices=1, precision=self.trainer.precision,
                 deterministic=self.trainer.deterministic, max_epochs=self.params.epochs, logger=False,
@@ -360,5 +387,10 @@ class NeuralModel(Model):
         model._load_inputs_state(meta["inputs"])
         model.net = model._build_net()
         state = torch.load(Path(directory) / WEIGHTS_FILE, map_location=model.trainer.device, weights_only=True)
-        model.net.load_state_dict(state)
+        try:
+            model.net.load_state_dict(state)
+        except RuntimeError as mismatch:
+            first = str(mismatch).strip().splitlines()[-1].strip()
+            raise AtecError(f"model directory {directory}: {WEIGHTS_FILE} does not fit this version's {cls.family} "
+                            f"network ({first}); retrain it") from None
         return model

@@ -26,7 +26,9 @@ class TrainerSettings:
     `models.threads`), which the `workers_per_host` workers started on one host share. CatBoost's
     `thread_count` defaults to the usable cores (its fits lost nothing at 2 threads). `root_dir` receives
     everything a library writes while training (Lightning's `default_root_dir`, CatBoost's
-    `train_dir`); None means a private temporary directory.
+    `train_dir`); None means a private temporary directory. `compile` runs the training and
+    validation steps through `torch.compile`: off by default, because on CPU it did not pay (an MLP
+    epoch of 100 k rows: 0.60 s eager, 0.83 s compiled, after 62 s of compiling).
     """
 
     accelerator: str = "cpu"
@@ -38,6 +40,7 @@ class TrainerSettings:
     cpu_threads: int | None = 1
     workers_per_host: int = 1
     root_dir: str | None = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.accelerator not in ACCELERATORS:
