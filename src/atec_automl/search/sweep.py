@@ -9,8 +9,9 @@ forever. `study.timeout_s` caps each family's wall-clock per worker.
 
 Nothing is lost to a killed worker: every sweep starts by failing the study's stale RUNNING trials
 (no heartbeat for `study.grace_period`), which re-queues each with the same parameters, and runs
-the queued retries even when the budget is already met, so a killed library-default trial is
-always retried. A trial's leaderboard entry is confirmed only once Optuna has recorded the trial
+as many trials as there are queued retries even when the budget is already met, so a killed trial
+is retried. Optuna starts waiting trials in number order: a retry queued behind enqueued default
+trials that the budget did not reach waits behind them (a later sweep with a larger budget runs it). A trial's leaderboard entry is confirmed only once Optuna has recorded the trial
 complete; the sweep's start confirms any that a kill left in between.
 """
 from __future__ import annotations
