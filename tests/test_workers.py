@@ -75,7 +75,7 @@ def test_two_workers_share_one_study_without_losing_or_duplicating_trials(postgr
     budget = 6
     slow_enough_to_overlap = "sweep.family_overrides.catboost=['model.iterations=500','model.early_stopping_rounds=500']"
     command = [sys.executable, "run.py", "experiment=smoke", "sweep.models=[catboost]", "sweep.submit=false",
-               slow_enough_to_overlap,
+               slow_enough_to_overlap, "split.n_folds=1", "sweep.search_labels=false",  # one fit per trial, as this test sizes
                "study=postgres", f"study.storage={postgres_url}", f"study.n_trials={budget}",
                f"data.dir={tmp_path}/data", f"features.cache_dir={tmp_path}/features",
                f"leaderboard.path={tmp_path}/leaderboard.sqlite"]
