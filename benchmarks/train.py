@@ -245,15 +245,20 @@ def matmul_loop_rate(linear: list[list[int]], batch_size: int, batches: int) -> 
     return batches * batch_size / (time.perf_counter() - start)
 
 
-def dataloader_loop_rate(args: argparse.Namespace) -> float:
-    """Samples/s of one MLP epoch fed by DataLoader(TensorDataset) with torch's default (per-tensor) Adam."""
+def mlp_inputs(args: argparse.Namespace) -> tuple[MLPModel, ModelData, object]:
+    """One thread, the toy rows, an MLP with fitted inputs and their store: what both loop references start from."""
     set_torch_threads(1)
     toy = toy_for(args)
     rows = np.arange(args.rows)
     data = ModelData(toy.features, rows, toy.true_label[rows].astype(np.float64))
     model = MLPModel(trainer=TrainerSettings(), batch_size=args.batch_size)
     model._fit_inputs(data)
-    store = model._store(data, data.target)
+    return model, data, model._store(data, data.target)
+
+
+def dataloader_loop_rate(args: argparse.Namespace) -> float:
+    """Samples/s of one MLP epoch fed by DataLoader(TensorDataset) with torch's default (per-tensor) Adam."""
+    model, data, store = mlp_inputs(args)
     tensors = {k: v for k, v in store.gather(torch.arange(args.rows), training=False).items() if k != "weight"}
     net = model._build_net()
     initialise(net, model.params.weight_init)
@@ -269,13 +274,7 @@ def dataloader_loop_rate(args: argparse.Namespace) -> float:
 
 def plain_loop_rate(args: argparse.Namespace) -> float:
     """Samples/s of one MLP epoch of this checkout's batching, net and optimizer without Lightning."""
-    set_torch_threads(1)
-    toy = toy_for(args)
-    rows = np.arange(args.rows)
-    data = ModelData(toy.features, rows, toy.true_label[rows].astype(np.float64))
-    model = MLPModel(trainer=TrainerSettings(), batch_size=args.batch_size)
-    model._fit_inputs(data)
-    store = model._store(data, data.target)
+    model, data, store = mlp_inputs(args)
     net = model._build_net()
     initialise(net, model.params.weight_init)
     return args.rows / timed_epoch(net, model, IndexBatches(store, args.batch_size, torch.device("cpu"), shuffle=True))
