@@ -37,10 +37,20 @@ class StudySettings(_Section):
     max_retry: NonNegative
 
 
+Share = Annotated[float, Field(gt=0, lt=1)]
+
+
+class FidelitySettings(_Section):
+    shares: list[Share]
+    min_train_rows: Count
+    reduction_factor: Annotated[StrictInt, Field(ge=2)]
+
+
 class SweepSettings(_Section):
     models: Annotated[list[StrictStr], Field(min_length=1)]
     report_every: dict[str, Count]
     submit: StrictBool
+    fidelity: FidelitySettings | None = None
 
 
 class SubmitSettings(_Section):

@@ -3,6 +3,11 @@
 Each fold trains on its training days, early-stops on its early-stopping window and is then scored
 on its scored days; the last fold's model also predicts every test board, stored with the entry
 (and scored against hidden labels where the data has them, for reporting only).
+
+On data large enough for low-fidelity rungs (`search/fidelity.py`), a trial first climbs the rungs
+and is pruned at the first one where it is not among the best; the rung scores are its only
+intermediate values then. Otherwise the first fold's epochs (or blocks of iterations) and each
+fold's running mean are reported, and the study's pruner may stop the trial at any of them.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from atec_automl.loggers import TrialLogger
 from atec_automl.models.base import Model, Report
 from atec_automl.models.space import SearchSpace, apply, suggest
 from atec_automl.pipeline import Prepared, fit_fold, label_policy, policy_queries, predict_boards
+from atec_automl.search.fidelity import Rung
 
 FOLD_STEP = 1_000_000
 """Fold k's running mean score is reported at step FOLD_STEP + k, apart from the per-epoch steps."""
@@ -43,6 +49,7 @@ class TrialContext:
     run_dir: Path
     report_every: int
     bootstrap: int = 200
+    rungs: tuple[Rung, ...] = ()
 
 
 def pruning_report(trial: optuna.Trial, logger: TrialLogger, every: int) -> Report:
@@ -103,20 +110,38 @@ class Objective:
         context.logger.finish()
         return score
 
-    def _run(self, trial: optuna.Trial, trial_cfg: DictConfig, values: dict) -> float:
-        """Fit every fold (pruning on the first fold's epochs and on each fold's running mean)."""
+    def _climb(self, trial: optuna.Trial, trial_cfg: DictConfig) -> None:
+        """Fit and score the trial at each low-fidelity rung; raise TrialPruned where it falls behind."""
         context = self.context
+        for rung in context.rungs:
+            root = context.run_dir / "trials" / f"{context.family}-{trial.number}" / rung.fold.name
+            result, _ = fit_fold(trial_cfg, context.prepared, rung.fold, root, None,
+                                 label_policy(trial_cfg, context.prepared))
+            trial.set_user_attr(f"rung_{rung.share:g}_score", result.atec.score)
+            context.logger.log({"rung_score": result.atec.score, "rung_share": rung.share}, step=rung.step)
+            trial.report(result.atec.score, rung.step)
+            if trial.should_prune():
+                trial.set_user_attr("pruned_at", f"{rung.share:.0%} of the users, score {result.atec.score:.4f}")
+                raise optuna.TrialPruned(f"pruned at {rung.share:.0%} of the users with score {result.atec.score:.5f}")
+
+    def _run(self, trial: optuna.Trial, trial_cfg: DictConfig, values: dict) -> float:
+        """Climb the low-fidelity rungs, then fit every fold at full size (without rungs, pruning on
+        the first fold's epochs and on each fold's running mean)."""
+        context = self.context
+        self._climb(trial, trial_cfg)
         results: list[FoldResult] = []
         queries: list[list[dict] | None] = []
         model: Model | None = None
         for k, fold in enumerate(context.prepared.folds):
-            report = pruning_report(trial, context.logger, context.report_every) if k == 0 else None
+            report = pruning_report(trial, context.logger, context.report_every) if k == 0 and not context.rungs else None
             root = context.run_dir / "trials" / f"{context.family}-{trial.number}" / fold.name
             policy = label_policy(trial_cfg, context.prepared)
             result, model = fit_fold(trial_cfg, context.prepared, fold, root, report, policy)
             results.append(result)
             queries.append(policy_queries(policy, context.prepared))
             running = float(np.mean([r.atec.score for r in results]))
+            if context.rungs:
+                continue
             trial.report(running, FOLD_STEP + k)
             if k + 1 < len(context.prepared.folds) and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after {fold.name} with mean score {running:.5f}")

@@ -127,15 +127,17 @@ def study_name(cfg: DictConfig, family: str, data_fingerprint: str) -> str:
     return f"{cfg.study.name_prefix}-{family}-{digest}"
 
 
-def open_study(cfg: DictConfig, family: str, data_fingerprint: str) -> tuple[optuna.Study, bool]:
-    """Create or resume the family's study (maximising the mean ATEC score over folds).
+def open_study(cfg: DictConfig, family: str, data_fingerprint: str,
+               pruner: optuna.pruners.BasePruner | None = None) -> tuple[optuna.Study, bool]:
+    """Create or resume the family's study (maximising the mean ATEC score over folds), pruned by
+    `pruner` (default: `cfg.study.pruner`).
 
     Returns the study and whether this call created it: creation is atomic in the storage, so of
     several workers starting at once exactly one learns that it created the study.
     """
     quiet_optuna()
     settings = dict(storage=storage_for(cfg.study), study_name=study_name(cfg, family, data_fingerprint),
-                    sampler=build_sampler(cfg.study.sampler), pruner=instantiate(cfg.study.pruner))
+                    sampler=build_sampler(cfg.study.sampler), pruner=pruner or instantiate(cfg.study.pruner))
     try:
         return optuna.create_study(direction="maximize", **settings), True
     except optuna.exceptions.DuplicatedStudyError:

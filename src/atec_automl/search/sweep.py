@@ -7,6 +7,10 @@ Failed trials do not use the budget, but one invocation never runs more than the
 remainder (or the retries waiting in the queue, if more), so a trial that always fails cannot loop
 forever. `study.timeout_s` caps each family's wall-clock per worker.
 
+On large data every trial first climbs low-fidelity rungs (`search/fidelity.py`: a share of the
+users, successive halving) and only the promising ones are fitted at full size; pruned trials use
+the budget too, which is how a sweep on a million rows still runs many trials per family.
+
 Nothing is lost to a killed worker: every sweep starts by failing the study's stale RUNNING trials
 (no heartbeat for `study.grace_period`), which re-queues each with the same parameters, and runs
 as many trials as there are queued retries even when the budget is already met, so a killed trial
@@ -20,7 +24,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import optuna
+import pandas as pd
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -30,6 +36,7 @@ from atec_automl.leaderboard import Leaderboard
 from atec_automl.models.space import SearchSpace, load_space
 from atec_automl.pipeline import Prepared
 from atec_automl.progress import progress
+from atec_automl.search.fidelity import FidelitySchedule, Rung, rungs
 from atec_automl.search.objective import Objective, TrialContext
 from atec_automl.search.study import open_study
 
@@ -122,6 +129,8 @@ def progress_line(family: str, study: optuna.Study, trial: optuna.trial.FrozenTr
         outcome = f"score {trial.value:.4f}"
     elif trial.state == optuna.trial.TrialState.FAIL:
         outcome = f"FAILED ({trial.user_attrs.get('fail_reason', 'see log')})"
+    elif trial.state == optuna.trial.TrialState.PRUNED and "pruned_at" in trial.user_attrs:
+        outcome = f"pruned at {trial.user_attrs['pruned_at']}"
     else:
         outcome = trial.state.name.lower()
     best = best_score(study)
@@ -129,11 +138,34 @@ def progress_line(family: str, study: optuna.Study, trial: optuna.trial.FrozenTr
             f"best {'-' if best is None else f'{best:.4f}'} | {time.perf_counter() - started:.0f} s")
 
 
-def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leaderboard, run_dir: Path) -> FamilyResult:
+def fidelity_schedule(cfg: DictConfig) -> FidelitySchedule:
+    """The low-fidelity rungs of `sweep.fidelity` (none when the section is absent)."""
+    section = cfg.sweep.get("fidelity")
+    if section is None:
+        return FidelitySchedule()
+    return FidelitySchedule(tuple(float(s) for s in section.shares), int(section.min_train_rows),
+                            int(section.reduction_factor))
+
+
+def low_fidelity_rungs(cfg: DictConfig, prepared: Prepared) -> tuple[Rung, ...]:
+    """The rungs every trial of this run climbs (user subsets drawn from `seed`), announced in one line."""
+    schedule = fidelity_schedule(cfg)
+    user_codes = pd.factorize(prepared.dataset.frame["user_id"], use_na_sentinel=False)[0].astype(np.int64)
+    climbed = tuple(rungs(schedule, prepared.folds, user_codes, int(cfg.seed)))
+    if climbed:
+        shown = ", ".join(f"{r.share:.0%} of the users ({len(r.fold.train):,} training rows)" for r in climbed)
+        progress(f"[sweep] low-fidelity rungs on {prepared.folds[-1].name}: {shown}; a trial goes on while among "
+                 f"the best 1/{schedule.reduction_factor} at its rung, and only full-size fits become entries")
+    return climbed
+
+
+def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leaderboard, run_dir: Path,
+                 climbed: tuple[Rung, ...] = ()) -> FamilyResult:
     """Run this worker's share of one family's study (until the budget or the timeout is reached)."""
     family_cfg = family_config(cfg, family)
     space = load_space(family_cfg.search, config_dir())
-    study, created = open_study(family_cfg, family, prepared.dataset.fingerprint)
+    pruner = fidelity_schedule(cfg).pruner() if climbed else None
+    study, created = open_study(family_cfg, family, prepared.dataset.fingerprint, pruner)
     budget = int(cfg.study.n_trials)
     if created and bool(cfg.study.enqueue_defaults):
         enqueue_defaults(study, space)
@@ -144,7 +176,8 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
     remaining = max(remaining, waiting_retries(study))
     if remaining > 0:
         context = TrialContext(family, family_cfg, space, prepared, board, instantiate(cfg.logger), run_dir,
-                               int(cfg.sweep.report_every.get(family, 1)), int(cfg.leaderboard.get("bootstrap", 200)))
+                               int(cfg.sweep.report_every.get(family, 1)), int(cfg.leaderboard.get("bootstrap", 200)),
+                               climbed)
         study.optimize(
             Objective(context), n_trials=remaining, timeout=cfg.study.timeout_s, catch=(Exception,), gc_after_trial=True,
             callbacks=[Budget(board, budget),
@@ -155,4 +188,5 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
 def run_sweep(cfg: DictConfig, prepared: Prepared, run_dir: Path) -> list[FamilyResult]:
     """Sweep every family of `cfg.sweep.models`, in order."""
     board = Leaderboard(cfg.leaderboard.path)
-    return [sweep_family(cfg, family, prepared, board, run_dir) for family in cfg.sweep.models]
+    climbed = low_fidelity_rungs(cfg, prepared)
+    return [sweep_family(cfg, family, prepared, board, run_dir, climbed) for family in cfg.sweep.models]

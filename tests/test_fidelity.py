@@ -1,0 +1,79 @@
+"""Multi-fidelity search: the user subsamples of the rungs, and a real sweep that climbs them
+(a CatBoost study on small synthetic data with the rungs' row threshold lowered so that they run)."""
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+
+from atec_automl.errors import AtecError
+from atec_automl.leaderboard import Leaderboard
+from atec_automl.search.fidelity import FidelitySchedule, rungs, user_subsample
+from atec_automl.split import Fold
+from test_sweep import run, studies, sweep_command
+
+
+def a_fold(n_users: int = 500, events_per_user: int = 8) -> tuple[Fold, np.ndarray]:
+    """A fold over interleaved users' events: the first 3/4 of the rows train, then 1/8 early-stop, 1/8 scored."""
+    codes = np.tile(np.arange(n_users), events_per_user)
+    rows = np.arange(len(codes))
+    cut, stop = len(rows) * 3 // 4, len(rows) * 7 // 8
+    return Fold("fold0", rows[:cut], rows[cut:stop], rows[stop:], 10, 12), codes
+
+
+def test_a_user_subsample_keeps_whole_users_and_only_thins_the_training_rows() -> None:
+    fold, codes = a_fold()
+    small = user_subsample(fold, codes, 0.2, seed=7)
+    kept = set(codes[small.train])
+    assert 0.1 < len(kept) / 500 < 0.3
+    assert set(small.train) == {r for r in fold.train if codes[r] in kept}, "every training event of a kept user"
+    assert np.array_equal(small.early_stop, fold.early_stop) and np.array_equal(small.scored, fold.scored)
+    assert np.all(np.diff(small.train) > 0), "time order kept"
+    assert small.name == "fold0@20%users"
+
+
+def test_rungs_are_nested_and_only_run_when_their_share_is_large_enough() -> None:
+    fold, codes = a_fold()
+    schedule = FidelitySchedule(shares=(0.1, 0.3), min_train_rows=500, reduction_factor=3)
+    climbed = rungs(schedule, [fold], codes, seed=1)
+    assert [r.share for r in climbed] == [0.3], "10% of 3,000 training rows is under 500"
+    low, high = rungs(FidelitySchedule((0.1, 0.3), 100, 3), [fold], codes, seed=1)
+    assert (low.step, high.step) == (1, 3)
+    assert set(low.fold.train) < set(high.fold.train)
+
+
+@pytest.mark.parametrize("kwargs", [{"shares": (0.5, 0.2)}, {"shares": (1.0,)}, {"shares": (0.0,)},
+                                    {"reduction_factor": 1}, {"min_train_rows": 0}])
+def test_a_bad_schedule_is_refused(kwargs: dict) -> None:
+    with pytest.raises(AtecError, match="sweep.fidelity"):
+        FidelitySchedule(**kwargs)
+
+
+def test_a_bad_schedule_setting_is_one_error_line_before_any_data(run_cli) -> None:
+    result = run_cli(["sweep.fidelity.reduction_factor=1", "data.dir=/nonexistent/never-read"])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: sweep.fidelity.reduction_factor=1: Input should be greater than or equal to 2"]
+
+
+@pytest.mark.slow
+def test_a_sweep_climbs_the_rungs_and_only_full_fits_become_entries(tmp_path) -> None:
+    root = tmp_path / "out"
+    result = run(sweep_command(tmp_path, root, "sweep.models=[catboost]", "labels=as_black", "study.n_trials=6",
+                               "split.n_folds=1", "model.iterations=60", "sweep.submit=false",
+                               "sweep.fidelity.min_train_rows=1000"))
+    assert "[sweep] low-fidelity rungs on fold0: 11% of the users" in result.stdout
+    trials = [t for t in studies(root)["catboost"].trials if t.state != optuna.trial.TrialState.WAITING]
+    states = [t.state for t in trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) + states.count(optuna.trial.TrialState.PRUNED) == 6
+    assert optuna.trial.TrialState.PRUNED in states, "successive halving prunes at a low rung"
+    for trial in trials:
+        assert set(trial.intermediate_values) <= {1, 3}, "only rung scores are reported"
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert set(trial.intermediate_values) == {1, 3}
+        else:
+            assert "pruned at" in result.stdout and "of the users, score" in trial.user_attrs["pruned_at"]
+    entries = Leaderboard(root / "leaderboard.sqlite").ranked()
+    complete = {t.number for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
+    assert sorted(e.trial for e in entries) == sorted(complete)
+    assert all("@" not in fold["fold"] for e in entries for fold in e.fold_scores), "entries are full-size fits"
