@@ -43,7 +43,7 @@ def test_rungs_are_nested_and_only_run_when_their_share_is_large_enough() -> Non
 
 
 @pytest.mark.parametrize("kwargs", [{"shares": (0.5, 0.2)}, {"shares": (1.0,)}, {"shares": (0.0,)},
-                                    {"reduction_factor": 1}, {"min_train_rows": 0}])
+                                    {"reduction_factor": 1}, {"min_train_rows": 0}, {"explore_trials": -1}])
 def test_a_bad_schedule_is_refused(kwargs: dict) -> None:
     with pytest.raises(AtecError, match="sweep.fidelity"):
         FidelitySchedule(**kwargs)
@@ -57,23 +57,29 @@ def test_a_bad_schedule_setting_is_one_error_line_before_any_data(run_cli) -> No
 
 
 @pytest.mark.slow
-def test_a_sweep_climbs_the_rungs_and_only_full_fits_become_entries(tmp_path) -> None:
+def test_a_sweep_explores_at_the_rungs_first_and_only_full_fits_become_entries(tmp_path) -> None:
     root = tmp_path / "out"
-    result = run(sweep_command(tmp_path, root, "sweep.models=[catboost]", "labels=as_black", "study.n_trials=6",
+    result = run(sweep_command(tmp_path, root, "sweep.models=[catboost]", "labels=as_black", "study.n_trials=7",
                                "split.n_folds=1", "model.iterations=60", "sweep.submit=false",
-                               "sweep.fidelity.min_train_rows=1000"))
+                               "sweep.fidelity.min_train_rows=1000", "sweep.fidelity.explore_trials=4"))
     assert "[sweep] low-fidelity rungs on fold0: 11% of the users" in result.stdout
-    trials = [t for t in studies(root)["catboost"].trials if t.state != optuna.trial.TrialState.WAITING]
-    states = [t.state for t in trials]
-    assert states.count(optuna.trial.TrialState.COMPLETE) + states.count(optuna.trial.TrialState.PRUNED) == 6
-    assert optuna.trial.TrialState.PRUNED in states, "successive halving prunes at a low rung"
-    for trial in trials:
-        assert set(trial.intermediate_values) <= {1, 3}, "only rung scores are reported"
-        if trial.state == optuna.trial.TrialState.COMPLETE:
-            assert set(trial.intermediate_values) == {1, 3}
+    trials = {t.number: t for t in studies(root)["catboost"].trials if t.state != optuna.trial.TrialState.WAITING}
+    complete = {n: t for n, t in trials.items() if t.state == optuna.trial.TrialState.COMPLETE}
+    pruned = {n: t for n, t in trials.items() if t.state == optuna.trial.TrialState.PRUNED}
+    assert len(complete) >= 1 and len(pruned) >= 4
+    assert not any(set(t.intermediate_values) - {1, 3} for t in trials.values()), "only rung scores are reported"
+    deferred = [n for n, t in pruned.items() if t.user_attrs.get("deferred")]
+    assert deferred and min(deferred) == 0, "the first trial to pass the rungs waits for the exploration"
+    assert all(t.user_attrs["pruned_at"] for t in pruned.values())
+    assert all(n < 4 for n in deferred), "after the exploration, no trial is deferred"
+    for number, trial in complete.items():
+        if "promoted_from" in trial.user_attrs:
+            source = trials[trial.user_attrs["promoted_from"]]
+            assert source.user_attrs["deferred"] and source.params == trial.params
+            assert trial.intermediate_values == {}, "a promoted trial does not climb again"
         else:
-            assert "pruned at" in result.stdout and "of the users, score" in trial.user_attrs["pruned_at"]
+            assert set(trial.intermediate_values) == {1, 3} and number >= 4
+    assert "queued full-size fit" in result.stdout or any("promoted_from" in t.user_attrs for t in complete.values())
     entries = Leaderboard(root / "leaderboard.sqlite").ranked()
-    complete = {t.number for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
     assert sorted(e.trial for e in entries) == sorted(complete)
     assert all("@" not in fold["fold"] for e in entries for fold in e.fold_scores), "entries are full-size fits"

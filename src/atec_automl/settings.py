@@ -44,6 +44,7 @@ class FidelitySettings(_Section):
     shares: list[Share]
     min_train_rows: Count
     reduction_factor: Annotated[StrictInt, Field(ge=2)]
+    explore_trials: NonNegative = 10
 
 
 class SweepSettings(_Section):

@@ -10,6 +10,14 @@ it is among the best `1 / reduction_factor` of the trials that reached the same 
 passes every rung is fitted and scored at full size on every fold; only those become leaderboard
 entries. The user subsets are nested (a rung's users include the cheaper rungs' users).
 
+Explore first: optuna's pruner decides at once, so the first trial to pass the last rung would
+be fitted at full size while it has nothing to compete with, and on large data that one fit can
+take the family's whole budget. So until `explore_trials` trials of the study have scored at the
+first rung, a trial that passes the last rung stops there ("deferred", ending pruned). Once they
+have, the deferred trials still among the best `1 / reduction_factor` at the last rung are queued
+again with the same parameters ("promoted") and then fitted at full size without climbing again.
+After that a trial that passes the last rung goes on to its full-size fit directly.
+
 A rung runs only when its share of the fold's training rows reaches `min_train_rows`, so that small
 data (the smoke sweep) is searched at full size only, as before.
 """
@@ -31,6 +39,7 @@ class FidelitySchedule:
     shares: tuple[float, ...] = ()
     min_train_rows: int = 40_000
     reduction_factor: int = 3
+    explore_trials: int = 10
 
     def __post_init__(self) -> None:
         if any(not 0.0 < share < 1.0 for share in self.shares) or list(self.shares) != sorted(set(self.shares)):
@@ -39,6 +48,8 @@ class FidelitySchedule:
             raise AtecError(f"sweep.fidelity.reduction_factor={self.reduction_factor}: it must be at least 2")
         if self.min_train_rows < 1:
             raise AtecError(f"sweep.fidelity.min_train_rows={self.min_train_rows}: it must be at least 1")
+        if self.explore_trials < 0:
+            raise AtecError(f"sweep.fidelity.explore_trials={self.explore_trials}: it must be at least 0")
 
     def active_shares(self, train_rows: int) -> tuple[float, ...]:
         """The shares whose subsample of `train_rows` training rows is large enough to run."""
@@ -80,3 +91,39 @@ def rungs(schedule: FidelitySchedule, folds: list[Fold], user_codes: np.ndarray,
     shares = schedule.active_shares(len(last.train))
     return [Rung(share, schedule.reduction_factor ** i, user_subsample(last, user_codes, share, seed))
             for i, share in enumerate(shares)]
+
+
+PROMOTED_FROM = "promoted_from"
+DEFERRED = "deferred"
+
+
+def explored(study: optuna.Study, first_step: int = 1) -> int:
+    """Finished trials of the study that scored at the first rung."""
+    finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+    return sum(first_step in t.intermediate_values for t in finished)
+
+
+def among_the_best(value: float, values: list[float], reduction_factor: int) -> bool:
+    """Successive halving's rule: `value` is among the best `len(values) // reduction_factor` (at least one)."""
+    keep = max(1, len(values) // reduction_factor)
+    return value >= sorted(values, reverse=True)[keep - 1]
+
+
+def promotions(study: optuna.Study, last_step: int, reduction_factor: int) -> list[optuna.trial.FrozenTrial]:
+    """Deferred trials, not promoted yet, still among the best at the last rung (best first)."""
+    trials = study.get_trials(deepcopy=False)
+    done = {t.user_attrs[PROMOTED_FROM] for t in trials if PROMOTED_FROM in t.user_attrs}
+    values = [t.intermediate_values[last_step] for t in trials if last_step in t.intermediate_values]
+    deferred = [t for t in trials if t.user_attrs.get(DEFERRED) and t.number not in done
+                and among_the_best(t.intermediate_values[last_step], values, reduction_factor)]
+    return sorted(deferred, key=lambda t: -t.intermediate_values[last_step])
+
+
+def promote(study: optuna.Study, climbed: list[Rung] | tuple[Rung, ...], schedule: FidelitySchedule, budget: int) -> int:
+    """Once exploration is over, queue the deferred trials that earned a full-size fit; returns how many."""
+    if not climbed or explored(study, climbed[0].step) < min(schedule.explore_trials, budget):
+        return 0
+    chosen = promotions(study, climbed[-1].step, schedule.reduction_factor)
+    for trial in chosen:
+        study.enqueue_trial(trial.params, user_attrs={PROMOTED_FROM: trial.number})
+    return len(chosen)

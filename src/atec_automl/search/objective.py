@@ -30,7 +30,7 @@ from atec_automl.loggers import TrialLogger
 from atec_automl.models.base import Model, Report
 from atec_automl.models.space import SearchSpace, apply, suggest
 from atec_automl.pipeline import Prepared, fit_fold, label_policy, policy_queries, predict_boards
-from atec_automl.search.fidelity import Rung
+from atec_automl.search.fidelity import DEFERRED, PROMOTED_FROM, Rung, explored
 
 FOLD_STEP = 1_000_000
 """Fold k's running mean score is reported at step FOLD_STEP + k, apart from the per-epoch steps."""
@@ -50,6 +50,7 @@ class TrialContext:
     report_every: int
     bootstrap: int = 200
     rungs: tuple[Rung, ...] = ()
+    explore_trials: int = 0
 
 
 def pruning_report(trial: optuna.Trial, logger: TrialLogger, every: int) -> Report:
@@ -111,8 +112,11 @@ class Objective:
         return score
 
     def _climb(self, trial: optuna.Trial, trial_cfg: DictConfig) -> None:
-        """Fit and score the trial at each low-fidelity rung; raise TrialPruned where it falls behind."""
+        """Fit and score the trial at each low-fidelity rung; raise TrialPruned where it falls behind, or
+        when it passes them while the study is still exploring (deferred). A promoted trial skips them."""
         context = self.context
+        if PROMOTED_FROM in trial.user_attrs:
+            return
         for rung in context.rungs:
             root = context.run_dir / "trials" / f"{context.family}-{trial.number}" / rung.fold.name
             result, _ = fit_fold(trial_cfg, context.prepared, rung.fold, root, None,
@@ -123,6 +127,11 @@ class Objective:
             if trial.should_prune():
                 trial.set_user_attr("pruned_at", f"{rung.share:.0%} of the users, score {result.atec.score:.4f}")
                 raise optuna.TrialPruned(f"pruned at {rung.share:.0%} of the users with score {result.atec.score:.5f}")
+        if context.rungs and explored(trial.study, context.rungs[0].step) < context.explore_trials:
+            trial.set_user_attr(DEFERRED, True)
+            trial.set_user_attr("pruned_at", f"the last rung, deferred: the full-size fit waits until "
+                                             f"{context.explore_trials} trials have explored")
+            raise optuna.TrialPruned("deferred until the exploration is over")
 
     def _run(self, trial: optuna.Trial, trial_cfg: DictConfig, values: dict) -> float:
         """Climb the low-fidelity rungs, then fit every fold at full size (without rungs, pruning on

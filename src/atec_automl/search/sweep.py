@@ -36,7 +36,7 @@ from atec_automl.leaderboard import Leaderboard
 from atec_automl.models.space import SearchSpace, load_space
 from atec_automl.pipeline import Prepared
 from atec_automl.progress import progress
-from atec_automl.search.fidelity import FidelitySchedule, Rung, rungs
+from atec_automl.search.fidelity import PROMOTED_FROM, FidelitySchedule, Rung, promote, rungs
 from atec_automl.search.objective import Objective, TrialContext
 from atec_automl.search.study import open_study
 
@@ -93,8 +93,10 @@ def counted_trials(study: optuna.Study) -> int:
 
 
 def waiting_retries(study: optuna.Study) -> int:
-    """Queued retries of failed trials (same parameters) not started yet; enqueued defaults are not retries."""
-    return sum("failed_trial" in t.system_attrs for t in study.get_trials(deepcopy=False, states=WAITING))
+    """Queued retries of failed trials and promotions to a full-size fit, not started yet (enqueued
+    defaults are neither): they run even when the budget is met."""
+    return sum("failed_trial" in t.system_attrs or PROMOTED_FROM in t.user_attrs
+               for t in study.get_trials(deepcopy=False, states=WAITING))
 
 
 def recover(study: optuna.Study, board: Leaderboard) -> None:
@@ -105,14 +107,17 @@ def recover(study: optuna.Study, board: Leaderboard) -> None:
 
 
 class Budget:
-    """Study callback: confirm a completed trial's entry; stop once the budget is met and no retry waits."""
+    """Study callback: confirm a completed trial's entry; queue the promotions the rungs earned; stop
+    once the budget is met and no retry or promotion waits."""
 
-    def __init__(self, board: Leaderboard, budget: int):
-        self.board, self.budget = board, budget
+    def __init__(self, board: Leaderboard, budget: int, climbed: tuple[Rung, ...] = (),
+                 schedule: FidelitySchedule = FidelitySchedule()):
+        self.board, self.budget, self.climbed, self.schedule = board, budget, climbed, schedule
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state == optuna.trial.TrialState.COMPLETE and "entry_id" in trial.user_attrs:
             self.board.confirm([trial.user_attrs["entry_id"]])
+        promote(study, self.climbed, self.schedule, self.budget)
         if counted_trials(study) >= self.budget and waiting_retries(study) == 0:
             study.stop()
 
@@ -144,7 +149,7 @@ def fidelity_schedule(cfg: DictConfig) -> FidelitySchedule:
     if section is None:
         return FidelitySchedule()
     return FidelitySchedule(tuple(float(s) for s in section.shares), int(section.min_train_rows),
-                            int(section.reduction_factor))
+                            int(section.reduction_factor), int(section.get("explore_trials", 10)))
 
 
 def low_fidelity_rungs(cfg: DictConfig, prepared: Prepared) -> tuple[Rung, ...]:
@@ -175,14 +180,34 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
     progress(f"[sweep] {family}: study {study.study_name}, {budget - remaining}/{budget} trials already done")
     remaining = max(remaining, waiting_retries(study))
     if remaining > 0:
+        schedule = fidelity_schedule(cfg)
         context = TrialContext(family, family_cfg, space, prepared, board, instantiate(cfg.logger), run_dir,
                                int(cfg.sweep.report_every.get(family, 1)), int(cfg.leaderboard.get("bootstrap", 200)),
-                               climbed)
-        study.optimize(
-            Objective(context), n_trials=remaining, timeout=cfg.study.timeout_s, catch=(Exception,), gc_after_trial=True,
-            callbacks=[Budget(board, budget),
-                       lambda s, t: progress(progress_line(family, s, t, budget, started))])
+                               climbed, min(schedule.explore_trials, budget))
+        callbacks = [Budget(board, budget, climbed, schedule),
+                     lambda s, t: progress(progress_line(family, s, t, budget, started))]
+        study.optimize(Objective(context), n_trials=remaining, timeout=cfg.study.timeout_s, catch=(Exception,),
+                       gc_after_trial=True, callbacks=callbacks)
+        run_promotions(study, Objective(context), callbacks, cfg.study.timeout_s, started)
     return FamilyResult(family, study.study_name, counted_trials(study), best_score(study))
+
+
+def run_promotions(study: optuna.Study, objective: Objective, callbacks: list, timeout_s: float | None,
+                   started: float) -> None:
+    """Fit the promotions still queued when this worker's trial count ran out: all of them within the
+    time budget; past it, only the best one, and only if the family has no full-size fit yet."""
+    waiting = waiting_retries(study)
+    if waiting == 0:
+        return
+    left = None if timeout_s is None else float(timeout_s) - (time.perf_counter() - started)
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if left is not None and left <= 0:
+        if complete:
+            return
+        waiting, left = 1, None
+    progress(f"[sweep] {objective.context.family}: {waiting} queued full-size fit(s) of trials promoted at the rungs")
+    study.optimize(objective, n_trials=waiting, timeout=left, catch=(Exception,), gc_after_trial=True,
+                   callbacks=callbacks)
 
 
 def run_sweep(cfg: DictConfig, prepared: Prepared, run_dir: Path) -> list[FamilyResult]:
