@@ -51,6 +51,8 @@ class TrialContext:
     bootstrap: int = 200
     rungs: tuple[Rung, ...] = ()
     explore_trials: int = 0
+    deadline: float | None = None
+    """`time.perf_counter()` at which the family's time budget ends: no trial is deferred past it."""
 
 
 def pruning_report(trial: optuna.Trial, logger: TrialLogger, every: int) -> Report:
@@ -127,11 +129,17 @@ class Objective:
             if trial.should_prune():
                 trial.set_user_attr("pruned_at", f"{rung.share:.0%} of the users, score {result.atec.score:.4f}")
                 raise optuna.TrialPruned(f"pruned at {rung.share:.0%} of the users with score {result.atec.score:.5f}")
-        if context.rungs and explored(trial.study, context.rungs[0].step) < context.explore_trials:
+        if context.rungs and self._exploring(trial):
             trial.set_user_attr(DEFERRED, True)
             trial.set_user_attr("pruned_at", f"the last rung, deferred: the full-size fit waits until "
                                              f"{context.explore_trials} trials have explored")
             raise optuna.TrialPruned("deferred until the exploration is over")
+
+    def _exploring(self, trial: optuna.Trial) -> bool:
+        """Whether fewer than `explore_trials` trials have scored at the first rung, within the time budget."""
+        context = self.context
+        in_time = context.deadline is None or time.perf_counter() < context.deadline
+        return in_time and explored(trial.study, context.rungs[0].step) < context.explore_trials
 
     def _run(self, trial: optuna.Trial, trial_cfg: DictConfig, values: dict) -> float:
         """Climb the low-fidelity rungs, then fit every fold at full size (without rungs, pruning on

@@ -14,8 +14,9 @@ the budget too, which is how a sweep on a million rows still runs many trials pe
 Nothing is lost to a killed worker: every sweep starts by failing the study's stale RUNNING trials
 (no heartbeat for `study.grace_period`), which re-queues each with the same parameters, and runs
 as many trials as there are queued retries even when the budget is already met, so a killed trial
-is retried. Optuna starts waiting trials in number order: a retry queued behind enqueued default
-trials that the budget did not reach waits behind them (a later sweep with a larger budget runs it). A trial's leaderboard entry is confirmed only once Optuna has recorded the trial
+is retried. Optuna starts waiting trials in number order: a retry (or a promotion to a full-size fit) queued
+behind enqueued default trials that the budget did not reach waits behind them (a later sweep with
+a larger budget runs it). A trial's leaderboard entry is confirmed only once Optuna has recorded the trial
 complete; the sweep's start confirms any that a kill left in between.
 """
 from __future__ import annotations
@@ -183,24 +184,30 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
         schedule = fidelity_schedule(cfg)
         context = TrialContext(family, family_cfg, space, prepared, board, instantiate(cfg.logger), run_dir,
                                int(cfg.sweep.report_every.get(family, 1)), int(cfg.leaderboard.get("bootstrap", 200)),
-                               climbed, min(schedule.explore_trials, budget))
+                               climbed, min(schedule.explore_trials, budget),
+                               None if cfg.study.timeout_s is None else started + float(cfg.study.timeout_s))
         callbacks = [Budget(board, budget, climbed, schedule),
                      lambda s, t: progress(progress_line(family, s, t, budget, started))]
         study.optimize(Objective(context), n_trials=remaining, timeout=cfg.study.timeout_s, catch=(Exception,),
                        gc_after_trial=True, callbacks=callbacks)
-        run_promotions(study, Objective(context), callbacks, cfg.study.timeout_s, started)
+        run_promotions(study, Objective(context), callbacks, schedule, cfg.study.timeout_s, started)
     return FamilyResult(family, study.study_name, counted_trials(study), best_score(study))
 
 
-def run_promotions(study: optuna.Study, objective: Objective, callbacks: list, timeout_s: float | None,
-                   started: float) -> None:
-    """Fit the promotions still queued when this worker's trial count ran out: all of them within the
-    time budget; past it, only the best one, and only if the family has no full-size fit yet."""
+def run_promotions(study: optuna.Study, objective: Objective, callbacks: list, schedule: FidelitySchedule,
+                   timeout_s: float | None, started: float) -> None:
+    """Fit the promotions still queued when this worker's trial count or time ran out: all of them
+    within the time budget; past it, only the best one, and only if the family has no full-size fit
+    yet. If the budget ended the exploration early, its best trials are promoted now, so that every
+    family has at least one full-size entry."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    context = objective.context
+    if not complete and not waiting_retries(study) and context.rungs:
+        promote(study, context.rungs, schedule, budget=0)
     waiting = waiting_retries(study)
     if waiting == 0:
         return
     left = None if timeout_s is None else float(timeout_s) - (time.perf_counter() - started)
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if left is not None and left <= 0:
         if complete:
             return
