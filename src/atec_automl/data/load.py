@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from atec_automl.data.dataset import PARTS, Dataset
 from atec_automl.data.formats import ARROW_TYPE, KEY_KINDS, TableFormat, convert_column
+from atec_automl.digest import file_sha256
 from atec_automl.errors import AtecError, DataError
 
 log = logging.getLogger(__name__)
@@ -456,12 +457,6 @@ def _join(tables: dict[str, pa.Table]) -> pd.DataFrame:
         if isinstance(frame[column].dtype, pd.CategoricalDtype) and frame[column].cat.categories.dtype == object:
             frame[column] = frame[column].cat.set_categories(pd.Index([], dtype="str"))
     return frame
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def data_fingerprint(file_format: TableFormat, digests: dict[str, str]) -> str:

@@ -24,8 +24,9 @@ from catboost import CatBoostClassifier, Pool
 from atec_automl.errors import AtecError
 from atec_automl.models.base import FitResult, Model, ModelData, Report
 from atec_automl.models.checks import check_rows, check_targets, time_ordered
-from atec_automl.models.io import read_meta, write_atomically, write_meta
+from atec_automl.models.io import read_meta, write_meta
 from atec_automl.models.trainer import TrainerSettings
+from atec_automl.staging import write_atomically
 
 MODEL_FILE = "model.cbm"
 EVAL_METRICS = ("AUC", "Logloss")

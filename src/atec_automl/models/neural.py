@@ -30,9 +30,10 @@ from atec_automl.errors import AtecError
 from atec_automl.metric import atec_score, auc
 from atec_automl.models.base import FitResult, Model, ModelData, Report
 from atec_automl.models.checks import check_rows, check_targets
-from atec_automl.models.io import read_meta, write_atomically, write_meta
+from atec_automl.models.io import read_meta, write_meta
 from atec_automl.models.layers import initialise
 from atec_automl.models.trainer import TrainerSettings
+from atec_automl.staging import write_atomically
 
 WEIGHTS_FILE = "weights.pt"
 PREDICT_CHUNK_ROWS = 1 << 18
