@@ -147,11 +147,9 @@ def part_paths(data_cfg: DictConfig) -> dict[str, Path]:
     if "train" not in paths:
         raise AtecError("data.train is null: a train file is required")
     if data_cfg.get("generate_if_missing", False):
-        from atec_automl.data.synthetic import generate_from_config, is_current
+        from atec_automl.data.synthetic import ensure_generated
 
-        if not is_current(data_cfg):
-            log.info("generating synthetic data into %s", data_cfg.dir)
-            generate_from_config(data_cfg)
+        ensure_generated(data_cfg)
     return paths
 
 
