@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from atec_automl.data.formats import RAW_COLUMNS as COLUMNS
+from atec_automl.data.formats import RAW_COLUMNS
 
+COLUMNS = RAW_COLUMNS  # the contest files' columns, in file order
 LABEL_COLUMNS = ("event_id", "is_fraud", "true_fraud")
 # Id columns (hex hash strings) and the entity namespace each draws from: equal entity, equal string.
 ID_NAMESPACES = {
