@@ -47,9 +47,9 @@ from atec_automl.models.cnn_lstm import CNNLSTMModel
 from atec_automl.models.layers import initialise
 from atec_automl.models.mlp import MLPModel
 from atec_automl.models.neural import IndexBatches, NeuralModel, make_optimizer
-from atec_automl.models.toy import ToyData, make_toy
 from atec_automl.models.threads import set_torch_threads, usable_cores
 from atec_automl.models.trainer import TrainerSettings
+from atec_automl.testing import ToyData, make_toy
 
 
 def timed_epoch(net: torch.nn.Module, model: NeuralModel, batches: Iterable[dict[str, torch.Tensor]]) -> float:

@@ -28,8 +28,8 @@ import optuna
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from atec_automl.models.space import SearchSpace, apply, load_space, suggest
 from atec_automl.pipeline import Prepared, fit_fold, predict_boards, prepare
+from atec_automl.search.space import SearchSpace, apply, load_space, suggest
 from atec_automl.truth import trust
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"

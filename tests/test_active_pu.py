@@ -26,9 +26,9 @@ from atec_automl.labels import ActivePU, build_policy
 from atec_automl.leaderboard import Leaderboard
 from atec_automl.models import build_model
 from atec_automl.models.base import ModelData
-from atec_automl.models.toy import ToyData, make_toy
 from atec_automl.pipeline import Prepared, fit_fold, label_policy, policy_queries, prepare, read_reviews
 from atec_automl.reviews import ReviewStore
+from atec_automl.testing import ToyData, make_toy
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ROWS = 40_000

@@ -12,7 +12,7 @@ from atec_automl.labels import GreyPolicy, TwoStepPU, build_policy
 from atec_automl.metric import auc
 from atec_automl.models import build_model
 from atec_automl.models.base import ModelData
-from atec_automl.models.toy import ToyData, make_toy
+from atec_automl.testing import ToyData, make_toy
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 BASE = {

@@ -13,13 +13,14 @@ from omegaconf import DictConfig
 
 from atec_automl.errors import AtecError
 from atec_automl.metric import auc
-from atec_automl.models import build_model, load_model
+from atec_automl.models import FAMILIES as REGISTERED_FAMILIES
+from atec_automl.models import build_model, family_class, load_model
 from atec_automl.models.base import Model, ModelData
 from atec_automl.models.catboost_model import CatBoostModel
 from atec_automl.models.cnn_lstm import CNNLSTMModel, right_aligned
 from atec_automl.models.neural import IndexBatches, TabularStore
-from atec_automl.models.toy import ToyData, make_toy
 from atec_automl.models.trainer import TrainerSettings
+from atec_automl.testing import ToyData, make_toy
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 FAMILIES = ("catboost", "mlp", "cnn_lstm")
@@ -224,3 +225,8 @@ def test_gpu_trainer_refuses_a_machine_without_cuda():
         pytest.skip("this machine has CUDA")
     with pytest.raises(AtecError, match="no CUDA device"):
         TrainerSettings(accelerator="gpu", precision="bf16-mixed")
+
+
+def test_each_registered_family_names_its_class_and_step_parameter():
+    steps = {name: (family_class(name).family, family_class(name).step_key) for name in REGISTERED_FAMILIES}
+    assert steps == {"catboost": ("catboost", "iterations"), "mlp": ("mlp", "epochs"), "cnn_lstm": ("cnn_lstm", "epochs")}

@@ -11,8 +11,8 @@ from atec_automl.models.base import ModelData
 from atec_automl.models.layers import Dropout, TabularEncoder
 from atec_automl.models.mlp import MLPModel
 from atec_automl.models.neural import NeuralParams, fresh_memory_left_unfilled, make_optimizer
-from atec_automl.models.toy import make_toy
 from atec_automl.models.trainer import TrainerSettings
+from atec_automl.testing import make_toy
 
 
 def test_dropout_zeroes_its_rate_scales_the_rest_and_repeats_for_a_seed():

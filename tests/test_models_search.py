@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from atec_automl.errors import AtecError
 from atec_automl.models import FAMILIES, build_model
-from atec_automl.models.space import apply, load_space, suggest
+from atec_automl.search.space import apply, load_space, suggest
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 

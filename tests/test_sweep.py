@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from atec_automl.leaderboard import Leaderboard
-from atec_automl.models.space import load_space
+from atec_automl.search.space import load_space
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,8 +16,8 @@ from atec_automl.models.base import ModelData
 from atec_automl.models.catboost_model import CatBoostModel
 from atec_automl.models.mlp import MLPModel
 from atec_automl.models.threads import cgroup_cpu_quota, usable_cores
-from atec_automl.models.toy import make_toy
 from atec_automl.models.trainer import TrainerSettings
+from atec_automl.testing import make_toy
 
 AFFINITY = len(os.sched_getaffinity(0))
 MISSING = Path("/nonexistent/cgroup")

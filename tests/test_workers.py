@@ -181,7 +181,7 @@ def test_workers_opening_an_empty_database_at_once_all_get_the_storage(postgres_
 SAMPLER = """
 import math, sys, time
 from hydra import compose, initialize_config_dir
-from atec_automl.models.space import load_space, suggest
+from atec_automl.search.space import load_space, suggest
 from atec_automl.search.study import open_study
 
 storage, seed, start_at, trials = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])

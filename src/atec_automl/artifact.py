@@ -16,7 +16,6 @@ changed), and one made with `submit.refit=false` (stored predictions, no model).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from scipy.stats import rankdata
 from atec_automl.data.dataset import Dataset
 from atec_automl.data.formats import TableFormat
 from atec_automl.data.load import load_event_files
+from atec_automl.digest import file_sha256
 from atec_automl.errors import AtecError
 from atec_automl.features.build import as_spec, compute_features
 from atec_automl.features.featureset import FeatureSet
@@ -113,14 +113,8 @@ def save_members(folder: Path, members: list[Member], dataset: Dataset, data_for
 
 def file_checksums(folder: Path) -> dict[str, str]:
     """SHA-256 of every file under `folder` but the manifest, by relative path."""
-    return {path.relative_to(folder).as_posix(): _sha256(path)
+    return {path.relative_to(folder).as_posix(): file_sha256(path)
             for path in sorted(folder.rglob("*")) if path.is_file() and path.name != MANIFEST_FILE}
-
-
-def _sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 @dataclass
@@ -242,5 +236,5 @@ def _check_files(folder: Path, checksums: dict[str, str]) -> None:
         path = folder / name
         if not path.is_file():
             raise AtecError(f"submission {folder}: file {name} is missing (damaged submission)")
-        if _sha256(path) != digest:
+        if file_sha256(path) != digest:
             raise AtecError(f"submission {folder}: file {name} does not match its checksum (damaged submission)")

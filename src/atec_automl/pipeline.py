@@ -30,14 +30,11 @@ from atec_automl.experts import Expert, OracleExpert, ReviewExpert, check_expert
 from atec_automl.features.build import build_features
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.labels import ActivePU, LabelPolicy, build_policy
-from atec_automl.models import FAMILIES, build_model
+from atec_automl.models import FAMILIES, build_model, family_class
 from atec_automl.models.base import Model, ModelData, Report
 from atec_automl.reviews import ReviewStore, read_review_file, reviewed_labels, store_path
 from atec_automl.split import Fold
 from atec_automl.truth import HiddenTruth
-
-STEP_KEYS = {"catboost": "iterations", "mlp": "epochs", "cnn_lstm": "epochs"}
-
 
 @dataclass
 class Prepared:
@@ -187,7 +184,7 @@ def with_fixed_steps(cfg: DictConfig, best_iteration: int | None) -> DictConfig:
     """A copy of `cfg` whose model trains exactly `best_iteration + 1` iterations or epochs, if known."""
     fixed = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     if best_iteration is not None:
-        OmegaConf.update(fixed, f"model.{STEP_KEYS[model_family(cfg)]}", int(best_iteration) + 1)
+        OmegaConf.update(fixed, f"model.{family_class(model_family(cfg)).step_key}", int(best_iteration) + 1)
     return fixed
 
 

@@ -1,8 +1,11 @@
-"""Staging directories for atomic writes, and removal of the ones a killed run left behind.
+"""Atomic writes: files and directories appear whole or not at all; and removal of what a killed
+run left behind.
 
-Results (feature caches, submissions, generated data) are written into a staging directory
+A single file is written to a temporary file beside it and renamed onto it (`write_atomically`,
+`write_text_atomically`). Results made of several files (feature caches, saved models,
+submissions, generated data) are written into a staging directory
 `.<name>.<8 random characters>[.tmp]` beside their final place and renamed into place when
-complete. A run killed in between leaves the staging directory; `remove_stale_staging` removes
+complete (`staging_dir`, `replacing_dir`). A run killed in between leaves the staging directory; `remove_stale_staging` removes
 such leftovers on a later run, only when they are abandoned: last touched (the directory or
 anything directly in it) at least `QUIET_SECONDS` before this process started, and not locked by
 a live writer (`staging_dir` holds an exclusive lock on the directory while writing).
@@ -17,6 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import psutil
 
@@ -37,9 +41,7 @@ def staging_dir(target: Path) -> Iterator[Path]:
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
+    os.chmod(staging, 0o777 & ~_umask())
     lock = os.open(staging, os.O_RDONLY)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -47,6 +49,37 @@ def staging_dir(target: Path) -> Iterator[Path]:
     finally:
         os.close(lock)
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it onto `path`.
+
+    The file's permissions follow the umask (mkstemp's 0600 would hide it from other users).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        os.chmod(temporary, 0o666 & ~_umask())
+        write(Path(temporary))
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write `text` (UTF-8) to `path` atomically."""
+    write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+@contextmanager
+def replacing_dir(target: Path) -> Iterator[Path]:
+    """A staging directory (see `staging_dir`) renamed onto `target` when the block completes;
+    an existing `target` must be empty (`os.replace`)."""
+    with staging_dir(target) as staging:
+        yield staging
+        os.replace(staging, target)
 
 
 def remove_stale_staging(parent: Path, started: float | None = None) -> list[Path]:
@@ -66,6 +99,13 @@ def remove_stale_staging(parent: Path, started: float | None = None) -> list[Pat
             if _last_touched(path) < cutoff and _remove_unless_locked(path):
                 removed.append(path)
     return removed
+
+
+def _umask() -> int:
+    """This process's umask (read by setting it and setting it back)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def _last_touched(directory: Path) -> float:

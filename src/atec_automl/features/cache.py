@@ -29,7 +29,7 @@ import pandas as pd
 import xxhash
 
 from atec_automl.features.featureset import FeatureSet
-from atec_automl.staging import staging_dir
+from atec_automl.staging import staging_dir, write_atomically
 
 MANIFEST_FILE = "manifest.json"
 FORMAT = "npy-1"
@@ -121,9 +121,7 @@ def export_table(features: FeatureSet, event_ids: pd.Series, path: Path) -> None
     """Write the tabular features with the event id column first, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pd.concat([pd.DataFrame({"event_id": event_ids.to_numpy()}), features.table], axis=1)
-    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    table.to_parquet(staging, index=False)
-    os.replace(staging, path)
+    write_atomically(path, lambda temporary: table.to_parquet(temporary, index=False))
 
 
 def _column_runs(table: pd.DataFrame) -> list[list[str]]:

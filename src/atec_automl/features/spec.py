@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from atec_automl.data.calendar import HOLIDAYS
 from atec_automl.errors import AtecError
 
 FEATURES_VERSION = 3
@@ -25,7 +26,6 @@ RUN_OPTIONS = ("cache_dir", "export")
 WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 ALL_HISTORY = "all"
 STATS = ("count", "amt_sum", "amt_mean", "amt_max", "amt_std", "amt_vs_mean", "amt_vs_max")
-DEFAULT_HOLIDAYS = (("2017-10-01", "2017-10-08"), ("2018-02-15", "2018-02-21"))
 
 
 def window_seconds(name: str) -> int | None:
@@ -90,7 +90,7 @@ class RawEventFeatures:
     usual: list[str] = field(default_factory=list)
     mismatches: dict[str, list[str]] = field(default_factory=dict)
     categorical: list[str] = field(default_factory=list)
-    holidays: list[list[str]] = field(default_factory=lambda: [list(h) for h in DEFAULT_HOLIDAYS])
+    holidays: list[list[str]] = field(default_factory=lambda: [list(h) for h in HOLIDAYS])
     sequence: SequenceSpec | None = field(default_factory=SequenceSpec)
     cache_dir: str | None = None
     export: str | None = None
@@ -126,7 +126,7 @@ class PrelimFeatures:
     """Preliminary f-columns: the raw features, per-row missing count and date features."""
 
     feature_pattern: str = r"f\d+"
-    holidays: list[list[str]] = field(default_factory=lambda: [list(h) for h in DEFAULT_HOLIDAYS])
+    holidays: list[list[str]] = field(default_factory=lambda: [list(h) for h in HOLIDAYS])
     cache_dir: str | None = None
     export: str | None = None
 

@@ -23,9 +23,9 @@ from catboost import CatBoostClassifier, Pool
 
 from atec_automl.errors import AtecError
 from atec_automl.models.base import FitResult, Model, ModelData, Report
-from atec_automl.models.checks import check_rows, check_targets, time_ordered
-from atec_automl.models.io import read_meta, write_atomically, write_meta
+from atec_automl.models.io import read_meta, write_meta
 from atec_automl.models.trainer import TrainerSettings
+from atec_automl.staging import write_atomically
 
 MODEL_FILE = "model.cbm"
 EVAL_METRICS = ("AUC", "Logloss")
@@ -73,6 +73,7 @@ class CatBoostModel(Model):
     """The CatBoost family."""
 
     family = "catboost"
+    step_key = "iterations"
 
     def __init__(self, trainer: TrainerSettings | None = None, seed: int = 0, **params):
         known = {f.name for f in fields(CatBoostParams)}
@@ -89,10 +90,10 @@ class CatBoostModel(Model):
 
     def fit(self, train: ModelData, valid: ModelData | None = None, report: Report | None = None) -> FitResult:
         """Fit in time order with early stopping on `valid`; `report(iteration, metric)` per iteration."""
-        train = time_ordered(train)
-        target = check_targets(train, "model=catboost train", hard=False)
+        train = _time_ordered(train)
+        target = train.checked_target("model=catboost train", hard=False)
         if valid is not None:
-            check_targets(valid, "model=catboost valid", hard=True)
+            valid.checked_target("model=catboost valid", hard=True)
         elif report is not None:
             raise AtecError("model=catboost: report needs validation rows")
         soft = not np.isin(target, (0.0, 1.0)).all()
@@ -172,7 +173,7 @@ class CatBoostModel(Model):
         """P(fraud) for `data`'s rows, float64."""
         if self.booster is None:
             raise AtecError("model=catboost: predict before fit or load")
-        check_rows(data, "model=catboost predict")
+        data.check_rows("model=catboost predict")
         if len(data.rows) == 0:
             return np.zeros(0, dtype=np.float64)
         pool = self._pool(data, None, None)
@@ -214,3 +215,13 @@ class IterationReport:
             self.error = error
             return False
         return True
+
+
+def _time_ordered(data: ModelData) -> ModelData:
+    """`data` with rows ascending (timeline order = time order), targets and weights moved along."""
+    rows = np.asarray(data.rows)
+    if len(rows) < 2 or (np.diff(rows) >= 0).all():
+        return data
+    order = np.argsort(rows, kind="stable")
+    pick = (lambda a: None if a is None else np.asarray(a)[order])
+    return ModelData(data.features, rows[order], pick(data.target), pick(data.weight))

@@ -2,33 +2,18 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Callable
 
 from atec_automl.errors import AtecError
+from atec_automl.staging import write_text_atomically
 
 META_FILE = "model.json"
-
-
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a temporary file beside `path`, then move it onto `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_meta(directory: Path, meta: dict) -> None:
     """Write the model's description (`family`, parameters, columns) as JSON."""
     text = json.dumps(meta, indent=2, sort_keys=True)
-    write_atomically(Path(directory) / META_FILE, lambda tmp: tmp.write_text(text))
+    write_text_atomically(Path(directory) / META_FILE, text)
 
 
 def read_meta(directory: Path, family: str | None = None) -> dict:

@@ -29,10 +29,10 @@ from torch import nn
 from atec_automl.errors import AtecError
 from atec_automl.metric import atec_score, auc
 from atec_automl.models.base import FitResult, Model, ModelData, Report
-from atec_automl.models.checks import check_rows, check_targets
-from atec_automl.models.io import read_meta, write_atomically, write_meta
+from atec_automl.models.io import read_meta, write_meta
 from atec_automl.models.layers import initialise
 from atec_automl.models.trainer import TrainerSettings
+from atec_automl.staging import write_atomically
 
 WEIGHTS_FILE = "weights.pt"
 PREDICT_CHUNK_ROWS = 1 << 18
@@ -266,7 +266,7 @@ def class_balance(target: torch.Tensor, weight: torch.Tensor | None) -> tuple[fl
 class NeuralModel(Model):
     """fit / predict / save / load for a Lightning-trained family; subclasses define inputs and net."""
 
-    family: ClassVar[str]
+    step_key = "epochs"
     params_class: ClassVar[type[NeuralParams]]
 
     def __init__(self, trainer: TrainerSettings | None = None, seed: int = 0, **params):
@@ -301,8 +301,8 @@ class NeuralModel(Model):
 
     def fit(self, train: ModelData, valid: ModelData | None = None, report: Report | None = None) -> FitResult:
         """Train with early stopping on `valid` (restoring the best epoch), calling `report` per epoch."""
-        target = check_targets(train, f"model={self.family} train", hard=False)
-        valid_target = None if valid is None else check_targets(valid, f"model={self.family} valid", hard=True)
+        target = train.checked_target(f"model={self.family} train", hard=False)
+        valid_target = None if valid is None else valid.checked_target(f"model={self.family} valid", hard=True)
         if report is not None and valid is None:
             raise AtecError(f"model={self.family}: report needs validation rows")
         with isolate_rng(), self.trainer.threads():
@@ -358,7 +358,7 @@ class NeuralModel(Model):
         """Probabilities (float64) for `data`'s rows, in chunks, under the trainer's autocast."""
         if self.net is None:
             raise AtecError(f"model={self.family}: predict before fit or load")
-        check_rows(data, f"model={self.family} predict")
+        data.check_rows(f"model={self.family} predict")
         device = self.trainer.device
         self.net.to(device).eval()
         out = []

@@ -28,7 +28,7 @@ from atec_automl.labels import build_policy
 from atec_automl.leaderboard import DuplicateEntryError, Entry, Leaderboard
 from atec_automl.loggers import TrialLogger
 from atec_automl.models.base import Model, Report
-from atec_automl.models.space import SearchSpace, apply, suggest
+from atec_automl.search.space import SearchSpace, apply, suggest
 from atec_automl.pipeline import Prepared, fit_fold, label_policy, policy_queries, predict_boards
 from atec_automl.search.fidelity import DEFERRED, PROMOTED_FROM, Rung, explored
 

@@ -34,7 +34,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from atec_automl.leaderboard import Leaderboard
-from atec_automl.models.space import SearchSpace, load_space
+from atec_automl.search.space import SearchSpace, load_space
 from atec_automl.pipeline import Prepared
 from atec_automl.progress import progress
 from atec_automl.search.fidelity import PROMOTED_FROM, FidelitySchedule, Rung, promote, rungs

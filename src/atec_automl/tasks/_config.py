@@ -95,7 +95,7 @@ def check_family(cfg: DictConfig, family: str) -> None:
     """The family's config as the sweep will recompose it (`model=<family>`, `sweep.family_overrides`) composes and passes.
 
     Imports the sweep's modules (and torch) here, not at the top: only a sweep needs them."""
-    from atec_automl.models.space import load_space
+    from atec_automl.search.space import load_space
     from atec_automl.search.sweep import config_dir, family_config
 
     try:

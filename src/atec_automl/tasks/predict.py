@@ -13,7 +13,7 @@ from omegaconf import DictConfig, ListConfig
 
 from atec_automl.artifact import load_submission, score_file, training_files
 from atec_automl.errors import AtecError
-from atec_automl.models.io import write_atomically
+from atec_automl.staging import write_atomically
 
 OUTPUT_DIR = Path("predictions")
 

@@ -24,8 +24,8 @@ from atec_automl.experts import ReviewExpert
 from atec_automl.labels import GREY, ActivePU, Batch, build_policy, check_labels
 from atec_automl.models import build_model
 from atec_automl.models.base import Model, ModelData
-from atec_automl.models.io import write_atomically
 from atec_automl.pipeline import Prepared, prepare, review_store
+from atec_automl.staging import write_atomically
 
 def review_policy(cfg: DictConfig) -> ActivePU:
     """`cfg.labels`'s policy if it is active PU, else active PU with its defaults (and `cfg.seed`)."""

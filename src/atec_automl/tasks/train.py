@@ -4,8 +4,6 @@ read back with `atec_automl.models.load_model`), with the figures in `<run dir>/
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -13,16 +11,14 @@ from omegaconf import DictConfig
 
 from atec_automl.evaluation import FoldResult
 from atec_automl.models.base import Model
-from atec_automl.models.io import write_atomically
 from atec_automl.pipeline import fit_fold, model_family, prepare
+from atec_automl.staging import replacing_dir, write_text_atomically
 
 
 def save_model(model: Model, target: Path) -> None:
     """Save the fitted model into `target` whole: written beside it, then renamed into place."""
-    staging = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save(staging)
-    os.replace(staging, target)
+    with replacing_dir(target) as staging:
+        model.save(staging)
 
 
 def summary(family: str, fold: str, result: FoldResult) -> dict:
@@ -45,7 +41,7 @@ def run(cfg: DictConfig) -> None:
     figures = summary(family, fold.describe(), result)
     save_model(model, run_dir / "model")
     text = json.dumps(figures, indent=2)
-    write_atomically(run_dir / "train.json", lambda tmp: tmp.write_text(text))
+    write_text_atomically(run_dir / "train.json", text)
     print(f"[train] ATEC score {figures['score']:.4f} (TPR@FPR=0.001 {figures['tpr1']:.4f}, TPR@FPR=0.005 "
           f"{figures['tpr2']:.4f}, TPR@FPR=0.01 {figures['tpr3']:.4f}), AUC {figures['auc']:.4f}, best step "
           f"{figures['best_iteration']}, fit {figures['fit_seconds']:.1f} s; model saved to {run_dir / 'model'}")
