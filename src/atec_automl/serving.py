@@ -30,14 +30,16 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from atec_automl.artifact import SavedSubmission
 from atec_automl.data.dataset import Dataset
-from atec_automl.data.load import events_from_records
+from atec_automl.data.load import event_frame, event_table_from_records
 from atec_automl.errors import AtecError
 from atec_automl.features.event_fields import Vocabulary
 from atec_automl.features.spec import RawEventFeatures
@@ -52,6 +54,29 @@ SEQUENCE_FAMILIES = ("cnn_lstm",)
 
 class Rejected(AtecError):
     """An event the service refuses (the state is unchanged)."""
+
+
+class NewEvents:
+    """Validated new events, in time order (stable): as plain values, and as a frame when one is asked for."""
+
+    def __init__(self, table: pa.Table):
+        self.table = table
+        self.ts = table["ts"].to_numpy()
+        self.order = np.argsort(self.ts, kind="stable")
+        self.ts = self.ts[self.order].astype(np.int64)
+        self.visible = self.ts + table["ts_resolution"].to_numpy()[self.order].astype(np.int64)
+        rows = table.to_pylist()
+        self.records = [rows[i] for i in self.order]
+        self.ids = [r["event_id"] for r in self.records]
+
+    def __len__(self) -> int:
+        """Number of events."""
+        return len(self.records)
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The events as `events_from_records` gives them."""
+        return event_frame(self.table)
 
 
 @dataclass
@@ -88,38 +113,38 @@ class OnlineScorer:
         else:
             self.source = SubTimelineFeatures(saved, self.columns, self.file_format, self.vocabulary)
             self.source.add(plain)
-        self._count(plain)
+        self._count(plain["event_id"].tolist(), plain["ts"].to_numpy())
 
     def _plain(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The timeline columns of loaded files, categorical fields as object arrays of text (NaN missing)."""
         return pd.DataFrame({c: frame[c].astype(object) if c in self.categorical else frame[c] for c in self.columns})
 
-    def _accept(self, frame: pd.DataFrame) -> None:
+    def _accept(self, new: NewEvents) -> None:
         """Count in new events added to the source: the vocabulary, their ids, the clock."""
         for column in self.vocabulary.values:
-            if column in frame.columns:
-                self.vocabulary.extend(column, frame[column].tolist())
-        self._count(frame)
+            if column in self.columns:
+                self.vocabulary.extend(column, [r[column] for r in new.records])
+        self._count(new.ids, new.ts)
 
-    def _count(self, frame: pd.DataFrame) -> None:
+    def _count(self, ids: list[str], ts: np.ndarray) -> None:
         """Count in events added to the source and the vocabulary: their ids, the clock."""
-        self.ids.update(frame["event_id"].tolist())
-        self.size += len(frame)
-        if len(frame):
-            self.clock = max(self.clock, int(frame["ts"].max()))
+        self.ids.update(ids)
+        self.size += len(ids)
+        if len(ts):
+            self.clock = max(self.clock, int(ts.max()))
 
-    def parse(self, records: list[dict], source: str = "POST /score") -> pd.DataFrame:
+    def parse(self, records: list[dict], source: str = "POST /score") -> NewEvents:
         """Validate new events as a file's rows and against the timeline: new ids, no earlier than the clock."""
-        frame = events_from_records(records, self.file_format, source)
-        seen = [i for i in frame["event_id"] if i in self.ids]
+        new = NewEvents(event_table_from_records(records, self.file_format, source))
+        seen = [i for i in new.ids if i in self.ids]
         if seen:
             raise Rejected(f"{source}: event_id {seen[0]!r} was already accepted")
-        earliest = int(frame["ts"].min())
+        earliest = int(new.ts[0])
         if earliest < self.clock:
-            first = frame["event_id"].iloc[int(np.argmin(frame["ts"].to_numpy()))]
+            first = new.ids[0]
             raise Rejected(f"{source}: event {first!r} at {pd.Timestamp(earliest, unit='s')} is older than the "
                            f"latest accepted time {pd.Timestamp(self.clock, unit='s')}")
-        return frame
+        return new
 
     def score(self, records: list[dict], with_features: bool = False) -> Scored:
         """Score new events from the timeline, log them (fsynced), then count them in."""
@@ -135,7 +160,7 @@ class OnlineScorer:
         rows_out = None if not with_features else [
             {c: (None if pd.isna(v) else float(v)) for c, v in row.items()}
             for row in features.table.iloc[rows].to_dict("records")]
-        return Scored(new["event_id"].tolist(), scores, rows_out)
+        return Scored(new.ids, scores, rows_out)
 
     def _log(self, records: list[dict]) -> None:
         """Append the accepted events to the log and fsync it."""
@@ -155,7 +180,7 @@ class OnlineScorer:
         records = read_log(self.log_path)
         for start in range(0, len(records), REPLAY_CHUNK):
             new = self.parse(records[start:start + REPLAY_CHUNK], source=str(self.log_path))
-            self.source.add(new)
+            self.source.add_new(new)
             self._accept(new)
         return len(records)
 

@@ -9,6 +9,7 @@ state, so a batch of events sees its earlier events as the batch computation doe
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,11 +22,8 @@ from atec_automl.features.featureset import FeatureSet
 from atec_automl.features.incremental import IncrementalFeatures
 from atec_automl.features.spec import RawEventFeatures
 
-
-def plain_events(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
-    """The events of a frame as dicts of plain values (NaN or None missing)."""
-    values = [frame[c].tolist() for c in columns]
-    return [dict(zip(columns, row)) for row in zip(*values)]
+if TYPE_CHECKING:
+    from atec_automl.serving import NewEvents
 
 
 class StateFeatures:
@@ -50,17 +48,15 @@ class StateFeatures:
         frame = history.iloc[-1:].assign(label=np.float32(np.nan)).reset_index(drop=True)
         return saved.features(Dataset(frame, "online", id_column), self.vocabulary.index())[0]
 
-    def add(self, frame: pd.DataFrame) -> None:
-        """Add events (in timeline order) to the state without scoring them."""
-        ts, visible = _times(frame)
-        for event, t, seen_from in zip(plain_events(frame, self.columns), ts.tolist(), visible.tolist()):
+    def add_new(self, new: NewEvents) -> None:
+        """Add validated events to the state without scoring them."""
+        for event, t, seen_from in zip(new.records, new.ts.tolist(), new.visible.tolist()):
             self.state.add(event, seen_from, t)
 
-    def features(self, new: pd.DataFrame) -> tuple[FeatureSet, np.ndarray, Callable[[], None]]:
+    def features(self, new: NewEvents) -> tuple[FeatureSet, np.ndarray, Callable[[], None]]:
         """The features of the new events (in time order), each added to the state after its features are
         read; and an undo that takes them out again."""
-        events = plain_events(new, self.columns)
-        ts, visible = _times(new)
+        events, ts, visible = new.records, new.ts, new.visible
         aggregates, inserted = [], []
         try:
             for event, t, seen_from in zip(events, ts.tolist(), visible.tolist()):
@@ -79,8 +75,3 @@ class StateFeatures:
         return (FeatureSet(table=table, categorical=list(self.categorical)), np.arange(len(events)),
                 lambda: self.state.undo(inserted))
 
-
-def _times(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Each event's `ts` and `visible_from`."""
-    ts = frame["ts"].to_numpy(dtype=np.int64)
-    return ts, ts + frame["ts_resolution"].to_numpy(dtype=np.int64)

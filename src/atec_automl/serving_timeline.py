@@ -11,6 +11,7 @@ histories; `serving_state.StateFeatures` serves the models that read the table a
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,9 @@ from atec_automl.data.formats import TableFormat
 from atec_automl.features.event_fields import Vocabulary
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.features.spec import RawEventFeatures
+
+if TYPE_CHECKING:
+    from atec_automl.serving import NewEvents
 
 
 class Column:
@@ -89,8 +93,13 @@ class SubTimelineFeatures:
                 groups.setdefault(value, []).append(start + offset)
         self.size += len(frame)
 
-    def features(self, new: pd.DataFrame) -> tuple[FeatureSet, np.ndarray, Callable[[], None]]:
+    def add_new(self, new: NewEvents) -> None:
+        """`add` for validated new events."""
+        self.add(new.frame)
+
+    def features(self, new: NewEvents) -> tuple[FeatureSet, np.ndarray, Callable[[], None]]:
         """The features of the new events (rows of the returned set), added to the timeline; and an undo."""
+        new = new.frame
         dataset = self.sub_timeline(self.past_rows(new), new)
         features = self.saved.features(dataset, self.vocabulary.index())[0]
         rows = np.arange(len(dataset.frame) - len(new), len(dataset.frame))

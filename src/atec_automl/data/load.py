@@ -101,12 +101,12 @@ def load_event_files(file_format: TableFormat, history: list[Path], events: Path
     )
 
 
-def events_from_records(records: list[dict], file_format: TableFormat, source: str) -> pd.DataFrame:
+def event_table_from_records(records: list[dict], file_format: TableFormat, source: str) -> pa.Table:
     """Events given as records (field -> value, as in a file's row) converted and validated as a file's rows are.
 
     Every record must give the required fields (the label excepted); values are read as the text a
-    CSV cell would hold (None or absent: missing). Rows are returned stably sorted by time, with the
-    columns event_id, ts, label, ts_resolution and the format's own, categorical fields as text.
+    CSV cell would hold (None or absent: missing). Rows in the records' order, with the columns
+    event_id, ts, label, ts_resolution and the format's own, categorical fields as text.
     """
     if not records:
         raise DataError(source, "no events")
@@ -120,11 +120,21 @@ def events_from_records(records: list[dict], file_format: TableFormat, source: s
     wanted = [c for c, k in kinds.items() if k != "label"]
     text = {c: pa.array([_cell_text(r.get(c), source, c, row) for row, r in enumerate(records, start=1)],
                         type=pa.string()) for c in wanted}
-    table = _convert(pa.table(text), Path(source), kinds, file_format)
+    table = _convert_request(pa.table(text), Path(source), kinds, file_format)
     _check_unique_ids({"request": table}, {"request": Path(source)}, file_format.id_column)
     as_text = {name: column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
                for name, column in zip(table.column_names, table.columns)}
-    frame = pa.table(as_text).to_pandas()
+    return pa.table(as_text)
+
+
+def events_from_records(records: list[dict], file_format: TableFormat, source: str) -> pd.DataFrame:
+    """`event_table_from_records` as a frame, rows stably sorted by time."""
+    return event_frame(event_table_from_records(records, file_format, source))
+
+
+def event_frame(table: pa.Table) -> pd.DataFrame:
+    """A table of `event_table_from_records` as a frame, rows stably sorted by time."""
+    frame = table.to_pandas()
     return frame.iloc[np.argsort(frame["ts"].to_numpy(), kind="stable")].reset_index(drop=True)
 
 
@@ -385,6 +395,21 @@ def _convert(table: pa.Table, path: Path, kinds: dict[str, str], file_format: Ta
         "ts_resolution": pa.array(times.resolution, type=pa.int32()),
         **others,
     })
+
+
+def _convert_request(table: pa.Table, path: Path, kinds: dict[str, str], file_format: TableFormat) -> pa.Table:
+    """`_convert` of a request's events with the category columns converted as one long column, the same
+    values as text: a conversion's fixed cost, paid per column, was most of a one-event request's time."""
+    categories = [c for c, k in kinds.items() if k == "category" and c in table.column_names]
+    converted = _convert(table.drop_columns(categories), path, kinds, file_format)
+    if not categories or not table.num_rows:
+        return converted
+    joined = pa.chunked_array([pa.concat_arrays([table[c].combine_chunks() for c in categories])])
+    text = convert_column(joined, "category", file_format.missing_values, str(path), "categories").cast(pa.string())
+    rows = table.num_rows
+    place = {column: number * rows for number, column in enumerate(categories)}
+    return pa.table({name: text.slice(place[name], rows) if name in place else column
+                     for name, column in zip(converted.column_names, converted.columns)})
 
 
 def _row_in_part(position: int, tables: dict[str, pa.Table]) -> tuple[str, int]:
