@@ -180,3 +180,65 @@ def test_an_accepted_id_is_refused_the_second_time_and_feedback_is_recorded(runn
     unknown = service.client.post("/feedback", json={"event_ids": ["nope"], "labels": [1]})
     assert unknown.status_code == 422 and "never scored" in unknown.json()["error"]
     assert json.loads(service.client.get("/metrics").text)["feedback_labels"] == 2
+
+
+def crafted_events(records: list[dict], history: list[Path]) -> list[dict]:
+    """Events of the busiest user over nine days after the history, made to reach every edge of the state:
+    whole-hour times followed by events of the same hour to the second (an hour event is inserted after
+    them in its groups), ties within a second, a window edge hit exactly (24 h after an hour's end),
+    history that falls out of every window, a new device and payee, unseen category values, a missing
+    amount and key fields, and a user never seen before."""
+    past = pd.concat([pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p) for p in history])
+    user = past["user_id"].value_counts().index[0]
+    base = pd.Timestamp(past["gmt_occur"].astype(str).str[:10].max()) + pd.Timedelta(days=8)
+    day = lambda offset: (base + pd.Timedelta(days=offset)).strftime("%Y-%m-%d")  # noqa: E731
+    plan = [  # (time, user, device, payee, pay_scene, amount)
+        (f"{day(0)} 10", user, "dev-new", "payee-new", "scene-never-seen", "100"),
+        (f"{day(0)} 10:15:00", user, "dev-new", "payee-new", "scene-never-seen", "50.25"),
+        (f"{day(0)} 10:15:00", user, "", "payee-new", "", "70"),
+        (f"{day(0)} 10:59:59", user, "dev-other", "", "another-new-scene", ""),
+        (f"{day(0)} 11:00:00", user, "dev-new", "payee-new", "scene-never-seen", "1e6"),
+        (f"{day(0)} 11", user, "dev-new", "payee-new", "scene-never-seen", "3"),
+        (f"{day(1)} 11:00:00", user, "dev-new", "payee-new", "scene-never-seen", "4"),
+        (f"{day(1)} 11:00:00", "user-never-seen", "dev-new", "payee-new", "scene-never-seen", "5"),
+        (f"{day(8)} 10:30:00", user, "dev-new", "payee-new", "another-new-scene", "6"),
+        (f"{day(8)} 11:00:01", user, "dev-other", "payee-new", "scene-never-seen", "7"),
+    ]
+    out = []
+    for number, (time_, who, device, payee, scene, amount) in enumerate(plan):
+        out.append({**records[0], "event_id": f"crafted-{number}", "gmt_occur": time_, "user_id": who,
+                    "device_sign": device, "opposing_id": payee, "pay_scene": scene, "amt": amount}
+                   | ({"dt": time_[:10]} if "dt" in records[0] else {}))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["catboost", "mlp"])
+def test_the_per_entity_state_gives_the_batch_features_at_every_edge(tmp_path_factory, family: str) -> None:
+    """The incremental state against the batch features on the crafted events, streamed one by one
+    and then (after a restart that replays the log) in one batch."""
+    root = tmp_path_factory.mktemp(f"serve-edges-{family}")
+    cfg = small_config(root, family, "hour", data_root=tmp_path_factory.getbasetemp())
+    _, submission = refit_submission(cfg, prepared_data(cfg), family)
+    history, _, records = split_test_b(cfg, root, 5)
+    crafted = crafted_events(records, history)
+    events = root / "crafted.csv"
+    pd.DataFrame(crafted).to_csv(events, index=False)
+    service = Service(submission, history, root).start()
+    try:
+        first_rows, first_scores = stream(service, crafted[:6])
+        service.kill()
+        service.start()
+        answer = service.client.post("/score", params={"features": "true"}, json=crafted[6:])
+        assert answer.status_code == 200, answer.text
+    finally:
+        service.stop()
+    batch_features, batch_scores = offline(submission, history, events)
+    rows = first_rows + answer.json()["features"]
+    online = pd.DataFrame(rows)[batch_features.columns].to_numpy(dtype=np.float64)
+    batch = batch_features.to_numpy(dtype=np.float64)
+    assert np.array_equal(np.isnan(online), np.isnan(batch)), list(batch_features.columns[(np.isnan(online) != np.isnan(batch)).any(0)])
+    difference = np.nan_to_num(np.abs(online - batch))
+    assert difference.max() <= 1e-6, list(batch_features.columns[difference.max(0) > 1e-6])
+    scores = np.asarray(first_scores + [s["score"] for s in answer.json()["scores"]])
+    np.testing.assert_allclose(scores, batch_scores, rtol=1e-6, atol=1e-9)

@@ -1,18 +1,26 @@
-"""Online scoring: a saved submission, the timeline of every event seen so far, and the offline feature code.
+"""Online scoring: a saved submission, the state of the timeline so far, and features equal to the batch ones.
 
-`OnlineScorer` keeps the timeline (the history files, then every accepted event) in memory, column
-by column, with the rows of each entity key. A new event (or a batch, in time order) is scored by
-running the same `compute_features` as training on a small sub-timeline: the past events that
-share an entity key with it, then the event itself, taking its row. That is exact because every
-feature of an event depends only on the events before it that share one of its keys: entity
-windows, distinct counts, since-previous gaps, first-seen and usual flags and the user's sequence
-are computed within a key's group (`windows.py`); calendar fields, the amount, the missing count
-and the province mismatches read the event alone (`columns.shared_codes` compares each value on
-its own); categorical codes are frozen to the training vocabulary, extended by new values in
-their order of first appearance on this timeline, which is what the batch computation numbers them.
+`OnlineScorer` validates new events (one or a batch, in time order), gets their features from a
+feature source, scores them with the submission's model, logs them and adds them to the timeline.
+Every feature of an event depends only on the events before it that share one of its keys:
+entity windows, distinct counts, since-previous gaps, first-seen and usual flags and the user's
+sequence are computed within a key's group (`features/windows.py`); calendar fields, the amount,
+the missing count and the province mismatches read the event alone (`columns.shared_codes`
+compares each value on its own); categorical codes are frozen to the training vocabulary,
+extended by new values in their order of first appearance on this timeline (`Vocabulary`),
+which is what the batch computation numbers them. Two sources use that:
 
+- `serving_state.StateFeatures` (models that read the feature table: CatBoost, MLP): per-key
+  groups of past events with compensated prefix sums (`features/groups.py`), read in a few binary
+  searches and O(window) numpy per feature (`features/incremental.py`), and the event-alone fields
+  per event (`features/event_fields.py`); no pandas pipeline per request.
+- `serving_timeline.SubTimelineFeatures` (models that read user sequences: CNN-LSTM): the batch
+  `compute_features` rerun on the sub-timeline of the past events sharing a key with the new ones.
+
+The parity tests (`tests/test_serve.py`) compare both with the batch features over the same timeline.
 Events older than the timeline's clock (the latest accepted time), ids seen before and malformed
-events are refused with one line and change nothing. Accepted events are appended to a log
+events are refused with one line and change nothing; a request that fails after its features were
+read takes its events back out of the state. Accepted events are appended to a log
 (`events.jsonl`, fsynced before the scores are returned) that `OnlineScorer.replay` reads back at
 start, so a restart loses no acknowledged event.
 """
@@ -22,65 +30,53 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from atec_automl.artifact import SavedSubmission, coded_columns
-from atec_automl.data.dataset import TIMELINE_COLUMNS, Dataset
-from atec_automl.data.load import events_from_records
+from atec_automl.artifact import SavedSubmission
+from atec_automl.data.dataset import Dataset
+from atec_automl.data.load import event_frame, event_table_from_records
 from atec_automl.errors import AtecError
+from atec_automl.features.event_fields import Vocabulary
 from atec_automl.features.spec import RawEventFeatures
+from atec_automl.serving_state import StateFeatures
+from atec_automl.serving_timeline import SubTimelineFeatures
 
 log = logging.getLogger(__name__)
 LOG_FILE = "events.jsonl"
 REPLAY_CHUNK = 1000
+SEQUENCE_FAMILIES = ("cnn_lstm",)
 
 
 class Rejected(AtecError):
     """An event the service refuses (the state is unchanged)."""
 
 
-class Column:
-    """A growable numpy column (doubling capacity)."""
+class NewEvents:
+    """Validated new events, in time order (stable): as plain values, and as a frame when one is asked for."""
 
-    def __init__(self, values: np.ndarray):
-        self._data = np.asarray(values)
-        self.size = len(values)
+    def __init__(self, table: pa.Table):
+        self.table = table
+        self.ts = table["ts"].to_numpy()
+        self.order = np.argsort(self.ts, kind="stable")
+        self.ts = self.ts[self.order].astype(np.int64)
+        self.visible = self.ts + table["ts_resolution"].to_numpy()[self.order].astype(np.int64)
+        rows = table.to_pylist()
+        self.records = [rows[i] for i in self.order]
+        self.ids = [r["event_id"] for r in self.records]
 
-    def extend(self, values: np.ndarray) -> None:
-        """Append values."""
-        needed = self.size + len(values)
-        if needed > len(self._data):
-            grown = np.empty(max(needed, 2 * len(self._data), 16), dtype=self._data.dtype)
-            grown[: self.size] = self._data[: self.size]
-            self._data = grown
-        self._data[self.size:needed] = values
-        self.size = needed
+    def __len__(self) -> int:
+        """Number of events."""
+        return len(self.records)
 
-    def take(self, rows: np.ndarray) -> np.ndarray:
-        """Values at `rows` (positions below `size`)."""
-        return self._data[rows]
-
-
-def key_tuples(spec: RawEventFeatures) -> list[tuple[str, ...]]:
-    """The fewest keys whose groups hold every event any feature of an event may read.
-
-    Every feature reads the events sharing one of the spec's key tuples; a tuple containing a
-    column that is itself a key is covered by that column's group.
-    """
-    keys = [tuple(e.columns) for e in spec.entities.values()] + [tuple(p) for p in spec.first_seen.values()]
-    keys += [(spec.user,)] + [(spec.user, c) for c in spec.usual]
-    singles = {k[0] for k in keys if len(k) == 1}
-    return list(dict.fromkeys(k for k in keys if len(k) == 1 or not singles & set(k)))
-
-
-def known_keys(frame: pd.DataFrame, key: tuple[str, ...]) -> list[tuple[int, tuple]]:
-    """(row offset, key value) of the rows of `frame` whose key columns are all known."""
-    columns = [frame[c].to_numpy() for c in key]
-    return [(offset, value) for offset, value in enumerate(zip(*columns))
-            if not any(v is None or v != v for v in value)]
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The events as `events_from_records` gives them."""
+        return event_frame(self.table)
 
 
 @dataclass
@@ -104,97 +100,67 @@ class OnlineScorer:
         self.file_format = saved.file_format()
         self.columns = [c for c in history.frame.columns if c not in ("label", "part")]
         self.categorical = [c for c in self.columns if isinstance(history.frame[c].dtype, pd.CategoricalDtype)]
-        self.keys = key_tuples(self.spec) if isinstance(self.spec, RawEventFeatures) else []
-        self.keys = [k for k in self.keys if set(k) <= set(self.columns)]
-        self.vocabulary = {c: list(v) for c, v in saved.vocabulary.items()}
-        self._vocabulary_seen = {c: set(v) for c, v in self.vocabulary.items()}
-        self._vocabulary_index: dict[str, pd.Index] = {}
-        self.data: dict[str, Column] = {}
-        self.groups: dict[tuple[str, ...], dict[tuple, list[int]]] = {k: {} for k in self.keys}
+        self.vocabulary = Vocabulary(saved.vocabulary)
         self.ids: set[str] = set()
         self.size = 0
         self.clock = np.iinfo(np.int64).min
         self.log_path = None if log_dir is None else Path(log_dir) / LOG_FILE
-        self._append(self._plain(history.frame))
+        plain = self._plain(history.frame)
+        self.vocabulary.extend_frame(plain)
+        if isinstance(self.spec, RawEventFeatures) and saved.members[0].family not in SEQUENCE_FAMILIES and len(plain):
+            self.source: StateFeatures | SubTimelineFeatures = StateFeatures(saved, plain, self.file_format.id_column,
+                                                                            self.vocabulary)
+        else:
+            self.source = SubTimelineFeatures(saved, self.columns, self.file_format, self.vocabulary)
+            self.source.add(plain)
+        self._count(plain["event_id"].tolist(), plain["ts"].to_numpy())
 
     def _plain(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The timeline columns of loaded files, categorical fields as object arrays of text (NaN missing)."""
         return pd.DataFrame({c: frame[c].astype(object) if c in self.categorical else frame[c] for c in self.columns})
 
-    def _append(self, frame: pd.DataFrame) -> None:
-        """Add events (in timeline order, checked) to the columns, the key groups, the ids and the vocabulary."""
-        start = self.size
-        for column in self.columns:
-            values = frame[column].to_numpy()
-            if column in self.data:
-                self.data[column].extend(values)
-            else:
-                self.data[column] = Column(values.copy())
-        for key, groups in self.groups.items():
-            for offset, value in known_keys(frame, key):
-                groups.setdefault(value, []).append(start + offset)
-        for column, known in self.vocabulary.items():
-            seen = self._vocabulary_seen[column]
-            unseen = [v for v in pd.unique(frame[column].dropna().astype(str)) if v not in seen] \
-                if column in frame.columns else []
-            if unseen:
-                known.extend(unseen)
-                seen.update(unseen)
-                self._vocabulary_index.pop(column, None)
-        self.ids.update(frame["event_id"].tolist())
-        self.size += len(frame)
-        if len(frame):
-            self.clock = max(self.clock, int(frame["ts"].max()))
+    def _accept(self, new: NewEvents) -> None:
+        """Count in new events added to the source: the vocabulary, their ids, the clock."""
+        for column in self.vocabulary.values:
+            if column in self.columns:
+                self.vocabulary.extend(column, [r[column] for r in new.records])
+        self._count(new.ids, new.ts)
 
-    def vocabulary_index(self) -> dict[str, pd.Index]:
-        """The training vocabulary followed by the values first seen since, per coded column."""
-        for column, values in self.vocabulary.items():
-            if column not in self._vocabulary_index:
-                self._vocabulary_index[column] = pd.Index(values, dtype="str")
-        return self._vocabulary_index
+    def _count(self, ids: list[str], ts: np.ndarray) -> None:
+        """Count in events added to the source and the vocabulary: their ids, the clock."""
+        self.ids.update(ids)
+        self.size += len(ids)
+        if len(ts):
+            self.clock = max(self.clock, int(ts.max()))
 
-    def parse(self, records: list[dict], source: str = "POST /score") -> pd.DataFrame:
+    def parse(self, records: list[dict], source: str = "POST /score") -> NewEvents:
         """Validate new events as a file's rows and against the timeline: new ids, no earlier than the clock."""
-        frame = events_from_records(records, self.file_format, source)
-        seen = [i for i in frame["event_id"] if i in self.ids]
+        new = NewEvents(event_table_from_records(records, self.file_format, source))
+        seen = [i for i in new.ids if i in self.ids]
         if seen:
             raise Rejected(f"{source}: event_id {seen[0]!r} was already accepted")
-        earliest = int(frame["ts"].min())
+        earliest = int(new.ts[0])
         if earliest < self.clock:
-            first = frame["event_id"].iloc[int(np.argmin(frame["ts"].to_numpy()))]
+            first = new.ids[0]
             raise Rejected(f"{source}: event {first!r} at {pd.Timestamp(earliest, unit='s')} is older than the "
                            f"latest accepted time {pd.Timestamp(self.clock, unit='s')}")
-        return frame
-
-    def past_rows(self, new: pd.DataFrame) -> np.ndarray:
-        """Timeline rows sharing a key with any new event, ascending."""
-        parts = []
-        for key, groups in self.groups.items():
-            for _, value in known_keys(new, key):
-                rows = groups.get(value)
-                if rows:
-                    parts.append(np.asarray(rows, dtype=np.int64))
-        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
-
-    def sub_timeline(self, rows: np.ndarray, new: pd.DataFrame) -> Dataset:
-        """The events at `rows` followed by the new ones, as a timeline."""
-        frame = pd.DataFrame({c: np.concatenate([self.data[c].take(rows), new[c].to_numpy()]) for c in self.columns})
-        frame.insert(2, "label", np.float32(np.nan))
-        return Dataset(frame, "online", self.file_format.id_column)
+        return new
 
     def score(self, records: list[dict], with_features: bool = False) -> Scored:
-        """Score new events from the timeline, log them (fsynced), then add them to it."""
+        """Score new events from the timeline, log them (fsynced), then count them in."""
         new = self.parse(records)
-        dataset = self.sub_timeline(self.past_rows(new), new)
-        features = self.saved.features(dataset, self.vocabulary_index())
-        rows = np.arange(len(dataset.frame) - len(new), len(dataset.frame))
-        scores = self.saved.score(features, rows)
-        table = features[0].table.iloc[rows] if with_features else None
-        self._log(records)
-        self._append(new)
-        rows_out = None if table is None else [
-            {c: (None if pd.isna(v) else float(v)) for c, v in row.items()} for row in table.to_dict("records")]
-        return Scored(new["event_id"].tolist(), scores, rows_out)
+        features, rows, undo = self.source.features(new)
+        try:
+            scores = self.saved.score([features], rows)
+            self._log(records)
+        except BaseException:
+            undo()
+            raise
+        self._accept(new)
+        rows_out = None if not with_features else [
+            {c: (None if pd.isna(v) else float(v)) for c, v in row.items()}
+            for row in features.table.iloc[rows].to_dict("records")]
+        return Scored(new.ids, scores, rows_out)
 
     def _log(self, records: list[dict]) -> None:
         """Append the accepted events to the log and fsync it."""
@@ -213,7 +179,9 @@ class OnlineScorer:
             return 0
         records = read_log(self.log_path)
         for start in range(0, len(records), REPLAY_CHUNK):
-            self._append(self.parse(records[start:start + REPLAY_CHUNK], source=str(self.log_path)))
+            new = self.parse(records[start:start + REPLAY_CHUNK], source=str(self.log_path))
+            self.source.add_new(new)
+            self._accept(new)
         return len(records)
 
 

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
-from catboost import CatBoostClassifier, Pool
+import pandas as pd
+from catboost import CatBoostClassifier, FeaturesData, Pool
 
 from atec_automl.errors import AtecError
 from atec_automl.models.base import FitResult, Model, ModelData, Report
@@ -154,12 +155,33 @@ class CatBoostModel(Model):
 
     def _pool(self, data: ModelData, target: np.ndarray | None, weight: np.ndarray | None) -> Pool:
         """A CatBoost Pool of `data`'s rows with the training columns."""
+        table = self._checked_table(data)
+        frame = table[self.columns].iloc[np.asarray(data.rows)]
+        return Pool(frame, label=target, weight=weight, cat_features=self.categorical)
+
+    def _checked_table(self, data: ModelData) -> pd.DataFrame:
+        """`data`'s feature table, refused in one line when it lacks a training column."""
         table = data.features.table
         missing = [c for c in self.columns if c not in table.columns]
         if missing:
             raise AtecError(f"model=catboost: features table lacks column {missing[0]!r} the model was trained on")
-        frame = table[self.columns].iloc[np.asarray(data.rows)]
-        return Pool(frame, label=target, weight=weight, cat_features=self.categorical)
+        return table
+
+    def _prediction_pool(self, data: ModelData) -> Pool:
+        """`_pool` for prediction, built from arrays when the codes come last (the feature table's layout):
+        a Pool from a DataFrame costs milliseconds per call in column-by-column conversion, which a
+        one-event request of the scoring service would pay each time. Codes go in as their decimal
+        text, which is how CatBoost reads integer categorical columns of a DataFrame."""
+        numeric = self.columns[: len(self.columns) - len(self.categorical)]
+        if self.columns[len(numeric):] != self.categorical:
+            return self._pool(data, None, None)
+        table = self._checked_table(data).iloc[np.asarray(data.rows)]
+        codes = table[self.categorical].to_numpy(dtype=np.int64)
+        lowest = int(codes.min(initial=0))
+        text = np.array([str(v) for v in range(lowest, int(codes.max(initial=0)) + 1)], dtype=object)
+        return Pool(FeaturesData(num_feature_data=np.ascontiguousarray(table[numeric].to_numpy(dtype=np.float32)),
+                                 cat_feature_data=text[codes - lowest],
+                                 num_feature_names=numeric, cat_feature_names=self.categorical))
 
     def _history(self) -> list[dict]:
         """Per-iteration validation metrics."""
@@ -176,7 +198,7 @@ class CatBoostModel(Model):
         data.check_rows("model=catboost predict")
         if len(data.rows) == 0:
             return np.zeros(0, dtype=np.float64)
-        pool = self._pool(data, None, None)
+        pool = self._prediction_pool(data)
         return self.booster.predict_proba(pool, thread_count=self._thread_count())[:, 1].astype(np.float64)
 
     def save(self, directory: Path) -> None:

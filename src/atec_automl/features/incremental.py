@@ -1,0 +1,195 @@
+"""The tabular raw-format features of one new event from per-key state: the batch features, one event at a time.
+
+`IncrementalFeatures` keeps, for every key tuple a feature reads (each entity's columns, each
+first-seen pair, the user and each (user, column) of the usual flags), the `groups.Group` of each
+key value: its events in the batch code's order with compensated prefix sums. A new event at
+time `t` reads each of its groups with a few binary searches (its past ends before the first
+event with `visible_from > t`, a window of `w` starts at the first one with `visible_from > t - w`)
+and O(window) numpy over slices, with the formulas of `raw.py` applied to the same numbers in the
+same order, so every value equals the one `compute_features` gives over the whole timeline (the
+parity tests in `tests/test_serve.py` compare them). Groups of the history are built on first use.
+Fields that read the event alone are `event_fields.py`'s.
+The user's event sequences (for `cnn_lstm`) are not kept here.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from atec_automl.features.groups import MISSING, Group
+from atec_automl.features.spec import EntitySpec, RawEventFeatures, window_seconds
+
+Key = tuple[str, ...]
+
+
+def is_missing(value: object) -> bool:
+    """Whether a field's value is missing (None or NaN)."""
+    return value is None or value != value
+
+
+class ValueCodes:
+    """int codes of one column's values (equal values, equal codes), numbered as they come; -1 missing."""
+
+    def __init__(self, history: np.ndarray):
+        codes, uniques = pd.factorize(pd.Series(history, dtype=object), use_na_sentinel=True)
+        self.history = codes.astype(np.int64)
+        self.known = {value: code for code, value in enumerate(uniques.tolist())}
+
+    def code(self, value: object) -> int:
+        """The value's code (a new one for a value not seen before)."""
+        if is_missing(value):
+            return MISSING
+        return self.known.setdefault(value, len(self.known))
+
+
+class IncrementalFeatures:
+    """Per-key groups of the timeline so far and the tabular features of a new event from them."""
+
+    def __init__(self, spec: RawEventFeatures, history: pd.DataFrame):
+        self.spec = spec
+        present = set(history.columns)
+        self.entities = {n: e for n, e in spec.entities.items() if set(e.columns) | set(e.distinct) <= present}
+        self.first_seen = {n: tuple(p) for n, p in spec.first_seen.items() if set(p) <= present}
+        self.usual = [c for c in spec.usual if {spec.user, c} <= present]
+        self.code_columns = self._code_columns()
+        self.keys = list(dict.fromkeys([tuple(e.columns) for e in self.entities.values()]
+                                       + list(self.first_seen.values()) + [(spec.user,)]
+                                       + [(spec.user, c) for c in self.usual]))
+        self.keys = [k for k in self.keys if set(k) <= present]
+        self.values = {c: ValueCodes(history[c].to_numpy()) for c in {c for cs in self.code_columns.values() for c in cs}}
+        self.ts = history["ts"].to_numpy(dtype=np.int64)
+        self.visible = self.ts + history["ts_resolution"].to_numpy(dtype=np.int64)
+        self.amount = history[spec.amount].to_numpy(dtype=np.float64, na_value=np.nan)
+        self.history_rows = {k: _rows_by_value(history, k) for k in self.keys}
+        self.groups: dict[Key, dict[tuple, Group]] = {k: {} for k in self.keys}
+
+    def _code_columns(self) -> dict[Key, list[str]]:
+        """Per key tuple, the columns whose codes its groups keep (distinct counts, usual flags)."""
+        out: dict[Key, list[str]] = {}
+        for entity in self.entities.values():
+            out.setdefault(tuple(entity.columns), []).extend(entity.distinct)
+        out.setdefault((self.spec.user,), []).extend(self.usual)
+        return {k: list(dict.fromkeys(v)) for k, v in out.items()}
+
+    def group(self, key: Key, event: dict) -> Group | None:
+        """The group of the event's value of `key` (built from the history on first use); None when a part is missing."""
+        value = tuple(event[c] for c in key)
+        if any(is_missing(v) for v in value):
+            return None
+        groups = self.groups[key]
+        found = groups.get(value)
+        if found is None:
+            rows = self.history_rows[key].get(value, np.zeros(0, dtype=np.int64))
+            codes = {c: self.values[c].history[rows] for c in self.code_columns.get(key, [])}
+            found = groups[value] = Group(self.visible[rows], self.ts[rows], self.amount[rows], codes)
+        return found
+
+    def features(self, event: dict, t: int) -> dict[str, float]:
+        """The history-dependent features of an event at time `t` (absent names are NaN: a key part is missing)."""
+        amount = float(event[self.spec.amount]) if not is_missing(event[self.spec.amount]) else np.nan
+        out: dict[str, float] = {}
+        for name, entity in self.entities.items():
+            group = self.group(tuple(entity.columns), event)
+            if group is not None:
+                out.update(entity_values(group, name, entity, amount, t))
+        for name, pair in self.first_seen.items():
+            group = self.group(pair, event)
+            if group is not None:
+                out[f"new_{name}"] = float(group.past_end(t) == 0)
+        user = self.group((self.spec.user,), event)
+        for column in self.usual:
+            pair = self.group((self.spec.user, column), event)
+            if user is not None and pair is not None:
+                out[f"usual_{column}"] = usual_flag(user, column, pair.past_end(t), t)
+        return out
+
+    def add(self, event: dict, visible: int, ts: int) -> list[tuple[Group, int]]:
+        """Add an event to its groups; returns (group, position) of each insertion, for `undo`."""
+        amount = float(event[self.spec.amount]) if not is_missing(event[self.spec.amount]) else np.nan
+        inserted = []
+        for key in self.keys:
+            group = self.group(key, event)
+            if group is not None:
+                codes = {c: self.values[c].code(event[c]) for c in self.code_columns.get(key, [])}
+                inserted.append((group, group.insert(visible, ts, amount, codes)))
+        return inserted
+
+    @staticmethod
+    def undo(inserted: list[tuple[Group, int]]) -> None:
+        """Take back insertions made by `add`, latest first."""
+        for group, position in reversed(inserted):
+            group.remove(position)
+
+
+def _rows_by_value(frame: pd.DataFrame, key: Key) -> dict[tuple, np.ndarray]:
+    """Timeline rows of each value (tuple) of `key`, ascending; rows with a missing part left out."""
+    if not len(frame):
+        return {}
+    indices = frame.groupby(list(key), sort=False, dropna=True).indices
+    return {(k if isinstance(k, tuple) else (k,)): np.asarray(v, dtype=np.int64) for k, v in indices.items()}
+
+
+def entity_values(group: Group, name: str, entity: EntitySpec, amount: float, t: int) -> dict[str, float]:
+    """One event's aggregates of one entity, by the formulas of `raw.entity_features` on the same numbers."""
+    hi = group.past_end(t)
+    windows = list(dict.fromkeys(entity.windows + [w for ws in entity.distinct.values() for w in ws]))
+    lo = {w: group.window_start(t, window_seconds(w)) for w in windows}
+    out: dict[str, float] = {}
+    if set(entity.stats) - {"count"}:
+        out.update(amount_values(group, name, entity, amount, hi, [lo[w] for w in entity.windows]))
+    if "count" in entity.stats:
+        out.update({f"{name}_count_{w}": float(hi - lo[w]) for w in entity.windows})
+    if entity.since_prev:
+        out[f"{name}_since_prev"] = float(t - int(group.ts[:hi].max())) if hi else np.nan
+    for other, other_windows in entity.distinct.items():
+        codes = group.codes[other]
+        for w in other_windows:
+            seen = codes[lo[w]:hi]
+            out[f"{name}_nuniq_{other}_{w}"] = float(len(np.unique(seen[seen >= 0])))
+    return out
+
+
+def amount_values(group: Group, name: str, entity: EntitySpec, amount: float, hi: int, lows: list[int]) -> dict[str, float]:
+    """Sum, mean, max, std of the past amounts per window and the amount against them (`raw.amount_features`)."""
+    lo = np.asarray(lows, dtype=np.int64)
+    sums_hi, squares_hi, known_hi = group.sum_before(hi)
+    before = [group.sum_before(p) for p in lows]
+    sums_lo = np.array([b[0] for b in before])
+    squares_lo = np.array([b[1] for b in before])
+    n = (known_hi - np.array([b[2] for b in before], dtype=np.int64)).astype(np.float64)
+    value = np.float64(amount)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total = sums_hi - sums_lo
+        mean = np.where(n > 0, total / n, np.nan)
+        variance = np.maximum(squares_hi - squares_lo - total * mean, 0.0) / (n - 1)
+        maxima = window_max(group.amount, lo, hi) if {"amt_max", "amt_vs_max"} & set(entity.stats) else lo * np.nan
+        stats = {
+            "amt_sum": np.where(n > 0, total, np.nan),
+            "amt_mean": mean,
+            "amt_std": np.where(n > 1, np.sqrt(variance), np.nan),
+            "amt_vs_mean": value / mean,
+            "amt_max": maxima,
+            "amt_vs_max": value / maxima,
+        }
+    return {f"{name}_{s}_{w}": float(stats[s][i]) for i, w in enumerate(entity.windows)
+            for s in entity.stats if s in stats}
+
+
+def window_max(amounts: np.ndarray, lo: np.ndarray, hi: int) -> np.ndarray:
+    """Largest known amount in each `[lo, hi)`; NaN where there is none."""
+    out = np.full(len(lo), np.nan)
+    for i, start in enumerate(lo):
+        window = amounts[start:hi]
+        known = window[~np.isnan(window)]
+        if len(known):
+            out[i] = known.max()
+    return out
+
+
+def usual_flag(user: Group, column: str, past_pair: int, t: int) -> float:
+    """1.0 when the event's value is (one of) the user's most frequent past values, NaN when the user has none."""
+    codes = user.codes[column][:user.past_end(t)]
+    codes = codes[codes >= 0]
+    mode = int(np.unique(codes, return_counts=True)[1].max()) if len(codes) else 0
+    return np.nan if mode == 0 else float(past_pair == mode)
+

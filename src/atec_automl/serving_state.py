@@ -1,0 +1,77 @@
+"""Online features from per-entity state: the tabular raw features of new events without the batch pipeline.
+
+`StateFeatures` joins `IncrementalFeatures` (aggregates over each key's past events, from its
+groups) and `EventFields` (what reads the event alone) into the feature table the model was
+trained on: the columns, their order and types are those of the batch table of one history event
+(`compute_features`, read once at start). Each new event's features are read before it joins the
+state, so a batch of events sees its earlier events as the batch computation does.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from atec_automl.artifact import SavedSubmission
+from atec_automl.data.dataset import TIMELINE_COLUMNS, Dataset
+from atec_automl.errors import AtecError
+from atec_automl.features.event_fields import EventFields, Vocabulary
+from atec_automl.features.featureset import FeatureSet
+from atec_automl.features.incremental import IncrementalFeatures
+from atec_automl.features.spec import RawEventFeatures
+
+if TYPE_CHECKING:
+    from atec_automl.serving import NewEvents
+
+
+class StateFeatures:
+    """Per-entity state of the timeline so far and the feature table of new events from it."""
+
+    def __init__(self, saved: SavedSubmission, history: pd.DataFrame, id_column: str, vocabulary: Vocabulary):
+        spec = saved.specs()[0]
+        if not isinstance(spec, RawEventFeatures):
+            raise AtecError("serve: per-entity state needs the raw-format features (features=default)")
+        self.columns = list(history.columns)
+        self.vocabulary = vocabulary
+        self.state = IncrementalFeatures(spec, history)
+        self.fields = EventFields(spec, [c for c in self.columns if c not in TIMELINE_COLUMNS], set(self.columns))
+        template = self._template(saved, history, id_column)
+        self.categorical = list(template.categorical)
+        self.numeric = [c for c in template.table.columns if c not in self.categorical]
+        if list(template.table.columns) != self.numeric + self.categorical:
+            raise AtecError("serve: the feature table does not list its numeric columns before the codes")
+
+    def _template(self, saved: SavedSubmission, history: pd.DataFrame, id_column: str) -> FeatureSet:
+        """The batch features of one event (the last of the history): the table's columns, their order and types."""
+        frame = history.iloc[-1:].assign(label=np.float32(np.nan)).reset_index(drop=True)
+        return saved.features(Dataset(frame, "online", id_column), self.vocabulary.index())[0]
+
+    def add_new(self, new: NewEvents) -> None:
+        """Add validated events to the state without scoring them."""
+        for event, t, seen_from in zip(new.records, new.ts.tolist(), new.visible.tolist()):
+            self.state.add(event, seen_from, t)
+
+    def features(self, new: NewEvents) -> tuple[FeatureSet, np.ndarray, Callable[[], None]]:
+        """The features of the new events (in time order), each added to the state after its features are
+        read; and an undo that takes them out again."""
+        events, ts, visible = new.records, new.ts, new.visible
+        aggregates, inserted = [], []
+        try:
+            for event, t, seen_from in zip(events, ts.tolist(), visible.tolist()):
+                aggregates.append(self.state.features(event, t))
+                inserted += self.state.add(event, seen_from, t)
+        except BaseException:
+            self.state.undo(inserted)
+            raise
+        own = self.fields.numeric(events, ts)
+        numeric = np.array([[own[c][i] if c in own else row.get(c, np.nan) for c in self.numeric]
+                            for i, row in enumerate(aggregates)], dtype=np.float64).astype(np.float32)
+        numeric[np.isinf(numeric)] = np.nan
+        codes = self.fields.codes(events, self.vocabulary)
+        table = pd.concat([pd.DataFrame(numeric, columns=self.numeric),
+                           pd.DataFrame({c: codes[c] for c in self.categorical})], axis=1)
+        return (FeatureSet(table=table, categorical=list(self.categorical)), np.arange(len(events)),
+                lambda: self.state.undo(inserted))
+
