@@ -10,7 +10,9 @@ forever. `study.timeout_s` caps each family's wall-clock per worker.
 Nothing is lost to a killed worker: every sweep starts by failing the study's stale RUNNING trials
 (no heartbeat for `study.grace_period`), which re-queues each with the same parameters, and runs
 as many trials as there are queued retries even when the budget is already met, so a killed trial
-is retried. Optuna starts waiting trials in number order: a retry queued behind enqueued default
+is retried. A trial killed inside Optuna's `ask` (while sampling, before its heartbeat began)
+never goes stale; the sweep's start fails and re-queues it too once it is older than the grace
+period. Optuna starts waiting trials in number order: a retry queued behind enqueued default
 trials that the budget did not reach waits behind them (a later sweep with a larger budget runs it). A trial's leaderboard entry is confirmed only once Optuna has recorded the trial
 complete; the sweep's start confirms any that a kill left in between.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import optuna
@@ -25,6 +28,7 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from optuna.storages._heartbeat import is_heartbeat_enabled
 
 from atec_automl.leaderboard import Leaderboard
 from atec_automl.models.space import SearchSpace, load_space
@@ -90,9 +94,33 @@ def waiting_retries(study: optuna.Study) -> int:
     return sum("failed_trial" in t.system_attrs for t in study.get_trials(deepcopy=False, states=WAITING))
 
 
-def recover(study: optuna.Study, board: Leaderboard) -> None:
-    """Fail (and so re-queue) stale RUNNING trials; confirm the entries of trials that completed."""
+def fail_never_started(study: optuna.Study, grace_s: float) -> None:
+    """Fail (and so re-queue) RUNNING trials that never reached the objective: killed inside Optuna's
+    `ask` (while sampling), before their heartbeat began, they would never go stale.
+
+    Such a trial has no `worker` attribute (the objective's first act, just after the heartbeat
+    starts) and started more than `grace_s` ago. The state change is atomic: of several workers
+    recovering at once, one fails the trial and queues its retry (Optuna's own stale-trial path)."""
+    storage = study._storage  # Optuna has no public accessor; its heartbeat helpers read the same
+    if not is_heartbeat_enabled(storage):
+        return
+    grace = timedelta(seconds=grace_s)
+    now = datetime.now()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if "worker" in trial.user_attrs or trial.datetime_start is None or now - trial.datetime_start <= grace:
+            continue
+        try:
+            failed = storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker failed it first
+        if failed:
+            storage.get_heartbeat_stale_trial_callback()(study, storage.get_trial(trial._trial_id))
+
+
+def recover(study: optuna.Study, board: Leaderboard, grace_s: float) -> None:
+    """Fail (and so re-queue) stale and never-started RUNNING trials; confirm the entries of trials that completed."""
     optuna.storages.fail_stale_trials(study)
+    fail_never_started(study, grace_s)
     complete = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
     board.confirm(e.id for e in board.unconfirmed(study.study_name) if e.trial in complete)
 
@@ -137,7 +165,7 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
     budget = int(cfg.study.n_trials)
     if created and bool(cfg.study.enqueue_defaults):
         enqueue_defaults(study, space)
-    recover(study, board)
+    recover(study, board, float(cfg.study.grace_period))
     started = time.perf_counter()
     remaining = budget - counted_trials(study)
     progress(f"[sweep] {family}: study {study.study_name}, {budget - remaining}/{budget} trials already done")

@@ -1,0 +1,100 @@
+"""Killed workers: a kill inside Optuna's `ask` (a real SIGKILL of a real process), and the chaos script."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from omegaconf import OmegaConf
+
+from atec_automl.leaderboard import Leaderboard
+from atec_automl.search.study import storage_for
+from atec_automl.search.sweep import recover
+
+REPO = Path(__file__).resolve().parents[1]
+GRACE_S = 2
+
+ASKER = """
+import sys, time
+import optuna
+from omegaconf import OmegaConf
+from atec_automl.search.study import quiet_optuna, storage_for
+
+
+class SlowToSample(optuna.samplers.RandomSampler):
+    def before_trial(self, study, trial):
+        print("sampling", flush=True)  # the trial is RUNNING; its heartbeat starts after `ask` returns
+        time.sleep(600)
+
+
+quiet_optuna()
+storage = storage_for(OmegaConf.create({"storage": sys.argv[1], "heartbeat_interval": 1, "grace_period": 2,
+                                        "max_retry": 2, "engine_kwargs": {}}))
+study = optuna.create_study(study_name="killed-in-ask", storage=storage, sampler=SlowToSample(), direction="maximize")
+study.enqueue_trial({"x": 0.25})
+study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+"""
+
+
+def test_a_trial_killed_while_sampling_before_its_heartbeat_is_failed_and_retried(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.sqlite"
+    worker = subprocess.Popen([sys.executable, "-c", ASKER, url], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        assert worker.stdout.readline().strip() == "sampling"
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    time.sleep(GRACE_S + 1)
+    storage = storage_for(OmegaConf.create({"storage": url, "heartbeat_interval": 1, "grace_period": GRACE_S,
+                                            "max_retry": 2, "engine_kwargs": {}}))
+    study = optuna.load_study(study_name="killed-in-ask", storage=storage)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.RUNNING]
+    recover(study, Leaderboard(tmp_path / "leaderboard.sqlite"), GRACE_S)
+    killed, retry = study.trials
+    assert killed.state == optuna.trial.TrialState.FAIL
+    assert retry.state == optuna.trial.TrialState.WAITING and retry.system_attrs["failed_trial"] == 0
+    assert retry.system_attrs["fixed_params"] == {"x": 0.25}
+    recover(study, Leaderboard(tmp_path / "leaderboard.sqlite"), GRACE_S)
+    assert len(study.trials) == 2, "recovering again queues no second retry"
+
+
+def test_a_trial_still_sampling_within_the_grace_period_is_left_running(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.sqlite"
+    worker = subprocess.Popen([sys.executable, "-c", ASKER, url], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        assert worker.stdout.readline().strip() == "sampling"
+        time.sleep(GRACE_S + 1)
+        storage = storage_for(OmegaConf.create({"storage": url, "heartbeat_interval": 1, "grace_period": 60,
+                                                "max_retry": 2, "engine_kwargs": {}}))
+        study = optuna.load_study(study_name="killed-in-ask", storage=storage)
+        recover(study, Leaderboard(tmp_path / "leaderboard.sqlite"), grace_s=60)
+        assert [t.state for t in study.trials] == [optuna.trial.TrialState.RUNNING]
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+
+@pytest.mark.slow
+def test_the_chaos_script_kills_workers_and_finds_nothing_lost() -> None:
+    result = subprocess.run([sys.executable, "benchmarks/chaos.py", "--rounds", "1", "--kills", "2", "--max-delay", "20"],
+                            cwd=REPO, capture_output=True, text=True, timeout=900,
+                            env={**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = result.stdout
+    assert re.search(r"^chaos: \d+ rounds, 2 kills \(", output, re.M), output
+    assert output.count("\nkill ") == 2 and "kill 2: worker" in output
+    complete = int(re.search(r"COMPLETE (\d+)", output).group(1))
+    assert complete >= 4, output  # the budget of the one round
+    assert re.search(rf"^entries: {complete} confirmed \(ranked\) = {complete} COMPLETE trials;.* duplicates 0, orphans 0$",
+                     output, re.M), output
+    assert "RUNNING 0" in output and "staging leftovers: 0" in output
+    assert re.search(r"^submission \S+: test_a \d+ rows, test_b \d+ rows$", output, re.M), output
+    assert output.rstrip().endswith("all checks passed")
