@@ -91,7 +91,8 @@ class Chaos:
                 "sweep.family_overrides.catboost=['model.iterations=100','model.early_stopping_rounds=30','search.params.depth.high=6']",
                 f"study.heartbeat_interval={HEARTBEAT_S}", f"study.grace_period={GRACE_S}", "study.max_retry=100",
                 f"data.dir={root}/data", f"features.cache_dir={root}/features", f"leaderboard.path={root}/leaderboard.sqlite",
-                f"study.storage={self.storage}", f"submit.dir={root}/submissions", f"seed={self.args.seed}"]
+                f"study.storage={self.storage}", f"submit.dir={root}/submissions", f"seed={self.args.seed}",
+                "data.seed=0"]  # the same data for every --seed (its early-stopping day holds frauds)
 
     def spawn(self, task: str, budget: int) -> subprocess.Popen:
         """A `python run.py task=<task>` process in its own process group, output to its own log."""
@@ -154,9 +155,9 @@ def chaos_round(chaos: Chaos, budget: int, kills_wanted: int) -> None:
         workers[workers.index(victim)] = chaos.spawn("sweep", budget)
     for worker in workers:
         worker.wait(timeout=1800)
-    failed = [w.pid for w in workers if w.returncode not in (0, -signal.SIGKILL)]
+    failed = [f"{w.args[-1]} (exit {w.returncode})" for w in workers if w.returncode != 0]
     if failed:
-        sys.exit(f"chaos: workers {failed} failed; see {chaos.root / 'logs'}")
+        sys.exit(f"chaos: workers failed: {', '.join(failed)}; see the logs in {chaos.root / 'logs'}")
 
 
 def run_chaos(chaos: Chaos) -> int:

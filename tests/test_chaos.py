@@ -36,14 +36,16 @@ class SlowToSample(optuna.samplers.RandomSampler):
 quiet_optuna()
 storage = storage_for(OmegaConf.create({"storage": sys.argv[1], "heartbeat_interval": 1, "grace_period": 2,
                                         "max_retry": 2, "engine_kwargs": {}}))
-study = optuna.create_study(study_name="killed-in-ask", storage=storage, sampler=SlowToSample(), direction="maximize")
-study.enqueue_trial({"x": 0.25})
+study = optuna.create_study(study_name="killed-in-ask", storage=storage, sampler=SlowToSample(), direction="maximize",
+                            load_if_exists=True)
+if not study.trials:
+    study.enqueue_trial({"x": 0.25})
 study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
 """
 
 
-def test_a_trial_killed_while_sampling_before_its_heartbeat_is_failed_and_retried(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/optuna.sqlite"
+def kill_while_sampling(url: str) -> None:
+    """Start a worker on the study and SIGKILL it while Optuna is sampling its trial (after `ask` set it RUNNING)."""
     worker = subprocess.Popen([sys.executable, "-c", ASKER, url], cwd=REPO, stdout=subprocess.PIPE, text=True,
                               start_new_session=True)
     try:
@@ -51,6 +53,11 @@ def test_a_trial_killed_while_sampling_before_its_heartbeat_is_failed_and_retrie
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
+
+
+def test_a_trial_killed_while_sampling_before_its_heartbeat_is_failed_and_retried(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.sqlite"
+    kill_while_sampling(url)
     time.sleep(GRACE_S + 1)
     storage = storage_for(OmegaConf.create({"storage": url, "heartbeat_interval": 1, "grace_period": GRACE_S,
                                             "max_retry": 2, "engine_kwargs": {}}))
@@ -63,6 +70,28 @@ def test_a_trial_killed_while_sampling_before_its_heartbeat_is_failed_and_retrie
     assert retry.system_attrs["fixed_params"] == {"x": 0.25}
     recover(study, Leaderboard(tmp_path / "leaderboard.sqlite"), GRACE_S)
     assert len(study.trials) == 2, "recovering again queues no second retry"
+
+
+def test_a_retry_killed_while_sampling_is_failed_and_retried_again(tmp_path: Path) -> None:
+    """The retry of a trial that reached the objective does not inherit its `worker`, so its own death in `ask` is seen."""
+    url = f"sqlite:///{tmp_path}/optuna.sqlite"
+    storage = storage_for(OmegaConf.create({"storage": url, "heartbeat_interval": 1, "grace_period": GRACE_S,
+                                            "max_retry": 2, "engine_kwargs": {}}))
+    study = optuna.create_study(study_name="killed-in-ask", storage=storage, direction="maximize")
+    first = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    first.set_user_attr("worker", "elsewhere:1")
+    first.set_user_attr("entry_id", 7)
+    storage.record_heartbeat(first._trial_id)  # its worker died in the objective
+    time.sleep(GRACE_S + 1)
+    recover(study, Leaderboard(tmp_path / "leaderboard.sqlite"), GRACE_S)
+    queued = study.trials[1]
+    assert queued.state == optuna.trial.TrialState.WAITING and queued.user_attrs == {}
+    kill_while_sampling(url)
+    time.sleep(GRACE_S + 1)
+    recover(study, Leaderboard(tmp_path / "leaderboard.sqlite"), GRACE_S)
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL", "WAITING"]
+    assert study.trials[2].system_attrs["retry_history"] == [0, 1]
+    assert study.trials[2].params == study.trials[0].params
 
 
 def test_a_trial_still_sampling_within_the_grace_period_is_left_running(tmp_path: Path) -> None:

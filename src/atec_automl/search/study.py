@@ -7,6 +7,7 @@ repeats its trials exactly, with nothing per worker (host, pid, index) to config
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import random
 import time
@@ -78,8 +79,23 @@ def _rdb_storage(url: str, study_cfg: DictConfig) -> optuna.storages.RDBStorage:
         engine_kwargs=dict(study_cfg.get("engine_kwargs") or {}),
         heartbeat_interval=int(study_cfg.heartbeat_interval),
         grace_period=int(study_cfg.grace_period),
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=int(study_cfg.max_retry)),
+        heartbeat_stale_trial_callback=RetryKilledTrial(max_retry=int(study_cfg.max_retry)),
     )
+
+
+ATTEMPT_ATTRS = ("worker", "entry_id", "finished_at", "fail_reason")
+"""User attributes the objective sets on one attempt of a trial; a retry starts without them."""
+
+
+class RetryKilledTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
+    """Optuna's re-queueing of a stale trial (same parameters), minus the killed attempt's own attributes:
+    a retry that carried the dead worker's `worker` would look as if it had reached the objective,
+    and one carrying its `entry_id` would point at the dead attempt's unconfirmed entry."""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        trial = copy.deepcopy(trial)
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ATTEMPT_ATTRS}
+        super().__call__(study, trial)
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:
