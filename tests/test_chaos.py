@@ -33,23 +33,38 @@ class SlowToSample(optuna.samplers.RandomSampler):
         time.sleep(600)
 
 
+def late_first_heartbeat(storage, trial_id):
+    time.sleep(600)  # the heartbeat thread has started; its first write has not happened yet
+
+
+def objective(trial):
+    trial.suggest_float("x", 0, 1)
+    trial.set_user_attr("worker", "asker")  # what the sweep's objective does first
+    print("objective", flush=True)
+    time.sleep(600)
+
+
 quiet_optuna()
 storage = storage_for(OmegaConf.create({"storage": sys.argv[1], "heartbeat_interval": 1, "grace_period": 2,
                                         "max_retry": 2, "engine_kwargs": {}}))
-study = optuna.create_study(study_name="killed-in-ask", storage=storage, sampler=SlowToSample(), direction="maximize",
-                            load_if_exists=True)
+slow_sampling = sys.argv[2] == "sampling"
+if not slow_sampling:
+    optuna.storages.RDBStorage.record_heartbeat = late_first_heartbeat
+study = optuna.create_study(study_name="killed-in-ask", storage=storage, direction="maximize", load_if_exists=True,
+                            sampler=SlowToSample() if slow_sampling else optuna.samplers.RandomSampler())
 if not study.trials:
     study.enqueue_trial({"x": 0.25})
-study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+study.optimize(objective, n_trials=1)
 """
 
 
-def kill_while_sampling(url: str) -> None:
-    """Start a worker on the study and SIGKILL it while Optuna is sampling its trial (after `ask` set it RUNNING)."""
-    worker = subprocess.Popen([sys.executable, "-c", ASKER, url], cwd=REPO, stdout=subprocess.PIPE, text=True,
+def kill_while_sampling(url: str, moment: str = "sampling") -> None:
+    """Start a worker on the study and SIGKILL it while Optuna samples its trial (after `ask` set it RUNNING),
+    or (`moment="objective"`) once the objective named its worker but before the heartbeat thread's first write."""
+    worker = subprocess.Popen([sys.executable, "-c", ASKER, url, moment], cwd=REPO, stdout=subprocess.PIPE, text=True,
                               start_new_session=True)
     try:
-        assert worker.stdout.readline().strip() == "sampling"
+        assert worker.stdout.readline().strip() == moment
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
@@ -72,8 +87,22 @@ def test_a_trial_killed_while_sampling_before_its_heartbeat_is_failed_and_retrie
     assert len(study.trials) == 2, "recovering again queues no second retry"
 
 
+def test_a_trial_killed_before_its_heartbeat_threads_first_write_is_failed_and_retried(tmp_path: Path) -> None:
+    """What benchmarks/chaos.py found: a kill just as the trial started left it RUNNING with a worker and no heartbeat."""
+    url = f"sqlite:///{tmp_path}/optuna.sqlite"
+    kill_while_sampling(url, "objective")
+    time.sleep(GRACE_S + 1)
+    storage = storage_for(OmegaConf.create({"storage": url, "heartbeat_interval": 1, "grace_period": GRACE_S,
+                                            "max_retry": 2, "engine_kwargs": {}}))
+    study = optuna.load_study(study_name="killed-in-ask", storage=storage)
+    assert study.trials[0].user_attrs == {"worker": "asker"}
+    recover(study, Leaderboard(tmp_path / "leaderboard.sqlite"), GRACE_S)
+    assert [t.state.name for t in study.trials] == ["FAIL", "WAITING"]
+    assert study.trials[1].params == {"x": 0.25} and study.trials[1].user_attrs == {}
+
+
 def test_a_retry_killed_while_sampling_is_failed_and_retried_again(tmp_path: Path) -> None:
-    """The retry of a trial that reached the objective does not inherit its `worker`, so its own death in `ask` is seen."""
+    """A retry killed in its turn is failed and retried again; it starts without the dead attempt's attributes."""
     url = f"sqlite:///{tmp_path}/optuna.sqlite"
     storage = storage_for(OmegaConf.create({"storage": url, "heartbeat_interval": 1, "grace_period": GRACE_S,
                                             "max_retry": 2, "engine_kwargs": {}}))
@@ -96,7 +125,7 @@ def test_a_retry_killed_while_sampling_is_failed_and_retried_again(tmp_path: Pat
 
 def test_a_trial_still_sampling_within_the_grace_period_is_left_running(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/optuna.sqlite"
-    worker = subprocess.Popen([sys.executable, "-c", ASKER, url], cwd=REPO, stdout=subprocess.PIPE, text=True,
+    worker = subprocess.Popen([sys.executable, "-c", ASKER, url, "sampling"], cwd=REPO, stdout=subprocess.PIPE, text=True,
                               start_new_session=True)
     try:
         assert worker.stdout.readline().strip() == "sampling"

@@ -10,9 +10,9 @@ forever. `study.timeout_s` caps each family's wall-clock per worker.
 Nothing is lost to a killed worker: every sweep starts by failing the study's stale RUNNING trials
 (no heartbeat for `study.grace_period`), which re-queues each with the same parameters, and runs
 as many trials as there are queued retries even when the budget is already met, so a killed trial
-is retried. A trial killed inside Optuna's `ask` (while sampling, before its heartbeat began)
-never goes stale; the sweep's start fails and re-queues it too once it is older than the grace
-period. Optuna starts waiting trials in number order: a retry queued behind enqueued default
+is retried. A trial killed before its first heartbeat (inside Optuna's `ask` while sampling,
+or as its heartbeat thread starts) never goes stale; the sweep's start fails and re-queues it too
+once it is older than the grace period. Optuna starts waiting trials in number order: a retry queued behind enqueued default
 trials that the budget did not reach waits behind them (a later sweep with a larger budget runs it). A trial's leaderboard entry is confirmed only once Optuna has recorded the trial
 complete; the sweep's start confirms any that a kill left in between.
 """
@@ -35,7 +35,7 @@ from atec_automl.models.space import SearchSpace, load_space
 from atec_automl.pipeline import Prepared
 from atec_automl.progress import progress
 from atec_automl.search.objective import Objective, TrialContext
-from atec_automl.search.study import open_study
+from atec_automl.search.study import open_study, trials_with_heartbeat
 
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 WAITING = (optuna.trial.TrialState.WAITING,)
@@ -95,26 +95,26 @@ def waiting_retries(study: optuna.Study) -> int:
 
 
 def fail_never_started(study: optuna.Study, grace_s: float) -> None:
-    """Fail (and so re-queue) RUNNING trials that never reached the objective: killed inside Optuna's
-    `ask` (while sampling), before their heartbeat began, they would never go stale.
+    """Fail (and so re-queue) RUNNING trials that never beat: killed before their heartbeat thread's
+    first write (inside Optuna's `ask` while sampling, or in the moment the thread and the objective
+    start together), they would never go stale.
 
-    Such a trial has no `worker` attribute (the objective's first act, just after the heartbeat
-    starts) and started more than `grace_s` ago. The state change is atomic: of several workers
-    recovering at once, one fails the trial and queues its retry (Optuna's own stale-trial path)."""
+    Such a trial has no heartbeat row and started more than `grace_s` ago. The state change is
+    atomic: of several workers recovering at once, one fails the trial and queues its retry
+    (Optuna's own stale-trial path)."""
     storage = study._storage  # Optuna has no public accessor; its heartbeat helpers read the same
     if not is_heartbeat_enabled(storage):
         return
-    grace = timedelta(seconds=grace_s)
-    now = datetime.now()
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if "worker" in trial.user_attrs or trial.datetime_start is None or now - trial.datetime_start <= grace:
-            continue
+    oldest = datetime.now() - timedelta(seconds=grace_s)
+    running = {t._trial_id for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+               if t.datetime_start is not None and t.datetime_start < oldest}
+    for trial_id in sorted(running - trials_with_heartbeat(storage, running)):
         try:
-            failed = storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
+            failed = storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker failed it first
         if failed:
-            storage.get_heartbeat_stale_trial_callback()(study, storage.get_trial(trial._trial_id))
+            storage.get_heartbeat_stale_trial_callback()(study, storage.get_trial(trial_id))
 
 
 def recover(study: optuna.Study, board: Leaderboard, grace_s: float) -> None:
