@@ -12,9 +12,11 @@ Nothing is lost to a killed worker: every sweep starts by failing the study's st
 as many trials as there are queued retries even when the budget is already met, so a killed trial
 is retried. A trial killed before its first heartbeat (inside Optuna's `ask` while sampling,
 or as its heartbeat thread starts) never goes stale; the sweep's start fails and re-queues it too
-once it is older than the grace period. Optuna starts waiting trials in number order: a retry queued behind enqueued default
-trials that the budget did not reach waits behind them (a later sweep with a larger budget runs it). A trial's leaderboard entry is confirmed only once Optuna has recorded the trial
-complete; the sweep's start confirms any that a kill left in between.
+once it is older than the grace period. Optuna starts waiting trials in number order: a retry
+queued behind enqueued default trials that the budget did not reach waits behind them (a later
+sweep with a larger budget runs it). A trial's leaderboard entry is confirmed only once Optuna has
+recorded the trial complete; the sweep's start confirms any that a kill left in between.
+`benchmarks/chaos.py` kills workers at random moments and checks all of this.
 """
 from __future__ import annotations
 
