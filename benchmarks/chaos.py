@@ -13,7 +13,8 @@ period, one worker reruns the sweep to completion and `task=submit` writes the A
 
 It prints the kills, the trials by state per study and these checks, one line each:
 - no trial is left RUNNING, and no queued retry is left WAITING;
-- every FAIL trial was killed (no error recorded) and its retry chain ends in a COMPLETE trial;
+- every FAIL trial was killed (no error recorded) and a later trial of its retry chain (Optuna's
+  `failed_trial`), with the same parameters, is COMPLETE;
 - confirmed leaderboard entries = COMPLETE trials (by study and trial number, the trial's
   `entry_id`), none twice, none whose trial is not COMPLETE (orphans);
 - unconfirmed entries (trials killed after their entry was added) are never ranked;
@@ -199,15 +200,20 @@ def trial_checks(studies: dict[str, optuna.Study]) -> tuple[list[str], list[str]
         by_root = collections.defaultdict(list)
         for t in trials:
             by_root[t.system_attrs.get("failed_trial", t.number)].append(t)
-        for t in trials:
-            if t.state != optuna.trial.TrialState.FAIL:
-                continue
+        failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+        retried = 0
+        for t in failed:
             if "fail_reason" in t.user_attrs:
                 failures.append(f"{name}: trial {t.number} failed with an error: {t.user_attrs['fail_reason']}")
             chain = by_root[t.system_attrs.get("failed_trial", t.number)]
-            if not any(c.state == optuna.trial.TrialState.COMPLETE and c.number > t.number for c in chain):
+            if any(c.state == optuna.trial.TrialState.COMPLETE and c.number > t.number
+                   and t.params.items() <= c.params.items() for c in chain):  # those sampled before the kill
+                retried += 1
+            else:
                 failures.append(f"{name}: FAIL trial {t.number} has no COMPLETE retry "
                                 f"(chain {[(c.number, c.state.name) for c in chain]})")
+        lines.append(f"  FAIL trials {len(failed)}: {retried} retried with the same parameters to COMPLETE; "
+                     f"RUNNING or queued retries left: {len(left)}")
     return lines, failures
 
 

@@ -153,6 +153,8 @@ def test_the_chaos_script_kills_workers_and_finds_nothing_lost() -> None:
     assert complete >= 4, output  # the budget of the one round
     assert re.search(rf"^entries: {complete} confirmed \(ranked\) = {complete} COMPLETE trials;.* duplicates 0, orphans 0$",
                      output, re.M), output
+    failed = int(re.search(r"FAIL (\d+)", output).group(1))
+    assert f"FAIL trials {failed}: {failed} retried with the same parameters to COMPLETE; RUNNING or queued retries left: 0" in output
     assert "RUNNING 0" in output and "staging leftovers: 0" in output
     assert re.search(r"^submission \S+: test_a \d+ rows, test_b \d+ rows$", output, re.M), output
     assert output.rstrip().endswith("all checks passed")
