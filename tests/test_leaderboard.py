@@ -293,5 +293,5 @@ def test_recover_confirms_entries_of_complete_trials_only(tmp_path: Path) -> Non
         entry = make_entry(number, trial=number)
         entry.confirmed = False
         ids.append(board.add(entry))
-    recover(study, board)
+    recover(study, board, grace_s=90)
     assert [e.id for e in board.ranked()] == [ids[0]]

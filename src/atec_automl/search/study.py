@@ -7,6 +7,7 @@ repeats its trials exactly, with nothing per worker (host, pid, index) to config
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import random
 import time
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -78,8 +80,33 @@ def _rdb_storage(url: str, study_cfg: DictConfig) -> optuna.storages.RDBStorage:
         engine_kwargs=dict(study_cfg.get("engine_kwargs") or {}),
         heartbeat_interval=int(study_cfg.heartbeat_interval),
         grace_period=int(study_cfg.grace_period),
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=int(study_cfg.max_retry)),
+        heartbeat_stale_trial_callback=RetryKilledTrial(max_retry=int(study_cfg.max_retry)),
     )
+
+
+def trials_with_heartbeat(storage: optuna.storages.BaseStorage, trial_ids: set[int]) -> set[int]:
+    """Which of these trials have a heartbeat recorded (Optuna has no public reader: its `trial_heartbeats` table)."""
+    rdb = getattr(storage, "_backend", storage)  # a study's RDB storage comes wrapped in Optuna's cache
+    if not trial_ids or not isinstance(rdb, optuna.storages.RDBStorage):
+        return set()
+    query = sqlalchemy.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
+        sqlalchemy.bindparam("ids", expanding=True))
+    with rdb.engine.connect() as connection:
+        return {row[0] for row in connection.execute(query, {"ids": sorted(trial_ids)})}
+
+
+ATTEMPT_ATTRS = ("worker", "entry_id", "finished_at", "fail_reason")
+"""User attributes the objective sets on one attempt of a trial; a retry starts without them."""
+
+
+class RetryKilledTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
+    """Optuna's re-queueing of a stale trial (same parameters), minus the killed attempt's own attributes:
+    a retry carrying them would name the dead worker and point at the dead attempt's unconfirmed entry."""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        trial = copy.deepcopy(trial)
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ATTEMPT_ATTRS}
+        super().__call__(study, trial)
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:

@@ -14,15 +14,19 @@ the budget too, which is how a sweep on a million rows still runs many trials pe
 Nothing is lost to a killed worker: every sweep starts by failing the study's stale RUNNING trials
 (no heartbeat for `study.grace_period`), which re-queues each with the same parameters, and runs
 as many trials as there are queued retries even when the budget is already met, so a killed trial
-is retried. Optuna starts waiting trials in number order: a retry (or a promotion to a full-size fit) queued
-behind enqueued default trials that the budget did not reach waits behind them (a later sweep with
-a larger budget runs it). A trial's leaderboard entry is confirmed only once Optuna has recorded the trial
-complete; the sweep's start confirms any that a kill left in between.
+is retried. A trial killed before its first heartbeat (inside Optuna's `ask` while sampling,
+or as its heartbeat thread starts) never goes stale; the sweep's start fails and re-queues it too
+once it is older than the grace period. Optuna starts waiting trials in number order: a retry (or
+a promotion to a full-size fit) queued behind enqueued default trials that the budget did not reach
+waits behind them (a later sweep with a larger budget runs it). A trial's leaderboard entry is
+confirmed only once Optuna has recorded the trial complete; the sweep's start confirms any that a
+kill left in between. `benchmarks/chaos.py` kills workers at random moments and checks all of this.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +36,7 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from optuna.storages._heartbeat import is_heartbeat_enabled
 
 from atec_automl.leaderboard import Leaderboard
 from atec_automl.search.space import SearchSpace, load_space
@@ -39,7 +44,7 @@ from atec_automl.pipeline import Prepared
 from atec_automl.progress import progress
 from atec_automl.search.fidelity import PROMOTED_FROM, FidelitySchedule, Rung, promote, rungs
 from atec_automl.search.objective import Objective, TrialContext
-from atec_automl.search.study import open_study
+from atec_automl.search.study import open_study, trials_with_heartbeat
 
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 WAITING = (optuna.trial.TrialState.WAITING,)
@@ -100,9 +105,33 @@ def waiting_retries(study: optuna.Study) -> int:
                for t in study.get_trials(deepcopy=False, states=WAITING))
 
 
-def recover(study: optuna.Study, board: Leaderboard) -> None:
-    """Fail (and so re-queue) stale RUNNING trials; confirm the entries of trials that completed."""
+def fail_never_started(study: optuna.Study, grace_s: float) -> None:
+    """Fail (and so re-queue) RUNNING trials that never beat: killed before their heartbeat thread's
+    first write (inside Optuna's `ask` while sampling, or in the moment the thread and the objective
+    start together), they would never go stale.
+
+    Such a trial has no heartbeat row and started more than `grace_s` ago. The state change is
+    atomic: of several workers recovering at once, one fails the trial and queues its retry
+    (Optuna's own stale-trial path)."""
+    storage = study._storage  # Optuna has no public accessor; its heartbeat helpers read the same
+    if not is_heartbeat_enabled(storage):
+        return
+    oldest = datetime.now() - timedelta(seconds=grace_s)
+    running = {t._trial_id for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+               if t.datetime_start is not None and t.datetime_start < oldest}
+    for trial_id in sorted(running - trials_with_heartbeat(storage, running)):
+        try:
+            failed = storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker failed it first
+        if failed:
+            storage.get_heartbeat_stale_trial_callback()(study, storage.get_trial(trial_id))
+
+
+def recover(study: optuna.Study, board: Leaderboard, grace_s: float) -> None:
+    """Fail (and so re-queue) stale and never-started RUNNING trials; confirm the entries of trials that completed."""
     optuna.storages.fail_stale_trials(study)
+    fail_never_started(study, grace_s)
     complete = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
     board.confirm(e.id for e in board.unconfirmed(study.study_name) if e.trial in complete)
 
@@ -175,7 +204,7 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
     budget = int(cfg.study.n_trials)
     if created and bool(cfg.study.enqueue_defaults):
         enqueue_defaults(study, space)
-    recover(study, board)
+    recover(study, board, float(cfg.study.grace_period))
     started = time.perf_counter()
     remaining = budget - counted_trials(study)
     progress(f"[sweep] {family}: study {study.study_name}, {budget - remaining}/{budget} trials already done")
