@@ -19,9 +19,10 @@ import pytest
 import sqlalchemy
 from omegaconf import DictConfig, OmegaConf
 
+from atec_automl.databases import lost_schema_race
 from atec_automl.errors import AtecError
 from atec_automl.leaderboard import Leaderboard
-from atec_automl.search.study import lost_schema_race, storage_for
+from atec_automl.search.study import storage_for
 
 REPO = Path(__file__).resolve().parents[1]
 
