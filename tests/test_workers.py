@@ -1,17 +1,11 @@
 """Several sweep workers on one study in a real PostgreSQL server started by the test on loopback."""
 from __future__ import annotations
 
-import glob
 import os
-import pwd
 import random
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -25,50 +19,6 @@ from atec_automl.leaderboard import Leaderboard
 from atec_automl.search.study import storage_for
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def postgres_bin() -> Path | None:
-    """The newest PostgreSQL server binaries' folder, if installed (Debian layout)."""
-    folders = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
-    return Path(folders[-1]) if folders else None
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL server (run as the `postgres` user when we are root) and its URL.
-
-    Its folder is made directly under the system temp dir: pytest's own temp root is private to
-    the user running the tests, which the `postgres` user could not enter."""
-    binaries = postgres_bin()
-    if binaries is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL server binaries are missing: run scripts/install-system-packages.sh")
-        pytest.skip("PostgreSQL server binaries are not installed")
-    home = Path(tempfile.mkdtemp(prefix="atec-postgres-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        owner = pwd.getpwnam("postgres")
-        os.chown(home, owner.pw_uid, owner.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = home / "data", free_port()
-    subprocess.run([*as_user, binaries / "initdb", "-D", data, "-U", "atec", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_user, binaries / "pg_ctl", "-D", data, "-l", home / "server.log", "-w", "start",
-                    "-o", f"-p {port} -k {home} -c listen_addresses=127.0.0.1"], check=True, capture_output=True)
-    try:
-        subprocess.run([*as_user, binaries / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "atec", "optuna"],
-                       check=True, capture_output=True)
-        yield f"postgresql+psycopg://atec@127.0.0.1:{port}/optuna"
-    finally:
-        subprocess.run([*as_user, binaries / "pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.mark.slow
