@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -184,3 +186,43 @@ def test_a_lone_worker_rerun_with_the_same_seed_samples_the_same_trials(tmp_path
     first, again, other_seed = (sampled_params(storage) for storage in runs.values())
     assert len(first) == 7 and first == again
     assert all(a != b for a, b in zip(first, other_seed))
+
+
+def machine(root: Path) -> Path:
+    """A separate checkout of the entry point and configs (another "machine"), its relative output paths its own."""
+    root.mkdir()
+    shutil.copy(REPO / "run.py", root / "run.py")
+    shutil.copytree(REPO / "conf", root / "conf")
+    return root
+
+
+@pytest.mark.slow
+def test_workers_on_two_machines_write_one_leaderboard_in_the_study_database(postgres_url: str, tmp_path: Path) -> None:
+    machines = [machine(tmp_path / name) for name in ("machine_a", "machine_b")]
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO / "src")}
+    shared_data = [f"data.dir={tmp_path}/data", f"features.cache_dir={tmp_path}/features"]
+    command = [sys.executable, "run.py", "experiment=smoke", "sweep.models=[catboost]", "sweep.submit=false",
+               "split.n_folds=1", "sweep.search_labels=false", "study=postgres", f"study.storage={postgres_url}",
+               "study.n_trials=2", "leaderboard.bootstrap=0", *shared_data]
+    prepare = subprocess.run([sys.executable, "run.py", "task=features", *command[2:]], cwd=machines[0], env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert prepare.returncode == 0, prepare.stderr[-2000:]
+    workers = [subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for root in machines]
+    outputs = [worker.communicate(timeout=600)[0] for worker in workers]
+    assert [w.returncode for w in workers] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+
+    (summary,) = optuna.get_all_study_summaries(postgres_url)
+    trials = optuna.load_study(study_name=summary.study_name, storage=postgres_url).trials
+    complete = sorted(t.number for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+    assert len(complete) >= 2 and len({t.user_attrs.get("worker") for t in trials}) == 2, trials
+    entries = Leaderboard(postgres_url).ranked()
+    assert sorted(e.trial for e in entries) == complete
+    assert not any((root / "leaderboard" / "leaderboard.sqlite").exists() for root in machines)
+    for root in machines:
+        table = subprocess.run([sys.executable, "run.py", "task=leaderboard", "study=postgres",
+                                f"study.storage={postgres_url}"], cwd=root, env=env, capture_output=True, text=True,
+                               timeout=120)
+        assert table.returncode == 0, table.stderr
+        listed = re.findall(rf"{summary.study_name}/(\d+)", table.stdout)
+        assert sorted(int(n) for n in listed) == complete, table.stdout

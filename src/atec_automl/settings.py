@@ -54,6 +54,7 @@ class SubmitSettings(_Section):
 
 class LeaderboardSettings(_Section):
     path: StrictStr
+    url: StrictStr | None = None
     bootstrap: NonNegative = 200
 
 

@@ -154,5 +154,5 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
 
 def run_sweep(cfg: DictConfig, prepared: Prepared, run_dir: Path) -> list[FamilyResult]:
     """Sweep every family of `cfg.sweep.models`, in order."""
-    board = Leaderboard(cfg.leaderboard.path)
+    board = Leaderboard(cfg.leaderboard.url or cfg.leaderboard.path)
     return [sweep_family(cfg, family, prepared, board, run_dir) for family in cfg.sweep.models]
