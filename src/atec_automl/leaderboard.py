@@ -133,8 +133,8 @@ class Predictions:
         distinct = np.unique(score)
         merged = np.flatnonzero(distinct[1:].astype(np.float32) == distinct[:-1].astype(np.float32))
         exact_rows = np.flatnonzero(np.isin(score, np.union1d(distinct[merged], distinct[merged + 1])))
-        return _npz({"shuffled": narrow.view(np.uint8).reshape(-1, 4).T, "exact_rows": exact_rows.astype(np.uint32),
-                     "exact": score[exact_rows]})
+        shuffled = np.ascontiguousarray(narrow.view(np.uint8).reshape(-1, 4).T)
+        return _npz({"shuffled": shuffled, "exact_rows": exact_rows.astype(np.uint32), "exact": score[exact_rows]})
 
     @staticmethod
     def _scores(stored: Any) -> np.ndarray:
