@@ -30,8 +30,7 @@ def test_two_workers_share_one_study_without_losing_or_duplicating_trials(postgr
     command = [sys.executable, "run.py", "experiment=smoke", "sweep.models=[catboost]", "sweep.submit=false",
                slow_enough_to_overlap, "split.n_folds=1", "sweep.search_labels=false",  # one fit per trial, as this test sizes
                "study=postgres", f"study.storage={postgres_url}", f"study.n_trials={budget}",
-               f"data.dir={tmp_path}/data", f"features.cache_dir={tmp_path}/features",
-               f"leaderboard.path={tmp_path}/leaderboard.sqlite"]
+               f"data.dir={tmp_path}/data", f"features.cache_dir={tmp_path}/features"]
     env = {**os.environ, "WANDB_MODE": "disabled"}
     prepare = subprocess.run([sys.executable, "run.py", "task=features", *command[2:], f"hydra.run.dir={tmp_path}/prep"],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -50,7 +49,7 @@ def test_two_workers_share_one_study_without_losing_or_duplicating_trials(postgr
     assert budget <= len(complete) + len(pruned) <= budget + 1, states
     assert all(t.state != optuna.trial.TrialState.RUNNING for t in trials), states
     assert len({t.user_attrs["worker"] for t in complete + pruned}) == 2, states
-    entries = Leaderboard(tmp_path / "leaderboard.sqlite").ranked()
+    entries = Leaderboard(postgres_url).ranked()
     assert sorted(e.trial for e in entries) == sorted(t.number for t in complete)
     assert {e.study for e in entries} == {summary.study_name}
     values = {t.number: t.value for t in complete}

@@ -1,7 +1,7 @@
-"""`task=leaderboard`: print the ranked entries of the local leaderboard.
+"""`task=leaderboard`: print the ranked entries of the leaderboard.
 
-Keys: `leaderboard.path`, `leaderboard.top` (null: all), and the filters `leaderboard.family`,
-`leaderboard.study`, `leaderboard.data` (a data fingerprint or its prefix).
+Keys: `leaderboard.url` (else the SQLite file `leaderboard.path`), `leaderboard.top` (null: all), and
+the filters `leaderboard.family`, `leaderboard.study`, `leaderboard.data` (a data fingerprint or its prefix).
 """
 from __future__ import annotations
 
