@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 import csv
+import glob
 import gzip
+import itertools
 import os
+import pwd
+import shutil
+import socket
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -115,3 +121,59 @@ def prelim_files(tmp_path: Path) -> dict[str, Path]:
         "train": _write_csv(tmp_path / "atec_anti_fraud_train.csv", PRELIM_TRAIN_HEADER, PRELIM_TRAIN),
         "test_a": _write_csv(tmp_path / "atec_anti_fraud_test_a.csv", PRELIM_TEST_HEADER, PRELIM_TEST),
     }
+
+
+def postgres_bin() -> Path | None:
+    """The newest PostgreSQL server binaries' folder, if installed (Debian layout)."""
+    folders = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
+    return Path(folders[-1]) if folders else None
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server (run as the `postgres` user when we are root) and its URL without a database.
+
+    Its folder is made directly under the system temp dir: pytest's own temp root is private to
+    the user running the tests, which the `postgres` user could not enter."""
+    binaries = postgres_bin()
+    if binaries is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries are missing: run scripts/install-system-packages.sh")
+        pytest.skip("PostgreSQL server binaries are not installed")
+    home = Path(tempfile.mkdtemp(prefix="atec-postgres-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        os.chown(home, owner.pw_uid, owner.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = home / "data", free_port()
+    subprocess.run([*as_user, binaries / "initdb", "-D", data, "-U", "atec", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_user, binaries / "pg_ctl", "-D", data, "-l", home / "server.log", "-w", "start",
+                    "-o", f"-p {port} -k {home} -c listen_addresses=127.0.0.1"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://atec@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*as_user, binaries / "pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+_database_numbers = itertools.count()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """The URL of a new empty database on the session's PostgreSQL server."""
+    import psycopg
+
+    name = f"db{next(_database_numbers)}"
+    with psycopg.connect(f"{postgres_server.replace('postgresql+psycopg', 'postgresql')}/postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return f"{postgres_server}/{name}"

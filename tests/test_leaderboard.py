@@ -1,13 +1,17 @@
-"""The SQLite leaderboard: round trips, ranking, unique keys under concurrent writers, the CLI table."""
+"""The leaderboard on its SQLite file and on PostgreSQL: round trips, ranking, unique keys under concurrent
+writers, compact scores that keep every rank and tie, the CLI table."""
 from __future__ import annotations
 
 import multiprocessing
 import re
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy
+from scipy.stats import rankdata
 
 from atec_automl.errors import AtecError
 from atec_automl.evaluation import FoldResult, build_entry
@@ -28,6 +32,30 @@ def random_folds(seed: int, n_folds: int = 2, signal: float = 1.0) -> list[FoldR
         ids = np.array([f"f{k}-e{i}" for i in range(ROWS_PER_FOLD)])
         folds.append(FoldResult.of_scores(f"fold{k}", (17_500 + 3 * k, 17_502 + 3 * k), ids, label, score))
     return folds
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's leaderboard lives: a SQLite file, or a new database on a PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "lb" / "leaderboard.sqlite")
+    return request.getfixturevalue("postgres_url")
+
+
+def count_rows(board: Leaderboard, table: str) -> int:
+    """Rows in one of the store's tables, read past the store's own code."""
+    engine = sqlalchemy.create_engine(board.url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(sqlalchemy.text(f"SELECT count(*) FROM leaderboard_{table}")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def assert_same_ranking(stored: np.ndarray, original: np.ndarray) -> None:
+    """Stored scores: float32 precision, and exactly the original ranks and ties."""
+    np.testing.assert_allclose(stored, original, rtol=2 ** -24, atol=0)
+    np.testing.assert_array_equal(rankdata(stored), rankdata(original))
 
 
 def make_entry(seed: int, study: str = "atec-catboost-abc", trial: int | None = 0, family: str = "catboost",
@@ -54,8 +82,8 @@ def test_entry_scores_are_the_metric_per_fold_and_their_mean() -> None:
     assert len(entry.predictions.score) == 2 * ROWS_PER_FOLD
 
 
-def test_add_get_and_predictions_round_trip(tmp_path: Path) -> None:
-    board = Leaderboard(tmp_path / "lb" / "leaderboard.sqlite")
+def test_add_get_and_predictions_round_trip(location: str) -> None:
+    board = Leaderboard(location)
     entry = make_entry(2, unicode_param="站内即时到账", ratio=np.float32(0.5))
     entry_id = board.add(entry)
     stored = board.get(entry_id)
@@ -72,8 +100,9 @@ def test_add_get_and_predictions_round_trip(tmp_path: Path) -> None:
     assert stored_tests["test_a"].dtype == np.float32
     np.testing.assert_array_equal(stored_tests["test_a"], np.linspace(0, 1, 7).astype(np.float32))
     predictions = board.predictions(entry_id)
-    for name in ("event_id", "label", "score", "fold"):
+    for name in ("event_id", "label", "fold"):
         np.testing.assert_array_equal(getattr(predictions, name), getattr(entry.predictions, name))
+    assert_same_ranking(predictions.score, entry.predictions.score)
     assert atec_score(predictions.label, predictions.score) == atec_score(entry.predictions.label, entry.predictions.score)
 
 
@@ -82,6 +111,23 @@ def test_store_is_in_wal_mode(tmp_path: Path) -> None:
     board.add(make_entry(3))
     with sqlite3.connect(board.path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_scores_float32_would_merge_are_stored_exactly(location: str) -> None:
+    """Rounded to float32, 1 + 2**-30 (every fraud) ties with 1.0 (50 legitimate events): plain float32 would change the score."""
+    entry = make_entry(4)
+    score = entry.predictions.score.copy()
+    label = entry.predictions.label
+    frauds, negatives = np.flatnonzero(label == 1), np.flatnonzero(label == 0)
+    score[negatives[:50]] = 1.0
+    score[frauds] = 1.0 + 2 ** -30
+    entry.predictions = replace(entry.predictions, score=score)
+    assert atec_score(label, score.astype(np.float32)) != atec_score(label, score)
+    board = Leaderboard(location)
+    stored = board.predictions(board.add(entry)).score
+    assert_same_ranking(stored, score)
+    assert stored[frauds[0]] == 1.0 + 2 ** -30 and stored[negatives[0]] == 1.0
+    assert atec_score(label, stored) == atec_score(label, score)
 
 
 def tail_permuted(folds: list[FoldResult]) -> list[FoldResult]:
@@ -96,16 +142,14 @@ def tail_permuted(folds: list[FoldResult]) -> list[FoldResult]:
     return permuted
 
 
-def test_trials_on_the_same_rows_share_one_stored_row_set(tmp_path: Path) -> None:
-    board = Leaderboard(tmp_path / "leaderboard.sqlite")
+def test_trials_on_the_same_rows_share_one_stored_row_set(location: str) -> None:
+    board = Leaderboard(location)
     entries = [make_entry(0, trial=t, signal=0.5 + t) for t in range(3)]
     ids = [board.add(entry) for entry in entries]
     board.add(make_entry(1, trial=3))
-    with sqlite3.connect(board.path) as connection:
-        assert connection.execute("SELECT count(*) FROM row_sets").fetchone()[0] == 2
-        assert connection.execute("SELECT count(*) FROM predictions").fetchone()[0] == 4
+    assert (count_rows(board, "row_sets"), count_rows(board, "predictions")) == (2, 4)
     for entry_id, entry in zip(ids, entries):
-        np.testing.assert_array_equal(board.predictions(entry_id).score, entry.predictions.score)
+        assert_same_ranking(board.predictions(entry_id).score, entry.predictions.score)
         np.testing.assert_array_equal(board.predictions(entry_id).event_id, entry.predictions.event_id)
 
 
@@ -113,12 +157,23 @@ def test_a_store_of_another_format_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as connection:
         connection.execute("PRAGMA user_version = 1")
-    with pytest.raises(AtecError, match="store format 1, this code reads format 3; move the old file away"):
+    with pytest.raises(AtecError, match="store format 1, this code reads format 4; move the old file away"):
         Leaderboard(path).ranked()
 
 
-def test_ranked_best_first_with_ties_by_auc_then_id(tmp_path: Path) -> None:
-    board = Leaderboard(tmp_path / "leaderboard.sqlite")
+def test_a_database_of_another_format_is_refused(postgres_url: str) -> None:
+    engine = sqlalchemy.create_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("CREATE TABLE leaderboard_version (version integer PRIMARY KEY)"))
+        connection.execute(sqlalchemy.text("INSERT INTO leaderboard_version VALUES (3)"))
+    engine.dispose()
+    with pytest.raises(AtecError, match="store format 3, this code reads format 4; drop its leaderboard_. tables") as raised:
+        Leaderboard(postgres_url).add(make_entry(0))
+    assert "\n" not in str(raised.value)
+
+
+def test_ranked_best_first_with_ties_by_auc_then_id(location: str) -> None:
+    board = Leaderboard(location)
     signals = [0.5, 0.8, 1.1, 1.4, 1.7]
     ids = [board.add(make_entry(seed, trial=seed, signal=signal)) for seed, signal in enumerate(signals)]
     twin_id = board.add(make_entry(2, trial=10, signal=signals[2]))
@@ -139,8 +194,8 @@ def test_ranked_best_first_with_ties_by_auc_then_id(tmp_path: Path) -> None:
     assert tied == expected
 
 
-def test_ranked_filters_and_top(tmp_path: Path) -> None:
-    board = Leaderboard(tmp_path / "leaderboard.sqlite")
+def test_ranked_filters_and_top(location: str) -> None:
+    board = Leaderboard(location)
     board.add(make_entry(0, study="cat", trial=0, family="catboost", fingerprint="aaaa1111"))
     board.add(make_entry(1, study="cat", trial=1, family="catboost", fingerprint="bbbb2222"))
     board.add(make_entry(2, study="mlp", trial=0, family="mlp", fingerprint="aaaa1111"))
@@ -152,19 +207,18 @@ def test_ranked_filters_and_top(tmp_path: Path) -> None:
     assert board.ranked(family="blend") == []
 
 
-def test_same_trial_twice_is_rejected_and_nothing_is_written(tmp_path: Path) -> None:
-    board = Leaderboard(tmp_path / "leaderboard.sqlite")
+def test_same_trial_twice_is_rejected_and_nothing_is_written(location: str) -> None:
+    board = Leaderboard(location)
     first = board.add(make_entry(0, trial=7))
     with pytest.raises(DuplicateEntryError, match=r"atec-catboost-abc/7.*entry id 1") as raised:
         board.add(make_entry(99, trial=7))
     assert raised.value.existing_id == first
     assert len(board.ranked()) == 1
-    with sqlite3.connect(board.path) as connection:
-        assert connection.execute("SELECT count(*) FROM predictions").fetchone()[0] == 1
+    assert count_rows(board, "predictions") == 1
 
 
-def test_entries_without_trial_are_keyed_by_their_predictions(tmp_path: Path) -> None:
-    board = Leaderboard(tmp_path / "leaderboard.sqlite")
+def test_entries_without_trial_are_keyed_by_their_predictions(location: str) -> None:
+    board = Leaderboard(location)
     board.add(make_entry(0, study="file", trial=None, family="file"))
     with pytest.raises(DuplicateEntryError):
         board.add(make_entry(0, study="file", trial=None, family="file"))
@@ -173,8 +227,8 @@ def test_entries_without_trial_are_keyed_by_their_predictions(tmp_path: Path) ->
     assert len(board.ranked(family="file")) == 3
 
 
-def test_bad_entries_are_refused(tmp_path: Path) -> None:
-    board = Leaderboard(tmp_path / "leaderboard.sqlite")
+def test_bad_entries_are_refused(location: str) -> None:
+    board = Leaderboard(location)
     entry = make_entry(0)
     entry.family = "xgboost"
     with pytest.raises(AtecError, match="unknown family 'xgboost'"):
@@ -204,8 +258,8 @@ def _add_many(path: str, worker: int, barrier: multiprocessing.synchronize.Barri
     results.put((worker, added, rejected))
 
 
-def test_concurrent_writers_all_land_and_duplicates_are_rejected(tmp_path: Path) -> None:
-    path = str(tmp_path / "leaderboard.sqlite")
+def test_concurrent_writers_all_land_and_duplicates_are_rejected(location: str) -> None:
+    path = location
     context = multiprocessing.get_context("spawn")
     workers = 4
     barrier, results = context.Barrier(workers), context.Queue()
@@ -265,8 +319,8 @@ def test_cli_on_an_empty_leaderboard_says_so(tmp_path: Path, run_cli) -> None:
     assert not path.exists()
 
 
-def test_unconfirmed_entries_are_never_ranked_until_confirmed(tmp_path: Path) -> None:
-    board = Leaderboard(tmp_path / "lb.sqlite")
+def test_unconfirmed_entries_are_never_ranked_until_confirmed(location: str) -> None:
+    board = Leaderboard(location)
     confirmed = board.add(make_entry(0, trial=0, signal=0.5))
     orphan = make_entry(1, trial=1, signal=3.0)
     orphan.confirmed = False

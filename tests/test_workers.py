@@ -1,17 +1,13 @@
 """Several sweep workers on one study in a real PostgreSQL server started by the test on loopback."""
 from __future__ import annotations
 
-import glob
 import os
-import pwd
 import random
+import re
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -19,55 +15,12 @@ import pytest
 import sqlalchemy
 from omegaconf import DictConfig, OmegaConf
 
+from atec_automl.databases import lost_schema_race
 from atec_automl.errors import AtecError
 from atec_automl.leaderboard import Leaderboard
-from atec_automl.search.study import lost_schema_race, storage_for
+from atec_automl.search.study import storage_for
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def postgres_bin() -> Path | None:
-    """The newest PostgreSQL server binaries' folder, if installed (Debian layout)."""
-    folders = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
-    return Path(folders[-1]) if folders else None
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL server (run as the `postgres` user when we are root) and its URL.
-
-    Its folder is made directly under the system temp dir: pytest's own temp root is private to
-    the user running the tests, which the `postgres` user could not enter."""
-    binaries = postgres_bin()
-    if binaries is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL server binaries are missing: run scripts/install-system-packages.sh")
-        pytest.skip("PostgreSQL server binaries are not installed")
-    home = Path(tempfile.mkdtemp(prefix="atec-postgres-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        owner = pwd.getpwnam("postgres")
-        os.chown(home, owner.pw_uid, owner.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = home / "data", free_port()
-    subprocess.run([*as_user, binaries / "initdb", "-D", data, "-U", "atec", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_user, binaries / "pg_ctl", "-D", data, "-l", home / "server.log", "-w", "start",
-                    "-o", f"-p {port} -k {home} -c listen_addresses=127.0.0.1"], check=True, capture_output=True)
-    try:
-        subprocess.run([*as_user, binaries / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "atec", "optuna"],
-                       check=True, capture_output=True)
-        yield f"postgresql+psycopg://atec@127.0.0.1:{port}/optuna"
-    finally:
-        subprocess.run([*as_user, binaries / "pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.mark.slow
@@ -77,8 +30,7 @@ def test_two_workers_share_one_study_without_losing_or_duplicating_trials(postgr
     command = [sys.executable, "run.py", "experiment=smoke", "sweep.models=[catboost]", "sweep.submit=false",
                slow_enough_to_overlap, "split.n_folds=1", "sweep.search_labels=false",  # one fit per trial, as this test sizes
                "study=postgres", f"study.storage={postgres_url}", f"study.n_trials={budget}",
-               f"data.dir={tmp_path}/data", f"features.cache_dir={tmp_path}/features",
-               f"leaderboard.path={tmp_path}/leaderboard.sqlite"]
+               f"data.dir={tmp_path}/data", f"features.cache_dir={tmp_path}/features"]
     env = {**os.environ, "WANDB_MODE": "disabled"}
     prepare = subprocess.run([sys.executable, "run.py", "task=features", *command[2:], f"hydra.run.dir={tmp_path}/prep"],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -97,7 +49,7 @@ def test_two_workers_share_one_study_without_losing_or_duplicating_trials(postgr
     assert budget <= len(complete) + len(pruned) <= budget + 1, states
     assert all(t.state != optuna.trial.TrialState.RUNNING for t in trials), states
     assert len({t.user_attrs["worker"] for t in complete + pruned}) == 2, states
-    entries = Leaderboard(tmp_path / "leaderboard.sqlite").ranked()
+    entries = Leaderboard(postgres_url).ranked()
     assert sorted(e.trial for e in entries) == sorted(t.number for t in complete)
     assert {e.study for e in entries} == {summary.study_name}
     values = {t.number: t.value for t in complete}
@@ -233,3 +185,43 @@ def test_a_lone_worker_rerun_with_the_same_seed_samples_the_same_trials(tmp_path
     first, again, other_seed = (sampled_params(storage) for storage in runs.values())
     assert len(first) == 7 and first == again
     assert all(a != b for a, b in zip(first, other_seed))
+
+
+def machine(root: Path) -> Path:
+    """A separate checkout of the entry point and configs (another "machine"), its relative output paths its own."""
+    root.mkdir()
+    shutil.copy(REPO / "run.py", root / "run.py")
+    shutil.copytree(REPO / "conf", root / "conf")
+    return root
+
+
+@pytest.mark.slow
+def test_workers_on_two_machines_write_one_leaderboard_in_the_study_database(postgres_url: str, tmp_path: Path) -> None:
+    machines = [machine(tmp_path / name) for name in ("machine_a", "machine_b")]
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO / "src")}
+    shared_data = [f"data.dir={tmp_path}/data", f"features.cache_dir={tmp_path}/features"]
+    command = [sys.executable, "run.py", "experiment=smoke", "sweep.models=[catboost]", "sweep.submit=false",
+               "split.n_folds=1", "sweep.search_labels=false", "study=postgres", f"study.storage={postgres_url}",
+               "study.n_trials=2", "leaderboard.bootstrap=0", *shared_data]
+    prepare = subprocess.run([sys.executable, "run.py", "task=features", *command[2:]], cwd=machines[0], env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert prepare.returncode == 0, prepare.stderr[-2000:]
+    workers = [subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for root in machines]
+    outputs = [worker.communicate(timeout=600)[0] for worker in workers]
+    assert [w.returncode for w in workers] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+
+    (summary,) = optuna.get_all_study_summaries(postgres_url)
+    trials = optuna.load_study(study_name=summary.study_name, storage=postgres_url).trials
+    complete = sorted(t.number for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+    assert len(complete) >= 2 and len({t.user_attrs.get("worker") for t in trials}) == 2, trials
+    entries = Leaderboard(postgres_url).ranked()
+    assert sorted(e.trial for e in entries) == complete
+    assert not any((root / "leaderboard" / "leaderboard.sqlite").exists() for root in machines)
+    for root in machines:
+        table = subprocess.run([sys.executable, "run.py", "task=leaderboard", "study=postgres",
+                                f"study.storage={postgres_url}"], cwd=root, env=env, capture_output=True, text=True,
+                               timeout=120)
+        assert table.returncode == 0, table.stderr
+        listed = re.findall(rf"{summary.study_name}/(\d+)", table.stdout)
+        assert sorted(int(n) for n in listed) == complete, table.stdout

@@ -1,13 +1,21 @@
-"""The local leaderboard: every scored model (trial, blend or outside file) as one immutable entry.
+"""The leaderboard: every scored model (trial, blend or outside file) as one immutable entry.
 
-Entries live in an embedded SQLite file (`leaderboard/leaderboard.sqlite` by default) in WAL mode
-with a busy timeout, so several worker processes can add entries at once. An entry is written in
-one transaction together with its scored-days predictions and is never rewritten. Predictions are
-stored compactly: each entry's scores as a compressed npz blob, and its rows (event ids, labels,
-fold names), which all trials on the same data and split share, once per distinct row set; beside
-them its test-board predictions (float32, compressed) and its bootstrap replicates. Its
-`entry_key` is unique: the same trial (study + trial number) can never be recorded twice, even
-when two workers race; the second `add` raises `DuplicateEntryError`.
+Entries live in a database reached through SQLAlchemy, in tables of their own (`leaderboard_*`):
+by default an embedded SQLite file (`leaderboard/leaderboard.sqlite`) in WAL mode with a busy
+timeout, so several worker processes on one machine can add entries at once; given a PostgreSQL
+URL (with `study=postgres`, the studies' own database), one leaderboard that every worker on every
+machine writes and any machine ranks, reports and submits from. Workers that create the tables of
+an empty database at the same moment retry as the Optuna storage does (`databases.py`).
+
+An entry is written in one transaction together with its scored-days predictions and is never
+rewritten. Predictions are stored compactly: each entry's scores as byte-shuffled float32 in a
+compressed npz blob, with the few scores kept exactly whose rounding to float32 would merge two
+distinct values (so ranks, ties and every ATEC score on the stored scores are those of the
+originals); its rows (event ids, labels, fold names), which all trials on the same data and split
+share, once per distinct row set; beside them its test-board predictions (float32, compressed)
+and its bootstrap replicates. Its `entry_key` is unique: the same trial (study + trial number)
+can never be recorded twice, even when two workers race; the second `add` raises
+`DuplicateEntryError`.
 
 An entry of an Optuna trial is added unconfirmed (`confirmed=False`) before the trial is told
 complete, and confirmed after: a worker killed in between leaves an entry that is never ranked,
@@ -18,71 +26,75 @@ This module is a store: it computes no metric and reads no data set (see `evalua
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
-import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import sqlalchemy
+from sqlalchemy import (Boolean, Column, Double, ForeignKey, Index, Integer, LargeBinary, MetaData, Table, Text, func,
+                        insert, inspect, select, true, update)
+from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
+from atec_automl.databases import redacted, retry_schema_race
 from atec_automl.errors import AtecError
 from atec_automl.provenance import current_git_commit
 
 FAMILIES = ("catboost", "mlp", "cnn_lstm", "blend", "file")
 METRICS = ("score", "tpr1", "tpr2", "tpr3", "auc")
 BUSY_TIMEOUT_S = 60.0
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+WRITE = "atec_leaderboard_write"
+"""Execution option of a writing connection: on SQLite its transaction begins IMMEDIATE (takes the write lock first)."""
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    entry_key TEXT NOT NULL UNIQUE,
-    family TEXT NOT NULL,
-    study TEXT NOT NULL,
-    trial INTEGER,
-    params TEXT NOT NULL,
-    config_yaml TEXT NOT NULL,
-    data_fingerprint TEXT NOT NULL,
-    split TEXT NOT NULL,
-    fold_scores TEXT NOT NULL,
-    score REAL NOT NULL,
-    tpr1 REAL NOT NULL,
-    tpr2 REAL NOT NULL,
-    tpr3 REAL NOT NULL,
-    auc REAL NOT NULL,
-    fit_seconds REAL NOT NULL,
-    predict_seconds REAL NOT NULL,
-    git_commit TEXT NOT NULL,
-    best_iteration INTEGER,
-    policy TEXT NOT NULL,
-    frauds INTEGER NOT NULL,
-    score_low REAL,
-    score_high REAL,
-    true_a REAL,
-    true_b REAL,
-    confirmed INTEGER NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS row_sets (
-    digest TEXT PRIMARY KEY,
-    npz BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS predictions (
-    entry_id INTEGER PRIMARY KEY REFERENCES entries(id),
-    row_set TEXT NOT NULL REFERENCES row_sets(digest),
-    score_npz BLOB NOT NULL,
-    bootstrap_npz BLOB,
-    test_npz BLOB
-);
-CREATE INDEX IF NOT EXISTS entries_rank ON entries (score DESC, auc DESC, id);
-"""
-
+TABLES = MetaData()
+ENTRIES = Table(
+    "leaderboard_entries", TABLES,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("entry_key", Text, nullable=False, unique=True),
+    Column("family", Text, nullable=False),
+    Column("study", Text, nullable=False),
+    Column("trial", Integer),
+    Column("params", Text, nullable=False),
+    Column("config_yaml", Text, nullable=False),
+    Column("data_fingerprint", Text, nullable=False),
+    Column("split", Text, nullable=False),
+    Column("fold_scores", Text, nullable=False),
+    *(Column(name, Double, nullable=False) for name in (*METRICS, "fit_seconds", "predict_seconds")),
+    Column("git_commit", Text, nullable=False),
+    Column("best_iteration", Integer),
+    Column("policy", Text, nullable=False),
+    Column("frauds", Integer, nullable=False),
+    *(Column(name, Double) for name in ("score_low", "score_high", "true_a", "true_b")),
+    Column("confirmed", Boolean, nullable=False),
+    Column("created_at", Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+Index("leaderboard_entries_rank", ENTRIES.c.score.desc(), ENTRIES.c.auc.desc(), ENTRIES.c.id)
+ROW_SETS = Table(
+    "leaderboard_row_sets", TABLES,
+    Column("digest", Text, primary_key=True),
+    Column("npz", LargeBinary, nullable=False),
+)
+PREDICTIONS = Table(
+    "leaderboard_predictions", TABLES,
+    Column("entry_id", Integer, ForeignKey(ENTRIES.c.id), primary_key=True, autoincrement=False),
+    Column("row_set", Text, ForeignKey(ROW_SETS.c.digest), nullable=False),
+    Column("score_npz", LargeBinary, nullable=False),
+    Column("bootstrap_npz", LargeBinary),
+    Column("test_npz", LargeBinary),
+)
+VERSION = Table("leaderboard_version", TABLES, Column("version", Integer, primary_key=True, autoincrement=False))
 
 class DuplicateEntryError(AtecError):
     """An entry with the same `entry_key` is already on the leaderboard."""
@@ -111,15 +123,32 @@ class Predictions:
         return _npz(self._row_arrays())
 
     def score_npz(self) -> bytes:
-        """The scores (float64) as a compressed npz blob."""
-        return _npz({"score": self.score.astype(np.float64)})
+        """The scores as a compressed npz blob: float32, byte-shuffled (the exponent bytes compress),
+        and exactly (float64) on the rows whose distinct values float32 would merge into one.
+
+        Rounding to float32 keeps the order; only such merges could add ties, so the stored
+        scores rank, tie and score exactly as the originals do."""
+        score = np.asarray(self.score, dtype=np.float64)
+        narrow = score.astype("<f4")
+        distinct = np.unique(score)
+        merged = np.flatnonzero(distinct[1:].astype(np.float32) == distinct[:-1].astype(np.float32))
+        exact_rows = np.flatnonzero(np.isin(score, np.union1d(distinct[merged], distinct[merged + 1])))
+        shuffled = np.ascontiguousarray(narrow.view(np.uint8).reshape(-1, 4).T)
+        return _npz({"shuffled": shuffled, "exact_rows": exact_rows.astype(np.uint32), "exact": score[exact_rows]})
+
+    @staticmethod
+    def _scores(stored: Any) -> np.ndarray:
+        """The float64 scores of an opened `score_npz` blob."""
+        score = np.ascontiguousarray(stored["shuffled"].T).view("<f4").ravel().astype(np.float64)
+        score[stored["exact_rows"]] = stored["exact"]
+        return score
 
     @classmethod
     def from_npz(cls, rows_blob: bytes, score_blob: bytes) -> Predictions:
         """Inverse of `rows_npz` and `score_npz`."""
         with np.load(io.BytesIO(rows_blob), allow_pickle=False) as rows, \
                 np.load(io.BytesIO(score_blob), allow_pickle=False) as scores:
-            return cls(np.char.decode(rows["event_id"], "utf-8"), rows["label"], scores["score"],
+            return cls(np.char.decode(rows["event_id"], "utf-8"), rows["label"], cls._scores(scores),
                        np.char.decode(rows["fold"], "utf-8"))
 
     def rows_digest(self) -> str:
@@ -233,15 +262,9 @@ def _json(value: Any) -> str:
     return json.dumps(value, default=plain, sort_keys=True)
 
 
-ROW_COLUMNS = ("id", "entry_key", "family", "study", "trial", "params", "config_yaml", "data_fingerprint", "split",
-               "fold_scores", "score", "tpr1", "tpr2", "tpr3", "auc", "fit_seconds", "predict_seconds",
-               "git_commit", "best_iteration", "policy", "frauds", "score_low", "score_high", "true_a", "true_b",
-               "confirmed", "created_at")
-
-
-def _entry_from_row(row: sqlite3.Row) -> Entry:
+def _entry_from_row(row: RowMapping) -> Entry:
     """An `Entry` (without predictions) from a row of the entries table."""
-    values = dict(zip(ROW_COLUMNS, row))
+    values = dict(row)
     values["key"] = values.pop("entry_key")
     values["params"] = json.loads(values["params"])
     values["fold_scores"] = json.loads(values["fold_scores"])
@@ -249,45 +272,146 @@ def _entry_from_row(row: sqlite3.Row) -> Entry:
     return Entry(**values)
 
 
-class Leaderboard:
-    """The SQLite store at `path` (created with its folder on first use); safe across processes."""
+def _sqlite_connected(dbapi_connection: Any, _record: Any) -> None:
+    """A new SQLite connection: transactions begun by `_sqlite_begin`, a busy timeout on every lock."""
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+
+def _sqlite_begin(connection: Connection) -> None:
+    """BEGIN IMMEDIATE for writers (no deadlock upgrading a read lock), a plain BEGIN for readers."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITE) else "BEGIN")
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _one_line_errors(method: Method) -> Method:
+    """Database errors of a `Leaderboard` method as one `AtecError` line naming the store."""
+    @functools.wraps(method)
+    def wrapped(self: Leaderboard, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except SQLAlchemyError as error:
+            raise self._error(error) from error
+    return wrapped  # type: ignore[return-value]
+
+
+class Leaderboard:
+    """The store at `location`: a SQLite file path (created with its folder on first use) or a
+    database URL (`postgresql+psycopg://...`; `sqlite:///PATH` is the file PATH); safe across processes."""
+
+    def __init__(self, location: str | Path):
+        text = str(location)
+        server = "://" in text and not text.startswith("sqlite:///")
+        self.path: Path | None = None if server else Path(text.removeprefix("sqlite:///"))
+        self.url = text if server else f"sqlite:///{self.path}"
+        self.location = redacted(text) if server else str(self.path)
+        self._engine: Engine | None = None
+        self._engine_pid = 0
+        self._ready = False
+
+    def _error(self, error: Exception) -> AtecError:
+        """One line naming the store and the database's complaint."""
+        detail = str(getattr(error, "orig", None) or error).strip().splitlines()
+        return AtecError(f"leaderboard {self.location}: {type(error).__name__}: {detail[0] if detail else ''}")
+
+    def _engine_here(self) -> Engine:
+        """This process's engine (a forked child never reuses its parent's pooled connections)."""
+        if self._engine is None or self._engine_pid != os.getpid():
+            if self._engine is not None:
+                self._engine.dispose(close=False)
+            self._engine, self._engine_pid = self._new_engine(), os.getpid()
+        return self._engine
+
+    def _new_engine(self) -> Engine:
+        """SQLite: a fresh connection per use, busy timeout, explicit BEGIN; servers: a pool checked before use."""
+        try:
+            if self.path is None:
+                return sqlalchemy.create_engine(self.url, pool_pre_ping=True)
+            engine = sqlalchemy.create_engine(self.url, poolclass=NullPool, connect_args={"timeout": BUSY_TIMEOUT_S})
+        except (SQLAlchemyError, ImportError) as error:
+            raise AtecError(f"leaderboard {self.location}: cannot open ({type(error).__name__}: {error})") from None
+        sqlalchemy.event.listen(engine, "connect", _sqlite_connected)
+        sqlalchemy.event.listen(engine, "begin", _sqlite_begin)
+        return engine
+
+    def close(self) -> None:
+        """Close pooled connections (a later call opens new ones)."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A short-lived autocommit connection in WAL mode with a busy timeout; schema ensured."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        try:
-            connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                self._create_schema(connection)
-            elif version != SCHEMA_VERSION:
-                raise AtecError(f"leaderboard {self.path}: store format {version}, this code reads format "
-                                f"{SCHEMA_VERSION}; move the old file away to start a new leaderboard")
+    def _reading(self) -> Iterator[Connection]:
+        """A connection for reads (its transaction rolled back at the end)."""
+        with self._engine_here().connect() as connection:
             yield connection
-        except sqlite3.DatabaseError as error:
-            raise AtecError(f"leaderboard {self.path}: {error}") from error
-        finally:
-            connection.close()
 
-    @staticmethod
-    def _create_schema(connection: sqlite3.Connection) -> None:
-        """Switch to WAL and create the tables (idempotent, safe when several processes race)."""
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in filter(str.strip, SCHEMA.split(";")):
-                connection.execute(statement)
-            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A connection in a write transaction, committed at the end unless an error leaves it."""
+        with self._engine_here().connect() as connection:
+            connection.execution_options(**{WRITE: True})
+            with connection.begin():
+                yield connection
 
+    def _stored_version(self, connection: Connection) -> int | None:
+        """The store format of the database, None where it has no leaderboard yet.
+
+        SQLite files of earlier formats carry theirs as `PRAGMA user_version` only."""
+        if inspect(connection).has_table(VERSION.name):
+            return connection.execute(select(VERSION.c.version)).scalar_one_or_none()
+        if self.path is not None:
+            return connection.exec_driver_sql("PRAGMA user_version").scalar() or None
+        return None
+
+    def _check_version(self, version: int) -> None:
+        """Refuse a store of another format in one line."""
+        if version != SCHEMA_VERSION:
+            remedy = "move the old file away" if self.path is not None else "drop its leaderboard_* tables"
+            raise AtecError(f"leaderboard {self.location}: store format {version}, this code reads format "
+                            f"{SCHEMA_VERSION}; {remedy} to start a new leaderboard")
+
+    def _exists(self) -> bool:
+        """Whether the store has its tables (their format checked); creates nothing."""
+        if self._ready:
+            return True
+        if self.path is not None and not self.path.exists():
+            return False
+        with self._reading() as connection:
+            version = self._stored_version(connection)
+        if version is None:
+            return False
+        self._check_version(version)
+        self._ready = True
+        return True
+
+    def _open(self) -> None:
+        """Create the store if it does not exist yet (a lost creation race is retried), else check its format."""
+        if self._exists():
+            return
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        retry_schema_race(self._create)
+        self._ready = True
+
+    def _create(self) -> None:
+        """The tables and the format mark in one transaction (SQLite: in WAL mode), unless another writer made them."""
+        if self.path is not None:
+            with self._reading() as connection:
+                connection.connection.driver_connection.execute("PRAGMA journal_mode = WAL")
+        with self._writing() as connection:
+            version = self._stored_version(connection)
+            if version is not None:
+                self._check_version(version)
+                return
+            TABLES.create_all(connection)
+            connection.execute(insert(VERSION).values(version=SCHEMA_VERSION))
+            if self.path is not None:
+                connection.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @_one_line_errors
     def add(self, entry: Entry) -> int:
         """Record `entry` with its predictions in one transaction and return its id.
 
@@ -296,37 +420,44 @@ class Leaderboard:
         """
         self._validate(entry)
         key = entry.entry_key()
-        created_at = entry.created_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
-        values = (key, entry.family, entry.study, entry.trial, _json(entry.params), entry.config_yaml,
-                  entry.data_fingerprint, entry.split, _json(entry.fold_scores), entry.score, entry.tpr1,
-                  entry.tpr2, entry.tpr3, entry.auc, entry.fit_seconds, entry.predict_seconds, entry.git_commit,
-                  entry.best_iteration, entry.policy, entry.frauds, entry.score_low, entry.score_high, entry.true_a,
-                  entry.true_b, int(entry.confirmed), created_at)
+        values = dict(entry_key=key, family=entry.family, study=entry.study, trial=entry.trial,
+                      params=_json(entry.params), config_yaml=entry.config_yaml,
+                      data_fingerprint=entry.data_fingerprint, split=entry.split,
+                      fold_scores=_json(entry.fold_scores), **{name: getattr(entry, name) for name in METRICS},
+                      fit_seconds=entry.fit_seconds, predict_seconds=entry.predict_seconds,
+                      git_commit=entry.git_commit, best_iteration=entry.best_iteration, policy=entry.policy,
+                      frauds=entry.frauds, score_low=entry.score_low, score_high=entry.score_high,
+                      true_a=entry.true_a, true_b=entry.true_b, confirmed=bool(entry.confirmed),
+                      created_at=entry.created_at or datetime.now(timezone.utc).isoformat(timespec="seconds"))
         predictions = entry.predictions
         row_set, score_blob = predictions.rows_digest(), predictions.score_npz()
         bootstrap_blob = None if entry.bootstrap is None else _npz({"replicates": np.asarray(entry.bootstrap, np.float64)})
         test_blob = None if not entry.test_scores else _npz({b: np.asarray(s, np.float32) for b, s in entry.test_scores.items()})
-        with self._connect() as connection:
-            stored = connection.execute("SELECT 1 FROM row_sets WHERE digest = ?", (row_set,)).fetchone()
-            rows_blob = None if stored else predictions.rows_npz()
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                cursor = connection.execute(
-                    f"INSERT INTO entries ({', '.join(ROW_COLUMNS[1:])}) VALUES ({', '.join('?' * len(values))})", values)
-                entry_id = int(cursor.lastrowid)
+        self._open()
+        with self._reading() as connection:
+            stored = connection.execute(select(ROW_SETS.c.digest).where(ROW_SETS.c.digest == row_set)).first()
+        rows_blob = None if stored else predictions.rows_npz()
+        try:
+            with self._writing() as connection:
+                entry_id = int(connection.execute(insert(ENTRIES).values(**values)).inserted_primary_key[0])
                 if rows_blob is not None:
-                    connection.execute("INSERT OR IGNORE INTO row_sets (digest, npz) VALUES (?, ?)", (row_set, rows_blob))
-                connection.execute("INSERT INTO predictions (entry_id, row_set, score_npz, bootstrap_npz, test_npz) "
-                                   "VALUES (?, ?, ?, ?, ?)", (entry_id, row_set, score_blob, bootstrap_blob, test_blob))
-                connection.execute("COMMIT")
-            except sqlite3.IntegrityError:
-                connection.execute("ROLLBACK")
-                existing = connection.execute("SELECT id FROM entries WHERE entry_key = ?", (key,)).fetchone()
-                raise DuplicateEntryError(key, existing[0] if existing else None) from None
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
+                    self._store_row_set(connection, row_set, rows_blob)
+                connection.execute(insert(PREDICTIONS).values(entry_id=entry_id, row_set=row_set, score_npz=score_blob,
+                                                              bootstrap_npz=bootstrap_blob, test_npz=test_blob))
+        except IntegrityError:
+            with self._reading() as connection:
+                existing = connection.execute(select(ENTRIES.c.id).where(ENTRIES.c.entry_key == key)).scalar()
+            raise DuplicateEntryError(key, existing) from None
         return entry_id
+
+    @staticmethod
+    def _store_row_set(connection: Connection, digest: str, blob: bytes) -> None:
+        """Insert a shared row set, unless a concurrent writer stored the same rows a moment ago."""
+        try:
+            with connection.begin_nested():
+                connection.execute(insert(ROW_SETS).values(digest=digest, npz=blob))
+        except IntegrityError:
+            pass
 
     @staticmethod
     def _validate(entry: Entry) -> None:
@@ -341,6 +472,7 @@ class Leaderboard:
         if not np.all(np.isfinite(metrics)):
             raise AtecError(f"leaderboard: entry {entry.label()!r} has a non-finite metric: {dict(zip(METRICS, metrics))}")
 
+    @_one_line_errors
     def ranked(self, top: int | None = None, family: str | None = None, study: str | None = None,
                data: str | None = None) -> list[Entry]:
         """Confirmed entries best score first (ties: higher AUC, then earlier id), optionally filtered.
@@ -348,64 +480,73 @@ class Leaderboard:
         `data` matches data fingerprints by prefix, so a short fingerprint as printed works.
         A store that does not exist yet has no entries (and is not created).
         """
-        if not self.path.exists():
+        if not self._exists():
             return []
-        where, arguments = ["confirmed = 1"], []
+        query = select(ENTRIES).where(ENTRIES.c.confirmed == true())
         for column, value in (("family", family), ("study", study)):
             if value is not None:
-                where.append(f"{column} = ?")
-                arguments.append(value)
+                query = query.where(ENTRIES.c[column] == value)
         if data is not None:
-            where.append("substr(data_fingerprint, 1, ?) = ?")
-            arguments += [len(data), data]
-        sql = f"SELECT {', '.join(ROW_COLUMNS)} FROM entries WHERE " + " AND ".join(where)
-        sql += " ORDER BY score DESC, auc DESC, id ASC"
+            query = query.where(func.substr(ENTRIES.c.data_fingerprint, 1, len(data)) == data)
+        query = query.order_by(ENTRIES.c.score.desc(), ENTRIES.c.auc.desc(), ENTRIES.c.id.asc())
         if top is not None:
-            sql += " LIMIT ?"
-            arguments.append(int(top))
-        with self._connect() as connection:
-            return [_entry_from_row(row) for row in connection.execute(sql, arguments)]
+            query = query.limit(int(top))
+        with self._reading() as connection:
+            return [_entry_from_row(row) for row in connection.execute(query).mappings()]
 
+    @_one_line_errors
     def confirm(self, entry_ids: Iterable[int]) -> None:
         """Mark entries whose trials completed as confirmed (idempotent)."""
         ids = [int(i) for i in entry_ids]
         if not ids:
             return
-        with self._connect() as connection:
-            connection.executemany("UPDATE entries SET confirmed = 1 WHERE id = ?", [(i,) for i in ids])
+        self._open()
+        with self._writing() as connection:
+            connection.execute(update(ENTRIES).where(ENTRIES.c.id.in_(ids)).values(confirmed=True))
 
+    @_one_line_errors
     def unconfirmed(self, study: str) -> list[Entry]:
         """The study's entries whose trials were never confirmed complete."""
-        if not self.path.exists():
+        if not self._exists():
             return []
-        with self._connect() as connection:
-            rows = connection.execute(f"SELECT {', '.join(ROW_COLUMNS)} FROM entries WHERE confirmed = 0 AND study = ?",
-                                      (study,)).fetchall()
-        return [_entry_from_row(row) for row in rows]
+        query = select(ENTRIES).where(ENTRIES.c.confirmed != true(), ENTRIES.c.study == study)
+        with self._reading() as connection:
+            return [_entry_from_row(row) for row in connection.execute(query).mappings()]
 
+    @_one_line_errors
     def get(self, entry_id: int) -> Entry:
         """The entry with this id (without predictions)."""
-        with self._connect() as connection:
-            row = connection.execute(f"SELECT {', '.join(ROW_COLUMNS)} FROM entries WHERE id = ?", (entry_id,)).fetchone()
+        row = None
+        if self._exists():
+            with self._reading() as connection:
+                row = connection.execute(select(ENTRIES).where(ENTRIES.c.id == int(entry_id))).mappings().first()
         if row is None:
-            raise AtecError(f"leaderboard {self.path}: no entry with id {entry_id}")
+            raise AtecError(f"leaderboard {self.location}: no entry with id {entry_id}")
         return _entry_from_row(row)
 
+    @_one_line_errors
     def predictions(self, entry_id: int) -> Predictions:
         """The stored scored-days predictions of an entry."""
-        with self._connect() as connection:
-            row = connection.execute("SELECT row_sets.npz, predictions.score_npz FROM predictions JOIN row_sets "
-                                     "ON row_sets.digest = predictions.row_set WHERE entry_id = ?", (entry_id,)).fetchone()
+        query = (select(ROW_SETS.c.npz, PREDICTIONS.c.score_npz)
+                 .join_from(PREDICTIONS, ROW_SETS, ROW_SETS.c.digest == PREDICTIONS.c.row_set)
+                 .where(PREDICTIONS.c.entry_id == int(entry_id)))
+        row = None
+        if self._exists():
+            with self._reading() as connection:
+                row = connection.execute(query).first()
         if row is None:
-            raise AtecError(f"leaderboard {self.path}: no predictions for entry id {entry_id}")
+            raise AtecError(f"leaderboard {self.location}: no predictions for entry id {entry_id}")
         return Predictions.from_npz(*row)
 
+    @_one_line_errors
     def _blob(self, entry_id: int, column: str) -> bytes | None:
         """One npz column of an entry's predictions row."""
-        with self._connect() as connection:
-            row = connection.execute(f"SELECT {column} FROM predictions WHERE entry_id = ?", (entry_id,)).fetchone()
+        row = None
+        if self._exists():
+            with self._reading() as connection:
+                row = connection.execute(select(PREDICTIONS.c[column]).where(PREDICTIONS.c.entry_id == int(entry_id))).first()
         if row is None:
-            raise AtecError(f"leaderboard {self.path}: no predictions for entry id {entry_id}")
+            raise AtecError(f"leaderboard {self.location}: no predictions for entry id {entry_id}")
         return row[0]
 
     def bootstrap(self, entry_id: int) -> np.ndarray | None:

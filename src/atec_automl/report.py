@@ -227,7 +227,7 @@ def build_report(board: Leaderboard, top: int, storage: str | None) -> str:
     """The whole report page as one HTML string."""
     entries = board.ranked()
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    parts = [f"<h1>ATEC local leaderboard</h1><p class='note'>{html.escape(str(board.path))}: "
+    parts = [f"<h1>ATEC local leaderboard</h1><p class='note'>{html.escape(board.location)}: "
              f"{len(entries)} entries; generated {stamp}</p>"]
     if not entries:
         parts.append("<p>No entries yet.</p>")

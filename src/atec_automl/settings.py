@@ -65,6 +65,7 @@ class SubmitSettings(_Section):
 
 class LeaderboardSettings(_Section):
     path: StrictStr
+    url: StrictStr | None = None
     bootstrap: NonNegative = 200
 
 

@@ -72,7 +72,7 @@ def choose_entries(board: Leaderboard, fingerprint: str, entry_id: int | None, b
         raise AtecError(f"submit.choose: {choose!r} is not one of {', '.join(CHOICES)}")
     ranked = [e for e in board.ranked(data=fingerprint) if e.family not in ("file", "blend")]
     if not ranked:
-        raise AtecError(f"submit: the leaderboard {board.path} has no model entry for data {fingerprint[:12]}; "
+        raise AtecError(f"submit: the leaderboard {board.location} has no model entry for data {fingerprint[:12]}; "
                         "run a sweep (python run.py task=sweep) first")
     if choose == "lower_bound":
         ranked.sort(key=lambda e: -math.inf if e.score_low is None else e.score_low, reverse=True)

@@ -9,36 +9,22 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import random
-import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
 import sqlalchemy
-import sqlalchemy.exc
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from atec_automl.databases import redacted, retry_schema_race
 from atec_automl.errors import AtecError
-
-
-SCHEMA_RACE_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
-"""Workers starting together on an empty database race to create Optuna's tables; a loser retries
-after these pauses (each stretched by a random factor in [0.5, 1.5) so that losers do not retry in step)."""
-
-SCHEMA_RACE_SQLSTATES = frozenset({"42P07", "42P06", "42710", "23505"})
-"""PostgreSQL's duplicate_table, duplicate_schema, duplicate_object and unique_violation: what a
-worker gets when another one created the same table, type or row a moment before."""
-
-SCHEMA_RACE_MESSAGES = ("already exists", "database is locked")
-"""The same races as SQLite (and drivers without SQLSTATE) word them."""
 
 
 def quiet_optuna() -> None:
@@ -55,15 +41,8 @@ def storage_for(study_cfg: DictConfig) -> optuna.storages.RDBStorage:
     url = str(study_cfg.storage)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    for delay in SCHEMA_RACE_DELAYS:
-        try:
-            return _rdb_storage(url, study_cfg)
-        except Exception as error:
-            if not lost_schema_race(error):
-                raise cannot_open(url, error) from error
-        time.sleep(delay * random.uniform(0.5, 1.5))
     try:
-        return _rdb_storage(url, study_cfg)
+        return retry_schema_race(lambda: _rdb_storage(url, study_cfg))
     except Exception as error:
         raise cannot_open(url, error) from error
 
@@ -107,38 +86,6 @@ class RetryKilledTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
         trial = copy.deepcopy(trial)
         trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ATTEMPT_ATTRS}
         super().__call__(study, trial)
-
-
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    """The error and the errors it was raised from (Optuna wraps SQLAlchemy's in StorageInternalError)."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def lost_schema_race(error: BaseException) -> bool:
-    """Whether opening the storage failed because another worker was creating the same tables at that moment."""
-    for cause in _causes(error):
-        if isinstance(cause, sqlalchemy.exc.IntegrityError):
-            return True
-        if isinstance(cause, sqlalchemy.exc.DBAPIError):
-            if getattr(cause.orig, "sqlstate", None) in SCHEMA_RACE_SQLSTATES:
-                return True
-            if any(message in str(cause.orig).lower() for message in SCHEMA_RACE_MESSAGES):
-                return True
-    return False
-
-
-def redacted(url: str) -> str:
-    """The storage URL without its password, for messages and records."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest or ":" not in rest.split("@", 1)[0]:
-        return url
-    credentials, host = rest.split("@", 1)
-    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
 
 
 def study_name(cfg: DictConfig, family: str, data_fingerprint: str) -> str:

@@ -248,6 +248,6 @@ def run_promotions(study: optuna.Study, objective: Objective, callbacks: list, s
 
 def run_sweep(cfg: DictConfig, prepared: Prepared, run_dir: Path) -> list[FamilyResult]:
     """Sweep every family of `cfg.sweep.models`, in order."""
-    board = Leaderboard(cfg.leaderboard.path)
+    board = Leaderboard(cfg.leaderboard.url or cfg.leaderboard.path)
     climbed = low_fidelity_rungs(cfg, prepared)
     return [sweep_family(cfg, family, prepared, board, run_dir, climbed) for family in cfg.sweep.models]

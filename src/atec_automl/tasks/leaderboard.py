@@ -1,7 +1,7 @@
-"""`task=leaderboard`: print the ranked entries of the local leaderboard.
+"""`task=leaderboard`: print the ranked entries of the leaderboard.
 
-Keys: `leaderboard.path`, `leaderboard.top` (null: all), and the filters `leaderboard.family`,
-`leaderboard.study`, `leaderboard.data` (a data fingerprint or its prefix).
+Keys: `leaderboard.url` (else the SQLite file `leaderboard.path`), `leaderboard.top` (null: all), and
+the filters `leaderboard.family`, `leaderboard.study`, `leaderboard.data` (a data fingerprint or its prefix).
 """
 from __future__ import annotations
 
@@ -47,16 +47,16 @@ def describe_filters(cfg: DictConfig) -> str:
 
 def run(cfg: DictConfig) -> None:
     """Print the ranked table, or say that nothing matches."""
-    board = Leaderboard(cfg.leaderboard.path)
+    board = Leaderboard(cfg.leaderboard.url or cfg.leaderboard.path)
     entries = board.ranked(top=cfg.leaderboard.top, family=cfg.leaderboard.family,
                            study=cfg.leaderboard.study, data=cfg.leaderboard.data)
     filters = describe_filters(cfg)
     if not entries:
         where = f" matching {filters}" if filters else ""
-        print(f"The leaderboard {board.path} has no entries{where} yet: run a sweep "
+        print(f"The leaderboard {board.location} has no entries{where} yet: run a sweep "
               f"(task=sweep) or score a prediction file (task=score file=preds.csv score.add=true).")
         return
-    print(f"Leaderboard {board.path}" + (f" ({filters})" if filters else ""))
+    print(f"Leaderboard {board.location}" + (f" ({filters})" if filters else ""))
     print(format_table(entries, marks_against_best(board, entries)))
     print("interval90: 90 % bootstrap interval of the mean score over folds; vs-best: ~ a paired bootstrap on the "
           "same scored rows cannot tell it from the best (95 %), < it is worse; frauds: frauds scored over the folds")

@@ -33,7 +33,7 @@ def optuna_storage(cfg: DictConfig) -> str | None:
 
 def run(cfg: DictConfig) -> None:
     """Write the report and say where."""
-    board = Leaderboard(cfg.leaderboard.path)
+    board = Leaderboard(cfg.leaderboard.url or cfg.leaderboard.path)
     path = write_report(board, report_path(cfg), top=int(cfg.report.top), storage=optuna_storage(cfg))
     count = len(board.ranked())
     print(f"Wrote {path} ({count} entries{'; the leaderboard is empty' if count == 0 else ''})")

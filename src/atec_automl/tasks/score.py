@@ -121,8 +121,8 @@ def run(cfg: DictConfig) -> None:
     print(f"score {entry.score:.4f}  TPR1 {entry.tpr1:.4f}  TPR2 {entry.tpr2:.4f}  TPR3 {entry.tpr3:.4f}  "
           f"AUC {entry.auc:.4f}")
     if cfg.score.add:
-        board = Leaderboard(cfg.leaderboard.path)
+        board = Leaderboard(cfg.leaderboard.url or cfg.leaderboard.path)
         try:
-            print(f"added to {board.path} as entry {board.add(entry)}")
+            print(f"added to {board.location} as entry {board.add(entry)}")
         except DuplicateEntryError as duplicate:
-            print(f"not added: the same predictions are already entry {duplicate.existing_id} of {board.path}")
+            print(f"not added: the same predictions are already entry {duplicate.existing_id} of {board.location}")

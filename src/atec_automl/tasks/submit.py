@@ -16,7 +16,7 @@ from atec_automl.submit import make_submission, write_submission
 def submit(cfg: DictConfig, prepared: Prepared) -> Path:
     """Make, validate and write the submission; print the true A/B scores when hidden labels exist."""
     work_dir = Path(HydraConfig.get().runtime.output_dir) / "submit"
-    submission = make_submission(cfg, prepared, Leaderboard(cfg.leaderboard.path), work_dir)
+    submission = make_submission(cfg, prepared, Leaderboard(cfg.leaderboard.url or cfg.leaderboard.path), work_dir)
     target = write_submission(submission, prepared, cfg)
     progress(f"[submit] wrote {target}: " + ", ".join(f"{board}.csv ({len(s):,} rows)" for board, s in submission.scores.items()))
     if prepared.truth is not None:
