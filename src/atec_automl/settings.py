@@ -40,6 +40,7 @@ class StudySettings(_Section):
 class SweepSettings(_Section):
     models: Annotated[list[StrictStr], Field(min_length=1)]
     report_every: dict[str, Count]
+    prune_folds_after: NonNegative | None = 3
     submit: StrictBool
 
 

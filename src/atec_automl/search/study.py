@@ -27,6 +27,9 @@ from optuna.trial import FrozenTrial, TrialState
 from atec_automl.errors import AtecError
 
 
+METRIC_NAME = "atec_score"
+"""The objective's name as Optuna and its dashboard show it: the mean ATEC score over the folds."""
+
 SCHEMA_RACE_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
 """Workers starting together on an empty database race to create Optuna's tables; a loser retries
 after these pauses (each stretched by a random factor in [0.5, 1.5) so that losers do not retry in step)."""
@@ -140,6 +143,16 @@ def open_study(cfg: DictConfig, family: str, data_fingerprint: str) -> tuple[opt
         return optuna.create_study(direction="maximize", **settings), True
     except optuna.exceptions.DuplicatedStudyError:
         return optuna.load_study(**settings), False
+
+
+def describe_study(study: optuna.Study, metadata: dict[str, str]) -> None:
+    """Name the objective and record what the study's trials share (data, features, split, labels,
+    commit, family) as study user attributes, which `optuna-dashboard` shows beside the study."""
+    study.set_metric_names([METRIC_NAME])
+    current = study.user_attrs
+    for key, value in metadata.items():
+        if current.get(key) != value:
+            study.set_user_attr(key, value)
 
 
 def trial_seed(seed: int, trial_number: int) -> int:
