@@ -192,3 +192,26 @@ def test_fold_pruning_compares_running_means_over_as_many_folds() -> None:
     assert not fold_pruned(trial, [0.5, 0.3], startup=3)
     assert not fold_pruned(trial, [0.0], startup=4), "fewer complete trials than startup: never pruned"
     assert not fold_pruned(trial, [0.0], startup=None)
+
+
+@pytest.mark.slow
+def test_a_resubmission_reuses_its_folder_and_task_submissions_lists_it(swept) -> None:
+    root, _, _ = swept
+    if current_git_commit().endswith("-dirty"):
+        pytest.skip("uncommitted changes: a resubmission is never taken for the same code")
+    submit = sweep_command(root, "task=submit", "submit.refit=false", f"submit.dir={root}/submissions")
+    first = subprocess.run(submit, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = subprocess.run(submit, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    (folder,) = (root / "submissions").iterdir()
+    best = Leaderboard(root / "lb.sqlite").ranked()[0]
+    assert f"[submit] {folder} already holds this submission (entries {best.id}" in again.stdout
+    listed = subprocess.run(sweep_command(root, "task=submissions", f"submit.dir={root}/submissions"), cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("name "))
+    assert lines[header].split() == ["name", "method", "entries", "data", "scores", "created"]
+    assert lines[header + 1].split()[:5] == [folder.name, "entry", str(best.id), best.data_fingerprint[:8],
+                                             f"{best.score:.4f}"]
