@@ -16,8 +16,9 @@ from atec_automl.features.featureset import FeatureSet
 from atec_automl.leaderboard import Entry, Leaderboard
 from atec_automl.pipeline import Prepared
 from atec_automl.submit import (Submission, chosen_entries, choose_entries, identical_submission, identity,
-                                make_submission, rank_average, read_manifests, submission_frame, submit_settings,
+                                make_submission, rank_average, submission_frame, submit_settings,
                                 write_submission)
+from atec_automl.submissions import read_manifests
 from atec_automl.tasks.submissions import summary_rows
 
 

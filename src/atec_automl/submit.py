@@ -44,6 +44,7 @@ from atec_automl.pipeline import Prepared, refit_all
 from atec_automl.progress import progress
 from atec_automl.provenance import current_git_commit
 from atec_automl.staging import remove_stale_staging
+from atec_automl.submissions import read_manifests
 
 BOARDS = ("test_a", "test_b")
 CHOICES = ("best", "lower_bound", "indistinguishable")
@@ -186,19 +187,6 @@ def identical_submission(root: Path, wanted: dict) -> Path | None:
         if manifest_identity(content) == wanted:
             return folder
     return None
-
-
-def read_manifests(root: Path) -> list[tuple[Path, dict]]:
-    """(folder, manifest) of every submission in `root`, oldest first; unreadable manifests are skipped."""
-    found = []
-    for manifest_path in sorted(Path(root).glob("*/manifest.json")):
-        if manifest_path.parent.name.startswith("."):
-            continue
-        try:
-            found.append((manifest_path.parent, json.loads(manifest_path.read_text())))
-        except (OSError, ValueError):
-            continue
-    return sorted(found, key=lambda item: str(item[1].get("created_at", "")))
 
 
 def make_submission(cfg: DictConfig, prepared: Prepared, board: Leaderboard, work_dir: Path,

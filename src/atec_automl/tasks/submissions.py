@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from atec_automl.submit import read_manifests
+from atec_automl.submissions import read_manifests
 
 COLUMNS = ("name", "method", "entries", "data", "scores", "created")
 
