@@ -147,7 +147,8 @@ def open_study(cfg: DictConfig, family: str, data_fingerprint: str) -> tuple[opt
 
 def describe_study(study: optuna.Study, metadata: dict[str, str]) -> None:
     """Name the objective and record what the study's trials share (data, features, split, labels,
-    commit, family) as study user attributes, which `optuna-dashboard` shows beside the study."""
+    commit, family) as study user attributes, which `optuna-dashboard` shows beside the study. A
+    resumed study takes the latest worker's values (its `git_commit` above all; each entry keeps its own)."""
     study.set_metric_names([METRIC_NAME])
     current = study.user_attrs
     for key, value in metadata.items():
