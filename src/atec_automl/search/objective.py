@@ -8,7 +8,7 @@ What Optuna keeps of a trial: the first fold's validation values (per epoch, or 
 CatBoost iterations) as intermediate values, on which the study's pruner acts; the fold scores so
 far (`fold_scores`) and, once finished, the leaderboard entry (`entry_id`) as user attributes.
 Between folds a trial is pruned when its running mean score is below the median running mean of
-the other trials over as many folds (once `prune_folds_after` trials are complete).
+the complete trials over as many folds (once `prune_folds_after` trials are complete).
 """
 from __future__ import annotations
 
@@ -32,9 +32,6 @@ from atec_automl.models.base import Model, Report
 from atec_automl.models.space import SearchSpace, apply, suggest
 from atec_automl.pipeline import Prepared, fit_fold, label_policy, policy_queries, predict_boards
 from atec_automl.progress import TrialStatus
-
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-
 
 @dataclass
 class TrialContext:
@@ -72,16 +69,15 @@ def pruning_report(trial: optuna.Trial, logger: TrialLogger, every: int) -> Repo
 
 def fold_pruned(trial: optuna.Trial, fold_scores: list[float], startup: int | None) -> bool:
     """Whether the mean of the trial's first k fold scores is below the median of the same mean over
-    the study's finished trials that reached k folds, once `startup` trials are complete (None: never)."""
+    the study's complete trials, once `startup` of them are complete (None: never), as Optuna's
+    MedianPruner compares an intermediate value with complete trials' at the same step."""
     if startup is None:
         return False
-    finished = trial.study.get_trials(deepcopy=False, states=FINISHED)
-    if sum(t.state == optuna.trial.TrialState.COMPLETE for t in finished) < startup:
-        return False
+    complete = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     k = len(fold_scores)
-    others = [float(np.mean(t.user_attrs["fold_scores"][:k])) for t in finished
+    others = [float(np.mean(t.user_attrs["fold_scores"][:k])) for t in complete
               if len(t.user_attrs.get("fold_scores", [])) >= k]
-    return bool(others) and float(np.mean(fold_scores)) < float(np.median(others))
+    return len(complete) >= startup and bool(others) and float(np.mean(fold_scores)) < float(np.median(others))
 
 
 def best_value(study: optuna.Study) -> float | None:
