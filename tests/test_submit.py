@@ -15,8 +15,11 @@ from atec_automl.evaluation import FoldResult, build_entry
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.leaderboard import Entry, Leaderboard
 from atec_automl.pipeline import Prepared
-from atec_automl.submit import (Submission, choose_entries, make_submission, rank_average, submission_frame,
+from atec_automl.submit import (Submission, chosen_entries, choose_entries, identical_submission, identity,
+                                make_submission, rank_average, submission_frame, submit_settings,
                                 write_submission)
+from atec_automl.submissions import read_manifests
+from atec_automl.tasks.submissions import summary_rows
 
 
 def timeline(id_column: str = "event_id") -> Dataset:
@@ -144,3 +147,44 @@ def test_submit_without_refit_refuses_predictions_of_other_rows(tmp_path: Path) 
     cfg = OmegaConf.create({"submit": {"entry": entry_id, "blend_top": 1, "refit": False, "name": None}})
     with pytest.raises(AtecError, match="no stored predictions of test_a's 3 rows; use submit.refit=true"):
         make_submission(cfg, prepared(timeline()), board, tmp_path / "work")
+
+
+def stored_submission_cfg(tmp_path: Path, **submit: object) -> OmegaConf:
+    """The `submit` keys of a stored-prediction submission of the best entry, writing under tmp_path."""
+    return OmegaConf.create({"submit": {"dir": str(tmp_path / "submissions"), "entry": None, "blend_top": 1,
+                                        "choose": "best", "refit": False, "name": None, **submit}})
+
+
+def test_an_identical_resubmission_finds_the_folder_and_any_difference_does_not(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("atec_automl.submit.current_git_commit", lambda: "a" * 40)
+    board = Leaderboard(tmp_path / "lb.sqlite")
+    board.add(scored_entry(0, 3.0))
+    board.add(scored_entry(1, 1.0))
+    data, cfg = prepared(timeline()), stored_submission_cfg(tmp_path)
+    entries = chosen_entries(cfg, data, board)
+    written = write_submission(make_submission(cfg, data, board, tmp_path / "work", entries), data, cfg)
+    same = identity(chosen_entries(cfg, data, board), "f" * 64, "a" * 40, submit_settings(cfg))
+    assert identical_submission(tmp_path / "submissions", same) == written
+    blend = stored_submission_cfg(tmp_path, blend_top=2)
+    assert identical_submission(tmp_path / "submissions", identity(chosen_entries(blend, data, board), "f" * 64, "a" * 40,
+                                                                   submit_settings(blend))) is None
+    for changed in ({"git_commit": "b" * 40}, {"git_commit": "a" * 40 + "-dirty"}, {"data_fingerprint": "e" * 64},
+                    {"submit_settings": submit_settings(stored_submission_cfg(tmp_path, choose="lower_bound"))}):
+        assert identical_submission(tmp_path / "submissions", {**same, **changed}) is None, changed
+
+
+def test_the_submissions_listing_reads_every_manifest(tmp_path: Path) -> None:
+    board = Leaderboard(tmp_path / "lb.sqlite")
+    board.add(scored_entry(0, 3.0))
+    board.add(scored_entry(1, 1.0))
+    data = prepared(timeline())
+    for name, blend_top in (("one", 1), ("two", 2)):
+        cfg = stored_submission_cfg(tmp_path, name=name, blend_top=blend_top)
+        write_submission(make_submission(cfg, data, board, tmp_path / "work"), data, cfg)
+    (tmp_path / "submissions" / "broken").mkdir()
+    (tmp_path / "submissions" / "broken" / "manifest.json").write_text("{not json")
+    assert [folder.name for folder, _ in read_manifests(tmp_path / "submissions")] == ["one", "two"]
+    rows = summary_rows(tmp_path / "submissions")
+    scores = [e.score for e in board.ranked()]
+    assert [row[:5] for row in rows] == [("one", "entry", "1", "ffffffff", f"{scores[0]:.4f}"),
+                                         ("two", "blend", "1,2", "ffffffff", f"{scores[0]:.4f},{scores[1]:.4f}")]

@@ -1,12 +1,15 @@
 """A self-contained HTML report of the local leaderboard (plotly.js embedded: works offline).
 
-Sections: the ranked table; ROC curves of the top entries on a log FPR axis with marks at the
+One data set per report: the entries of the given data fingerprint (by default the best entry's),
+with a note of how many entries of other data sets are left out. Sections: the ranked table; ROC curves of the top entries on a log FPR axis with marks at the
 metric's FPR targets (from the stored predictions, pooled over folds); the optimisation history of
 each study (score by trial number with the best-so-far line); parameter importances per study (the
 Optuna study's fANOVA importances when its storage is given, otherwise the absolute Spearman
 correlation of each numeric parameter with the score, or the correlation ratio of a categorical
-one, over the study's leaderboard entries); the score by model family; where entries have true
-board scores (synthetic data), local against true scores with their rank correlation and optimism.
+one, over the study's leaderboard entries), from 2 complete trials, else a note saying why not; the
+score by model family; where entries have true board scores (synthetic data), local against true
+scores with their rank correlation and optimism; the submissions made on this data (their
+manifests in the submissions folder) with their entries' scores.
 The table shows each entry's grey-label policy, its score with the 90 % bootstrap interval, the
 frauds scored, and marks (~) the entries a paired bootstrap cannot tell from the best.
 """
@@ -30,17 +33,18 @@ from scipy.stats import spearmanr
 from atec_automl.evaluation import interval_text, marks_against_best
 from atec_automl.leaderboard import Entry, Leaderboard, Predictions
 from atec_automl.metric import TARGET_FPRS
+from atec_automl.submissions import read_manifests
 from atec_automl.truth import trust
 
 ROC_GRID_POINTS = 400
 PALETTE = plotly.colors.qualitative.Plotly
-MIN_TRIALS_FOR_IMPORTANCE = 3
+MIN_TRIALS_FOR_IMPORTANCE = 2
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; font-size: 0.9em; }
 th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #ddd; text-align: right; }
 th { background: #f0f3f8; }
-td.text { text-align: left; }
+td.text, #submissions th { text-align: left; }
 h2 { margin-top: 1.6em; }
 .note { color: #666; font-size: 0.9em; }
 """
@@ -223,31 +227,95 @@ def figures_html(figures: list[go.Figure]) -> list[str]:
             for i, figure in enumerate(figures)]
 
 
-def build_report(board: Leaderboard, top: int, storage: str | None) -> str:
-    """The whole report page as one HTML string."""
-    entries = board.ranked()
+def importance_note(study: str, entries: list[Entry]) -> str:
+    """Why a study has no importance plot."""
+    if len(entries) < MIN_TRIALS_FOR_IMPORTANCE:
+        return (f"{study}: {len(entries)} complete trial{'s' if len(entries) != 1 else ''}; parameter importances "
+                f"need at least {MIN_TRIALS_FOR_IMPORTANCE}")
+    return f"{study}: no parameter took two different values over its {len(entries)} complete trials"
+
+
+def submissions_html(root: Path, data: str, board: Leaderboard) -> str:
+    """The submissions made on `data` as a table (entries with their local and true scores), and a note
+    of those on other data."""
+    found = read_manifests(root)
+    mine = [(folder, content) for folder, content in found if str(content.get("data_fingerprint", "")).startswith(data)]
+    other = len(found) - len(mine)
+    elsewhere = f" ({other} on other data left out)" if other else ""
+    if not mine:
+        return f"<p class='note' id='no-submissions'>No submissions on this data in {html.escape(str(root))}{elsewhere}.</p>"
+    known = {e.id: e for e in board.ranked(data=data)}
+    rows = []
+    for folder, content in mine:
+        entries = content.get("entries", [])
+        scored = [f"#{e.get('id')} {e['score']:.4f}" if e.get("score") is not None else f"#{e.get('id')}" for e in entries]
+        single = known.get(entries[0].get("id")) if len(entries) == 1 else None
+        true = ["-" if single is None or v is None else f"{v:.4f}" for v in
+                ((single.true_a, single.true_b) if single is not None else (None, None))]
+        cells = [folder.name, str(content.get("method", "")), ", ".join(scored), *true,
+                 "refit" if content.get("refit", True) else "stored", str(content.get("git_commit", ""))[:12],
+                 str(content.get("created_at", ""))]
+        rows.append("<tr>" + "".join(f'<td class="text">{html.escape(c)}</td>' for c in cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("name", "method", "entries (local score)", "true A", "true B",
+                                             "predictions", "commit", "created"))
+    return (f'<table id="submissions"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            f"<p class='note'>{len(mine)} submission{'s' if len(mine) != 1 else ''} in {html.escape(str(root))}"
+            f"{elsewhere}; true scores where the data has hidden labels (single entries).</p>")
+
+
+def shown_data(board: Leaderboard, data: str | None) -> tuple[str | None, str]:
+    """The data fingerprint (prefix) the report shows and a note saying which and what is left out."""
+    everything = board.ranked()
+    chosen = data or (everything[0].data_fingerprint if everything else None)
+    if chosen is None:
+        return None, ""
+    others = [e for e in everything if not e.data_fingerprint.startswith(chosen)]
+    source = "configured" if data else "the best entry's"
+    note = f"data {chosen[:16]} ({source})"
+    if others:
+        count = len({e.data_fingerprint for e in others})
+        note += (f"; {len(others)} entr{'ies' if len(others) != 1 else 'y'} of {count} other data "
+                 f"set{'s' if count != 1 else ''} left out (leaderboard.data=FINGERPRINT shows another)")
+    return chosen, note
+
+
+def build_report(board: Leaderboard, top: int, storage: str | None, data: str | None = None,
+                 submissions: Path | None = None) -> str:
+    """The whole report page as one HTML string, for the entries of one data set (see `shown_data`)."""
+    data, data_note = shown_data(board, data)
+    entries = board.ranked(data=data) if data else []
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     parts = [f"<h1>ATEC local leaderboard</h1><p class='note'>{html.escape(board.location)}: "
-             f"{len(entries)} entries; generated {stamp}</p>"]
+             f"{len(entries)} entries; generated {stamp}</p>",
+             f"<p class='note' id='data-note'>{html.escape(data_note)}</p>" if data_note else ""]
     if not entries:
         parts.append("<p>No entries yet.</p>")
         return page(parts)
     parts += ["<h2>Ranked entries</h2>", table_html(entries, marks_against_best(board, entries)),
               "<p class='note'>interval: 90 % bootstrap interval of the mean score over folds; vs best: ~ where a "
               "paired bootstrap on the same scored rows cannot tell the entry from the best (95 %).</p>"]
+    if submissions is not None:
+        parts += ["<h2>Submissions</h2>", submissions_html(submissions, data, board)]
     sections: list[tuple[str, go.Figure]] = [("ROC curves", roc_figure(entries[:top], board))]
     trust_plot = trust_figure(entries)
     if trust_plot is not None:
         sections.append(("Local against true scores", trust_plot))
     if any(e.trial is not None for e in entries):
         sections.append(("Optimisation history", history_figure(entries)))
+    notes = []
     for study in sorted({e.study for e in entries if e.trial is not None}):
-        figure = importance_figure(study, [e for e in entries if e.study == study], storage)
+        study_entries = [e for e in entries if e.study == study]
+        figure = importance_figure(study, study_entries, storage) if len(study_entries) >= MIN_TRIALS_FOR_IMPORTANCE else None
         if figure is not None:
             sections.append((f"Parameter importance: {study}", figure))
+        else:
+            notes.append(importance_note(study, study_entries))
     sections.append(("Score by family", family_figure(entries)))
     for (title, _), div in zip(sections, figures_html([figure for _, figure in sections])):
         parts += [f"<h2>{html.escape(title)}</h2>", div]
+    if notes:
+        parts += ["<h2>Parameter importance: not shown</h2>",
+                  "<ul id='importance-notes'>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>"]
     return page(parts)
 
 
@@ -257,11 +325,12 @@ def page(parts: list[str]) -> str:
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
 
 
-def write_report(board: Leaderboard, path: str | Path, top: int = 5, storage: str | None = None) -> Path:
+def write_report(board: Leaderboard, path: str | Path, top: int = 5, storage: str | None = None,
+                 data: str | None = None, submissions: Path | None = None) -> Path:
     """Write the report to `path` atomically (a temp file in the same folder, then rename)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = build_report(board, top, storage)
+    text = build_report(board, top, storage, data, submissions)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:

@@ -50,6 +50,7 @@ class FidelitySettings(_Section):
 class SweepSettings(_Section):
     models: Annotated[list[StrictStr], Field(min_length=1)]
     report_every: dict[str, Count]
+    prune_folds_after: NonNegative | None = 3
     submit: StrictBool
     fidelity: FidelitySettings | None = None
 

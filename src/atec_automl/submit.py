@@ -12,6 +12,11 @@ row), `manifest.json` (entries, their configs, data fingerprint, git commit, tim
 the refit models with what scoring new events needs (`artifact.py`; `load_submission` reads them
 back). The folder is built under a temporary name and renamed into place, so a crash never leaves
 half of it.
+
+A resubmission identical to one in `submit.dir` (same entries, data fingerprint, git commit and
+`submit` settings) reuses that folder instead of writing another; a checkout with uncommitted
+changes (commit `...-dirty`) never counts as the same code. `list_submissions` reads the folder's
+manifests back for `task=submissions` and the report.
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ from atec_automl.pipeline import Prepared, refit_all
 from atec_automl.progress import progress
 from atec_automl.provenance import current_git_commit
 from atec_automl.staging import remove_stale_staging
+from atec_automl.submissions import read_manifests
 
 BOARDS = ("test_a", "test_b")
 CHOICES = ("best", "lower_bound", "indistinguishable")
@@ -148,10 +154,45 @@ def stored_predictions(entry: Entry, board: Leaderboard, rows: dict[str, np.ndar
     return {name: stored[name].astype(np.float64) for name in rows}
 
 
-def make_submission(cfg: DictConfig, prepared: Prepared, board: Leaderboard, work_dir: Path) -> Submission:
+def chosen_entries(cfg: DictConfig, prepared: Prepared, board: Leaderboard) -> list[Entry]:
+    """The entries the `submit` settings choose on this data."""
+    return choose_entries(board, prepared.dataset.fingerprint, cfg.submit.entry, cfg.submit.blend_top,
+                          str(cfg.submit.get("choose", "best")))
+
+
+def submit_settings(cfg: DictConfig) -> dict:
+    """The `submit` settings that change what a submission holds."""
+    return {"entry": cfg.submit.get("entry"), "choose": str(cfg.submit.get("choose", "best")),
+            "blend_top": int(cfg.submit.get("blend_top", 1)), "refit": bool(cfg.submit.get("refit", True))}
+
+
+def identity(entries: list[Entry], fingerprint: str, git_commit: str, settings: dict) -> dict:
+    """What makes two submissions the same: entries, data, code and settings."""
+    return {"entries": [e.id for e in entries], "data_fingerprint": fingerprint, "git_commit": git_commit,
+            "submit_settings": settings}
+
+
+def manifest_identity(content: dict) -> dict:
+    """The identity recorded in a manifest (manifests written before `submit_settings` match nothing)."""
+    return {"entries": [e.get("id") for e in content.get("entries", [])],
+            "data_fingerprint": content.get("data_fingerprint"), "git_commit": content.get("git_commit"),
+            "submit_settings": content.get("submit_settings")}
+
+
+def identical_submission(root: Path, wanted: dict) -> Path | None:
+    """The folder in `root` holding a submission of identity `wanted`; None if none (or the code is uncommitted)."""
+    if str(wanted["git_commit"]).endswith("-dirty") or wanted["git_commit"] == "unknown":
+        return None
+    for folder, content in read_manifests(root):
+        if manifest_identity(content) == wanted:
+            return folder
+    return None
+
+
+def make_submission(cfg: DictConfig, prepared: Prepared, board: Leaderboard, work_dir: Path,
+                    entries: list[Entry] | None = None) -> Submission:
     """Refit (or read the stored predictions of) the chosen entries; blend them when there are several."""
-    entries = choose_entries(board, prepared.dataset.fingerprint, cfg.submit.entry, cfg.submit.blend_top,
-                             str(cfg.submit.get("choose", "best")))
+    entries = entries or chosen_entries(cfg, prepared, board)
     rows = test_rows(prepared.dataset)
     members: list[Member] = []
     if cfg.submit.get("refit", True):
@@ -192,6 +233,7 @@ def manifest(submission: Submission, prepared: Prepared, cfg: DictConfig) -> dic
         "method": "entry" if len(submission.entries) == 1 else f"rank-average blend of {len(submission.entries)} entries",
         "choose": str(cfg.submit.get("choose", "best")),
         "refit": bool(cfg.submit.get("refit", True)),
+        "submit_settings": submit_settings(cfg),
         "entries": [{"id": e.id, "family": e.family, "study": e.study, "trial": e.trial, "policy": e.policy,
                      "score": e.score, "interval": [e.score_low, e.score_high], "frauds_scored": e.frauds,
                      "tpr1": e.tpr1, "tpr2": e.tpr2, "tpr3": e.tpr3, "auc": e.auc, "params": e.params,

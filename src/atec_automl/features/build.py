@@ -100,7 +100,7 @@ def compute_features(dataset: Dataset, spec: FeatureSpec, progress: bool = True,
     format_columns = [c for c in frame.columns if c not in TIMELINE_COLUMNS]
     builder = RawFeatureBuilder(frame, spec, format_columns, vocabulary)
     total = len(spec.entities) + 2 + (spec.sequence is not None)
-    with reuse_freed_memory(), tqdm(total=total, desc="features", unit="step", disable=not progress) as bar:
+    with reuse_freed_memory(), tqdm(total=total, desc="features", unit="step", disable=None if progress else True) as bar:
         table, categorical = builder.build(bar)
         seq_index = steps = None
         step_names: list[str] = []

@@ -4,10 +4,16 @@ Each fold trains on its training days, early-stops on its early-stopping window 
 on its scored days; the last fold's model also predicts every test board, stored with the entry
 (and scored against hidden labels where the data has them, for reporting only).
 
+What Optuna keeps of a trial: the first fold's validation values (per epoch, or per block of
+CatBoost iterations) as intermediate values, on which the study's pruner acts; the fold scores so
+far (`fold_scores`) and, once finished, the leaderboard entry (`entry_id`) as user attributes.
+Between folds a trial is pruned when its running mean score is below the median running mean of
+the complete trials over as many folds (once `prune_folds_after` trials are complete).
+
 On data large enough for low-fidelity rungs (`search/fidelity.py`), a trial first climbs the rungs
-and is pruned at the first one where it is not among the best; the rung scores are its only
-intermediate values then. Otherwise the first fold's epochs (or blocks of iterations) and each
-fold's running mean are reported, and the study's pruner may stop the trial at any of them.
+and is pruned at the first one where it is not among the best (successive halving); the rung
+scores are then its only intermediate values, and the full-size fit it earns is neither pruned on
+epochs nor between folds: the rungs already chose it.
 """
 from __future__ import annotations
 
@@ -28,12 +34,10 @@ from atec_automl.labels import build_policy
 from atec_automl.leaderboard import DuplicateEntryError, Entry, Leaderboard
 from atec_automl.loggers import TrialLogger
 from atec_automl.models.base import Model, Report
-from atec_automl.search.space import SearchSpace, apply, suggest
 from atec_automl.pipeline import Prepared, fit_fold, label_policy, policy_queries, predict_boards
+from atec_automl.progress import TrialStatus
 from atec_automl.search.fidelity import DEFERRED, PROMOTED_FROM, Rung, explored
-
-FOLD_STEP = 1_000_000
-"""Fold k's running mean score is reported at step FOLD_STEP + k, apart from the per-epoch steps."""
+from atec_automl.search.space import SearchSpace, apply, suggest
 
 
 @dataclass
@@ -49,10 +53,11 @@ class TrialContext:
     run_dir: Path
     report_every: int
     bootstrap: int = 200
+    prune_folds_after: int | None = 3
+    deadline: float | None = None
+    """time.monotonic() at which the family's `study.timeout_s` runs out (None: no timeout)."""
     rungs: tuple[Rung, ...] = ()
     explore_trials: int = 0
-    deadline: float | None = None
-    """`time.perf_counter()` at which the family's time budget ends: no trial is deferred past it."""
 
 
 def pruning_report(trial: optuna.Trial, logger: TrialLogger, every: int) -> Report:
@@ -68,6 +73,37 @@ def pruning_report(trial: optuna.Trial, logger: TrialLogger, every: int) -> Repo
         trial.report(value, step // every)
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at step {step} with validation value {value:.5f}")
+    return report
+
+
+def fold_pruned(trial: optuna.Trial, fold_scores: list[float], startup: int | None) -> bool:
+    """Whether the mean of the trial's first k fold scores is below the median of the same mean over
+    the study's complete trials, once `startup` of them are complete (None: never), as Optuna's
+    MedianPruner compares an intermediate value with complete trials' at the same step."""
+    if startup is None:
+        return False
+    complete = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    k = len(fold_scores)
+    others = [float(np.mean(t.user_attrs["fold_scores"][:k])) for t in complete
+              if len(t.user_attrs.get("fold_scores", [])) >= k]
+    return len(complete) >= startup and bool(others) and float(np.mean(fold_scores)) < float(np.median(others))
+
+
+def best_value(study: optuna.Study) -> float | None:
+    """The study's best score so far, None before its first complete trial."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return max((t.value for t in complete), default=None)
+
+
+def fold_report(pruning: Report | None, status: TrialStatus) -> Report | None:
+    """The fold's `report`: pruning (first fold) and the status line (on a terminal); None if neither."""
+    if not status.enabled:
+        return pruning
+
+    def report(step: int, value: float) -> None:
+        status.update(step, value)
+        if pruning is not None:
+            pruning(step, value)
     return report
 
 
@@ -100,8 +136,10 @@ class Objective:
         values = suggest(trial, context.space)
         trial_cfg = apply(context.cfg, context.space, values)
         context.logger.start(f"{context.family}-{trial.number}", trial.study.study_name, dict(values))
+        status = TrialStatus(f"{context.family} trial {trial.number}", "iteration" if context.family == "catboost" else "epoch",
+                             context.deadline, best_value(trial.study))
         try:
-            score = self._run(trial, trial_cfg, values)
+            score = self._run(trial, trial_cfg, values, status)
         except optuna.TrialPruned:
             context.logger.finish()
             raise
@@ -110,18 +148,21 @@ class Objective:
             context.logger.finish(failed=True)
             release_gpu_memory()
             raise
+        finally:
+            status.close()
         context.logger.finish()
         return score
 
-    def _climb(self, trial: optuna.Trial, trial_cfg: DictConfig) -> None:
+    def _climb(self, trial: optuna.Trial, trial_cfg: DictConfig, status: TrialStatus) -> None:
         """Fit and score the trial at each low-fidelity rung; raise TrialPruned where it falls behind, or
         when it passes them while the study is still exploring (deferred). A promoted trial skips them."""
         context = self.context
         if PROMOTED_FROM in trial.user_attrs:
             return
         for rung in context.rungs:
+            status.fold = f"{rung.share:.0%} of the users"
             root = context.run_dir / "trials" / f"{context.family}-{trial.number}" / rung.fold.name
-            result, _ = fit_fold(trial_cfg, context.prepared, rung.fold, root, None,
+            result, _ = fit_fold(trial_cfg, context.prepared, rung.fold, root, fold_report(None, status),
                                  label_policy(trial_cfg, context.prepared))
             trial.set_user_attr(f"rung_{rung.share:g}_score", result.atec.score)
             context.logger.log({"rung_score": result.atec.score, "rung_share": rung.share}, step=rung.step)
@@ -138,30 +179,31 @@ class Objective:
     def _exploring(self, trial: optuna.Trial) -> bool:
         """Whether fewer than `explore_trials` trials have scored at the first rung, within the time budget."""
         context = self.context
-        in_time = context.deadline is None or time.perf_counter() < context.deadline
+        in_time = context.deadline is None or time.monotonic() < context.deadline
         return in_time and explored(trial.study, context.rungs[0].step) < context.explore_trials
 
-    def _run(self, trial: optuna.Trial, trial_cfg: DictConfig, values: dict) -> float:
-        """Climb the low-fidelity rungs, then fit every fold at full size (without rungs, pruning on
-        the first fold's epochs and on each fold's running mean)."""
+    def _run(self, trial: optuna.Trial, trial_cfg: DictConfig, values: dict, status: TrialStatus) -> float:
+        """Climb the low-fidelity rungs, then fit every fold (without rungs, pruning on the first fold's
+        validation values and on each fold's running mean)."""
         context = self.context
-        self._climb(trial, trial_cfg)
+        self._climb(trial, trial_cfg, status)
+        prune_folds_after = None if context.rungs else context.prune_folds_after
         results: list[FoldResult] = []
         queries: list[list[dict] | None] = []
         model: Model | None = None
-        for k, fold in enumerate(context.prepared.folds):
-            report = pruning_report(trial, context.logger, context.report_every) if k == 0 and not context.rungs else None
+        folds = context.prepared.folds
+        for k, fold in enumerate(folds):
+            status.fold = f"fold {k + 1}/{len(folds)}"
+            pruning = pruning_report(trial, context.logger, context.report_every) if k == 0 and not context.rungs else None
             root = context.run_dir / "trials" / f"{context.family}-{trial.number}" / fold.name
             policy = label_policy(trial_cfg, context.prepared)
-            result, model = fit_fold(trial_cfg, context.prepared, fold, root, report, policy)
+            result, model = fit_fold(trial_cfg, context.prepared, fold, root, fold_report(pruning, status), policy)
             results.append(result)
             queries.append(policy_queries(policy, context.prepared))
-            running = float(np.mean([r.atec.score for r in results]))
-            if context.rungs:
-                continue
-            trial.report(running, FOLD_STEP + k)
-            if k + 1 < len(context.prepared.folds) and trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after {fold.name} with mean score {running:.5f}")
+            fold_scores = [float(r.atec.score) for r in results]
+            trial.set_user_attr("fold_scores", fold_scores)
+            if k + 1 < len(folds) and fold_pruned(trial, fold_scores, prune_folds_after):
+                raise optuna.TrialPruned(f"pruned after {fold.name} with mean score {np.mean(fold_scores):.5f}")
         entry = with_queries(self._entry(trial, trial_cfg, values, results, predict_boards(model, context.prepared)),
                              queries)
         if not math.isfinite(entry.score):

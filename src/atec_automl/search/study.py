@@ -27,6 +27,9 @@ from atec_automl.databases import redacted, retry_schema_race
 from atec_automl.errors import AtecError
 
 
+METRIC_NAME = "atec_score"
+"""The objective's name as Optuna and its dashboard show it: the mean ATEC score over the folds."""
+
 def quiet_optuna() -> None:
     """Our own progress lines replace Optuna's per-trial log; its experimental-feature notices are noise."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -116,6 +119,17 @@ def open_study(cfg: DictConfig, family: str, data_fingerprint: str,
         return optuna.create_study(direction="maximize", **settings), True
     except optuna.exceptions.DuplicatedStudyError:
         return optuna.load_study(**settings), False
+
+
+def describe_study(study: optuna.Study, metadata: dict[str, str]) -> None:
+    """Name the objective and record what the study's trials share (data, features, split, labels,
+    commit, family) as study user attributes, which `optuna-dashboard` shows beside the study. A
+    resumed study takes the latest worker's values (its `git_commit` above all; each entry keeps its own)."""
+    study.set_metric_names([METRIC_NAME])
+    current = study.user_attrs
+    for key, value in metadata.items():
+        if current.get(key) != value:
+            study.set_user_attr(key, value)
 
 
 def trial_seed(seed: int, trial_number: int) -> int:

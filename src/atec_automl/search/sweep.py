@@ -24,6 +24,8 @@ kill left in between. `benchmarks/chaos.py` kills workers at random moments and 
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,13 +40,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.storages._heartbeat import is_heartbeat_enabled
 
+from atec_automl.labels import build_policy
 from atec_automl.leaderboard import Leaderboard
 from atec_automl.search.space import SearchSpace, load_space
 from atec_automl.pipeline import Prepared
 from atec_automl.progress import progress
 from atec_automl.search.fidelity import PROMOTED_FROM, FidelitySchedule, Rung, promote, rungs
 from atec_automl.search.objective import Objective, TrialContext
-from atec_automl.search.study import open_study, trials_with_heartbeat
+from atec_automl.provenance import current_git_commit
+from atec_automl.search.study import describe_study, open_study, trials_with_heartbeat
 
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 WAITING = (optuna.trial.TrialState.WAITING,)
@@ -60,11 +64,16 @@ class FamilyResult:
     best_score: float | None
 
 
+def user_overrides() -> list[str]:
+    """The command line's overrides, less the `model` and `search` choices that the sweep makes per family."""
+    return [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in ("model", "search")]
+
+
 def family_config(cfg: DictConfig, family: str) -> DictConfig:
     """The run's config recomposed for one family: the user's overrides, `model=<family>`, then
     the family's `sweep.family_overrides`; the grey-label policy joins its search space unless the
     user fixed `labels=` or turned `sweep.search_labels` off."""
-    user = [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in ("model", "search")]
+    user = user_overrides()
     extra = list(cfg.sweep.family_overrides.get(family) or [])
     composed = compose(config_name="config", overrides=[*user, f"model={family}", f"+search={family}", *extra])
     if searches_labels(cfg, user):
@@ -85,6 +94,27 @@ def config_dir() -> Path:
         if source.provider == "main" and source.schema == "file":
             return Path(source.path)
     raise RuntimeError("no primary config directory in Hydra's config sources")
+
+
+def features_summary(features: dict) -> str:
+    """The feature spec in a few words: its class, its entity groups (if any) and a hash of the whole spec."""
+    digest = hashlib.sha256(json.dumps(features, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    kind = str(features.get("_target_", "features")).rsplit(".", 1)[-1]
+    groups = features.get("entities")
+    return f"{kind}" + (f" ({', '.join(groups)})" if isinstance(groups, dict) else "") + f", spec {digest}"
+
+
+def study_metadata(cfg: DictConfig, family: str, prepared: Prepared) -> dict[str, str]:
+    """What every trial of the family's study shares, as the study's user attributes show it."""
+    user = user_overrides()
+    return {
+        "family": family,
+        "data_fingerprint": prepared.dataset.fingerprint,
+        "features": features_summary(OmegaConf.to_container(cfg.features, resolve=True)),
+        "split": "; ".join(fold.describe() for fold in prepared.folds),
+        "label_policy": "searched" if searches_labels(cfg, user) else build_policy(cfg).name,
+        "git_commit": current_git_commit(),
+    }
 
 
 def enqueue_defaults(study: optuna.Study, space: SearchSpace) -> None:
@@ -201,6 +231,7 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
     space = load_space(family_cfg.search, config_dir())
     pruner = fidelity_schedule(cfg).pruner() if climbed else None
     study, created = open_study(family_cfg, family, prepared.dataset.fingerprint, pruner)
+    describe_study(study, study_metadata(family_cfg, family, prepared))
     budget = int(cfg.study.n_trials)
     if created and bool(cfg.study.enqueue_defaults):
         enqueue_defaults(study, space)
@@ -211,15 +242,18 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
     remaining = max(remaining, waiting_retries(study))
     if remaining > 0:
         schedule = fidelity_schedule(cfg)
+        timeout = cfg.study.timeout_s
+        after = cfg.sweep.get("prune_folds_after", 3)
         context = TrialContext(family, family_cfg, space, prepared, board, instantiate(cfg.logger), run_dir,
                                int(cfg.sweep.report_every.get(family, 1)), int(cfg.leaderboard.get("bootstrap", 200)),
-                               climbed, min(schedule.explore_trials, budget),
-                               None if cfg.study.timeout_s is None else started + float(cfg.study.timeout_s))
+                               prune_folds_after=None if after is None else int(after),
+                               deadline=None if timeout is None else time.monotonic() + float(timeout),
+                               rungs=climbed, explore_trials=min(schedule.explore_trials, budget))
         callbacks = [Budget(board, budget, climbed, schedule),
                      lambda s, t: progress(progress_line(family, s, t, budget, started))]
-        study.optimize(Objective(context), n_trials=remaining, timeout=cfg.study.timeout_s, catch=(Exception,),
+        study.optimize(Objective(context), n_trials=remaining, timeout=timeout, catch=(Exception,),
                        gc_after_trial=True, callbacks=callbacks)
-        run_promotions(study, Objective(context), callbacks, schedule, cfg.study.timeout_s, started)
+        run_promotions(study, Objective(context), callbacks, schedule, timeout, started)
     return FamilyResult(family, study.study_name, counted_trials(study), best_score(study))
 
 
