@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import html
 import math
-import os
-import tempfile
 from collections import defaultdict
 from datetime import datetime, timezone
 from itertools import cycle
@@ -31,6 +29,7 @@ import plotly.io as pio
 from scipy.stats import spearmanr
 
 from atec_automl.evaluation import interval_text, marks_against_best
+from atec_automl.staging import write_text_atomically
 from atec_automl.leaderboard import Entry, Leaderboard, Predictions
 from atec_automl.metric import TARGET_FPRS
 from atec_automl.submissions import read_manifests
@@ -329,15 +328,5 @@ def write_report(board: Leaderboard, path: str | Path, top: int = 5, storage: st
                  data: str | None = None, submissions: Path | None = None) -> Path:
     """Write the report to `path` atomically (a temp file in the same folder, then rename)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = build_report(board, top, storage, data, submissions)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_text_atomically(target, build_report(board, top, storage, data, submissions))
     return target

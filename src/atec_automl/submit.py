@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +40,7 @@ from atec_automl.models.base import ModelData
 from atec_automl.pipeline import Prepared, refit_all
 from atec_automl.progress import progress
 from atec_automl.provenance import current_git_commit
-from atec_automl.staging import remove_stale_staging
+from atec_automl.staging import remove_stale_staging, replacing_dir
 from atec_automl.submissions import read_manifests
 
 BOARDS = ("test_a", "test_b")
@@ -261,15 +258,10 @@ def write_submission(submission: Submission, prepared: Prepared, cfg: DictConfig
         raise AtecError(f"submit: {target} already exists; choose another submit.name")
     root.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(root)
-    staging = Path(tempfile.mkdtemp(prefix=f".{submission.name}.", dir=root))
-    try:
+    with replacing_dir(target) as staging:
         for board, scores in submission.scores.items():
             submission_frame(prepared.dataset, board, scores).to_csv(staging / f"{board}.csv", index=False, float_format="%.8g")
         content = manifest(submission, prepared, cfg)
         content.update(model_section(submission, prepared, cfg, staging))
         (staging / "manifest.json").write_text(json.dumps(content, indent=2, default=str))
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
