@@ -8,7 +8,8 @@ What Optuna keeps of a trial: the first fold's validation values (per epoch, or 
 CatBoost iterations) as intermediate values, on which the study's pruner acts; the fold scores so
 far (`fold_scores`) and, once finished, the leaderboard entry (`entry_id`) as user attributes.
 Between folds a trial is pruned when its running mean score is below the median running mean of
-the complete trials over as many folds (once `prune_folds_after` trials are complete).
+the complete trials over as many folds (once `prune_folds_after` trials are complete), unless it
+is one of the library-default trials a study starts with (one per label policy: the baselines).
 
 On data large enough for low-fidelity rungs (`search/fidelity.py`), a trial first climbs the rungs
 and is pruned at the first one where it is not among the best (successive halving); the rung
@@ -38,6 +39,10 @@ from atec_automl.pipeline import Prepared, fit_fold, label_policy, policy_querie
 from atec_automl.progress import TrialStatus
 from atec_automl.search.fidelity import DEFERRED, PROMOTED_FROM, Rung, explored
 from atec_automl.search.space import SearchSpace, apply, suggest
+
+
+ENQUEUED = "enqueued"
+"""User attribute of the listed trials a new study starts with (library defaults): never pruned between folds."""
 
 
 @dataclass
@@ -187,7 +192,7 @@ class Objective:
         validation values and on each fold's running mean)."""
         context = self.context
         self._climb(trial, trial_cfg, status)
-        prune_folds_after = None if context.rungs else context.prune_folds_after
+        prune_folds_after = None if context.rungs or trial.user_attrs.get(ENQUEUED) else context.prune_folds_after
         results: list[FoldResult] = []
         queries: list[list[dict] | None] = []
         model: Model | None = None

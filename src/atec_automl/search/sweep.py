@@ -46,7 +46,7 @@ from atec_automl.search.space import SearchSpace, load_space
 from atec_automl.pipeline import Prepared
 from atec_automl.progress import progress
 from atec_automl.search.fidelity import PROMOTED_FROM, FidelitySchedule, Rung, promote, rungs
-from atec_automl.search.objective import Objective, TrialContext
+from atec_automl.search.objective import ENQUEUED, Objective, TrialContext
 from atec_automl.provenance import current_git_commit
 from atec_automl.search.study import describe_study, open_study, trials_with_heartbeat
 
@@ -118,9 +118,11 @@ def study_metadata(cfg: DictConfig, family: str, prepared: Prepared) -> dict[str
 
 
 def enqueue_defaults(study: optuna.Study, space: SearchSpace) -> None:
-    """Queue the space's listed trials (library defaults first) in a study this worker created."""
+    """Queue the space's listed trials (library defaults first, one per label policy) in a study this
+    worker created, marked `enqueued` so that no fold pruning cuts them short: they are the baselines
+    every policy and every sampled trial is compared with."""
     for params in space.enqueue:
-        study.enqueue_trial(params)
+        study.enqueue_trial(params, user_attrs={ENQUEUED: True})
 
 
 def counted_trials(study: optuna.Study) -> int:
