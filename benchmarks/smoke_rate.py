@@ -7,8 +7,8 @@ Checks the earlier commit out into a temporary git worktree and runs, alternatel
 experiment=smoke labels=as_black split.n_folds=1 sweep.submit=false` on its own data and feature
 cache (built by an untimed first run), with a fresh study and leaderboard each time. The work per
 trial is the same on both sides (one fold, one label policy; the earlier commit had no other
-choice). Trials per hour count the finished trials in the study storage over the whole run's wall
-time, start-up included. The default `--before` is the last commit before the speed work of issue
+choice). Trials per hour count the complete and pruned trials in the study storage over the whole
+run's wall time, start-up included; a failed trial stops the benchmark. The default `--before` is the last commit before the speed work of issue
 9 (thread counts, metric, feature cache, fused optimizers, linear features). Prints `uptime`.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 import optuna
 
 REPO = Path(__file__).resolve().parents[1]
+COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 FIXED = ["experiment=smoke", "labels=as_black", "split.n_folds=1", "sweep.submit=false"]
 
 
@@ -52,9 +53,11 @@ def sweep(code: Path, work: Path, name: str, trials: int) -> tuple[float, int]:
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"{code.name}: exit {result.returncode}\n{result.stderr[-2000:]}")
-    finished = sum(len([t for t in summary_trials(storage, s.study_name) if t.state.is_finished()])
-                   for s in optuna.get_all_study_summaries(storage))
-    return seconds, finished
+    states = [t.state for s in optuna.get_all_study_summaries(storage) for t in summary_trials(storage, s.study_name)]
+    failed = states.count(optuna.trial.TrialState.FAIL)
+    if failed:
+        raise SystemExit(f"{code.name}: {failed} trials failed; see {out}/run")
+    return seconds, sum(state in COUNTED for state in states)
 
 
 def summary_trials(storage: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
