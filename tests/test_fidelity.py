@@ -8,7 +8,7 @@ import pytest
 
 from atec_automl.errors import AtecError
 from atec_automl.leaderboard import Leaderboard
-from atec_automl.search.fidelity import FidelitySchedule, rungs, user_subsample
+from atec_automl.search.fidelity import FidelitySchedule, promote, rungs, user_subsample
 from atec_automl.split import Fold
 from test_sweep import run, studies, sweep_command
 
@@ -83,3 +83,26 @@ def test_a_sweep_explores_at_the_rungs_first_and_only_full_fits_become_entries(t
     entries = Leaderboard(root / "leaderboard.sqlite").ranked()
     assert sorted(e.trial for e in entries) == sorted(complete)
     assert all("@" not in fold["fold"] for e in entries for fold in e.fold_scores), "entries are full-size fits"
+
+
+def a_study_with_deferred_trials(last_values: list[float]) -> optuna.Study:
+    """A real in-memory study whose trials passed both rungs (steps 1 and 3) and were deferred."""
+    study = optuna.create_study(direction="maximize")
+    distributions = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    for number, value in enumerate(last_values):
+        study.add_trial(optuna.trial.create_trial(
+            params={"x": number / 10}, distributions=distributions, state=optuna.trial.TrialState.PRUNED,
+            intermediate_values={1: value, 3: value}, user_attrs={"deferred": True}))
+    return study
+
+
+def test_promotion_waits_for_the_exploration_unless_the_budget_ended_it() -> None:
+    fold, codes = a_fold()
+    climbed = rungs(FidelitySchedule((0.1, 0.3), 100, 3), [fold], codes, seed=1)
+    schedule = FidelitySchedule((0.1, 0.3), 100, 3, explore_trials=10)
+    study = a_study_with_deferred_trials([0.2, 0.5, 0.3, 0.4, 0.1, 0.6])
+    assert promote(study, climbed, schedule, budget=20) == 0, "6 of 10 explored: nothing is fitted yet"
+    assert promote(study, climbed, schedule, budget=0) == 2, "the budget ended the exploration: the best 6 // 3"
+    queued = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [(t.system_attrs["fixed_params"]["x"], t.user_attrs["promoted_from"]) for t in queued] == [(0.5, 5), (0.1, 1)]
+    assert promote(study, climbed, schedule, budget=0) == 0, "a trial is promoted once"

@@ -231,7 +231,8 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
     """Run this worker's share of one family's study (until the budget or the timeout is reached)."""
     family_cfg = family_config(cfg, family)
     space = load_space(family_cfg.search, config_dir())
-    pruner = fidelity_schedule(cfg).pruner() if climbed else None
+    schedule = fidelity_schedule(cfg)
+    pruner = schedule.pruner() if climbed else None
     study, created = open_study(family_cfg, family, prepared.dataset.fingerprint, pruner)
     describe_study(study, study_metadata(family_cfg, family, prepared))
     budget = int(cfg.study.n_trials)
@@ -243,7 +244,6 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
     progress(f"[sweep] {family}: study {study.study_name}, {budget - remaining}/{budget} trials already done")
     remaining = max(remaining, waiting_retries(study))
     if remaining > 0:
-        schedule = fidelity_schedule(cfg)
         timeout = cfg.study.timeout_s
         after = cfg.sweep.get("prune_folds_after", 3)
         context = TrialContext(family, family_cfg, space, prepared, board, instantiate(cfg.logger), run_dir,
@@ -253,9 +253,10 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
                                rungs=climbed, explore_trials=min(schedule.explore_trials, budget))
         callbacks = [Budget(board, budget, climbed, schedule),
                      lambda s, t: progress(progress_line(family, s, t, budget, started))]
-        study.optimize(Objective(context), n_trials=remaining, timeout=timeout, catch=(Exception,),
+        objective = Objective(context)
+        study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(Exception,),
                        gc_after_trial=True, callbacks=callbacks)
-        run_promotions(study, Objective(context), callbacks, schedule, timeout, started)
+        run_promotions(study, objective, callbacks, schedule, timeout, started)
     return FamilyResult(family, study.study_name, counted_trials(study), best_score(study))
 
 
