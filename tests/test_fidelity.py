@@ -42,6 +42,14 @@ def test_rungs_are_nested_and_only_run_when_their_share_is_large_enough() -> Non
     assert set(low.fold.train) < set(high.fold.train)
 
 
+def test_a_rung_fits_its_share_of_the_model_steps_unless_told_not_to() -> None:
+    fold, codes = a_fold()
+    low, high = rungs(FidelitySchedule((0.111, 0.333), 100, 3), [fold], codes, seed=1)
+    assert (low.model_steps(2000), high.model_steps(2000), low.model_steps(20), low.model_steps(3)) == (222, 666, 3, 1)
+    whole = rungs(FidelitySchedule((0.111, 0.333), 100, 3, cut_steps=False), [fold], codes, seed=1)
+    assert [r.model_steps(2000) for r in whole] == [2000, 2000]
+
+
 @pytest.mark.parametrize("kwargs", [{"shares": (0.5, 0.2)}, {"shares": (1.0,)}, {"shares": (0.0,)},
                                     {"reduction_factor": 1}, {"min_train_rows": 0}, {"explore_trials": -1}])
 def test_a_bad_schedule_is_refused(kwargs: dict) -> None:
@@ -60,7 +68,7 @@ def test_a_bad_schedule_setting_is_one_error_line_before_any_data(run_cli) -> No
 def test_a_sweep_explores_at_the_rungs_first_and_only_full_fits_become_entries(tmp_path) -> None:
     root = tmp_path / "out"
     result = run(sweep_command(tmp_path, root, "sweep.models=[catboost]", "labels=as_black", "study.n_trials=7",
-                               "split.n_folds=1", "model.iterations=60", "sweep.submit=false",
+                               "split.n_folds=1", "sweep.submit=false",
                                "sweep.fidelity.min_train_rows=1000", "sweep.fidelity.explore_trials=4"))
     assert "[sweep] low-fidelity rungs on fold0: 11% of the users" in result.stdout
     trials = {t.number: t for t in studies(root)["catboost"].trials if t.state != optuna.trial.TrialState.WAITING}
@@ -68,6 +76,12 @@ def test_a_sweep_explores_at_the_rungs_first_and_only_full_fits_become_entries(t
     pruned = {n: t for n, t in trials.items() if t.state == optuna.trial.TrialState.PRUNED}
     assert len(complete) >= 1 and len(pruned) >= 4
     assert not any(set(t.intermediate_values) - {1, 3} for t in trials.values()), "only rung scores are reported"
+    for trial in trials.values():
+        for attr, cap in (("rung_0.111_steps", 17), ("rung_0.333_steps", 50)):
+            if attr in trial.user_attrs:
+                steps, best_step = trial.user_attrs[attr]
+                assert steps == cap and best_step < cap, "a rung fits its share of the 150 iterations (experiment=smoke)"
+    assert "rung_0.333_steps" in trials[0].user_attrs
     deferred = [n for n, t in pruned.items() if t.user_attrs.get("deferred")]
     assert deferred and min(deferred) == 0, "the first trial to pass the rungs waits for the exploration"
     assert all(t.user_attrs["pruned_at"] for t in pruned.values())

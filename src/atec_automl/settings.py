@@ -45,6 +45,7 @@ class FidelitySettings(_Section):
     min_train_rows: Count
     reduction_factor: Annotated[StrictInt, Field(ge=2)]
     explore_trials: NonNegative = 10
+    cut_steps: StrictBool = True
 
 
 class SweepSettings(_Section):

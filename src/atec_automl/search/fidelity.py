@@ -8,7 +8,10 @@ the same rows. Each rung's score is reported to Optuna at step `reduction_factor
 Optuna's `SuccessiveHalvingPruner` (asynchronous successive halving) lets a trial go on only while
 it is among the best `1 / reduction_factor` of the trials that reached the same rung. A trial that
 passes every rung is fitted and scored at full size on every fold; only those become leaderboard
-entries. The user subsets are nested (a rung's users include the cheaper rungs' users).
+entries. The user subsets are nested (a rung's users include the cheaper rungs' users). With
+`cut_steps` (the default) a rung also fits only its share of the model's steps (CatBoost
+iterations, epochs; at least one), so that a rung costs about share² of a full fit: on large data
+the first rung is what lets a study try many configurations within its budget.
 
 Explore first: optuna's pruner decides at once, so the first trial to pass the last rung would
 be fitted at full size while it has nothing to compete with, and on large data that one fit can
@@ -23,6 +26,7 @@ data (the smoke sweep) is searched at full size only, as before.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -40,6 +44,7 @@ class FidelitySchedule:
     min_train_rows: int = 40_000
     reduction_factor: int = 3
     explore_trials: int = 10
+    cut_steps: bool = True
 
     def __post_init__(self) -> None:
         if any(not 0.0 < share < 1.0 for share in self.shares) or list(self.shares) != sorted(set(self.shares)):
@@ -63,11 +68,17 @@ class FidelitySchedule:
 
 @dataclass(frozen=True)
 class Rung:
-    """One low-fidelity rung: the fold it fits and scores, and the step its score is reported at."""
+    """One low-fidelity rung: the fold it fits and scores, the step its score is reported at, and the
+    share of the model's steps (CatBoost iterations, epochs) it fits."""
 
     share: float
     step: int
     fold: Fold
+    step_share: float = 1.0
+
+    def model_steps(self, full_steps: int) -> int:
+        """The model steps a trial configured for `full_steps` fits at this rung (at least one)."""
+        return max(1, math.ceil(full_steps * self.step_share - 1e-9))
 
 
 def kept_users(user_codes: np.ndarray, share: float, seed: int) -> np.ndarray:
@@ -89,7 +100,8 @@ def rungs(schedule: FidelitySchedule, folds: list[Fold], user_codes: np.ndarray,
         return []
     last = folds[-1]
     shares = schedule.active_shares(len(last.train))
-    return [Rung(share, schedule.reduction_factor ** i, user_subsample(last, user_codes, share, seed))
+    return [Rung(share, schedule.reduction_factor ** i, user_subsample(last, user_codes, share, seed),
+                 share if schedule.cut_steps else 1.0)
             for i, share in enumerate(shares)]
 
 

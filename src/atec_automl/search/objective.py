@@ -35,7 +35,9 @@ from atec_automl.labels import build_policy
 from atec_automl.leaderboard import DuplicateEntryError, Entry, Leaderboard
 from atec_automl.loggers import TrialLogger
 from atec_automl.models.base import Model, Report
-from atec_automl.pipeline import Prepared, fit_fold, label_policy, policy_queries, predict_boards
+from atec_automl.models import family_class
+from atec_automl.pipeline import (Prepared, fit_fold, label_policy, model_family, policy_queries, predict_boards,
+                                  with_fixed_steps)
 from atec_automl.progress import TrialStatus
 from atec_automl.search.fidelity import DEFERRED, PROMOTED_FROM, Rung, explored
 from atec_automl.search.space import SearchSpace, apply, suggest
@@ -112,6 +114,13 @@ def fold_report(pruning: Report | None, status: TrialStatus) -> Report | None:
     return report
 
 
+def at_rung(trial_cfg: DictConfig, rung: Rung) -> tuple[DictConfig, int]:
+    """The trial's configuration fitting only the rung's share of its model steps, and that step count."""
+    step_key = family_class(model_family(trial_cfg)).step_key
+    steps = rung.model_steps(int(trial_cfg.model[step_key]))
+    return with_fixed_steps(trial_cfg, steps - 1), steps
+
+
 def release_gpu_memory() -> None:
     """After a failed trial (a GPU out-of-memory above all), hand cached GPU blocks back for the next one."""
     import torch
@@ -167,9 +176,11 @@ class Objective:
         for rung in context.rungs:
             status.fold = f"{rung.share:.0%} of the users"
             root = context.run_dir / "trials" / f"{context.family}-{trial.number}" / rung.fold.name
-            result, _ = fit_fold(trial_cfg, context.prepared, rung.fold, root, fold_report(None, status),
-                                 label_policy(trial_cfg, context.prepared))
+            rung_cfg, steps = at_rung(trial_cfg, rung)
+            result, _ = fit_fold(rung_cfg, context.prepared, rung.fold, root, fold_report(None, status),
+                                 label_policy(rung_cfg, context.prepared))
             trial.set_user_attr(f"rung_{rung.share:g}_score", result.atec.score)
+            trial.set_user_attr(f"rung_{rung.share:g}_steps", [steps, result.best_step])
             context.logger.log({"rung_score": result.atec.score, "rung_share": rung.share}, step=rung.step)
             trial.report(result.atec.score, rung.step)
             if trial.should_prune():

@@ -211,7 +211,8 @@ def fidelity_schedule(cfg: DictConfig) -> FidelitySchedule:
     if section is None:
         return FidelitySchedule()
     return FidelitySchedule(tuple(float(s) for s in section.shares), int(section.min_train_rows),
-                            int(section.reduction_factor), int(section.get("explore_trials", 10)))
+                            int(section.reduction_factor), int(section.get("explore_trials", 10)),
+                            bool(section.get("cut_steps", True)))
 
 
 def low_fidelity_rungs(cfg: DictConfig, prepared: Prepared) -> tuple[Rung, ...]:
@@ -220,7 +221,8 @@ def low_fidelity_rungs(cfg: DictConfig, prepared: Prepared) -> tuple[Rung, ...]:
     user_codes = pd.factorize(prepared.dataset.frame["user_id"], use_na_sentinel=False)[0].astype(np.int64)
     climbed = tuple(rungs(schedule, prepared.folds, user_codes, int(cfg.seed)))
     if climbed:
-        shown = ", ".join(f"{r.share:.0%} of the users ({len(r.fold.train):,} training rows)" for r in climbed)
+        shown = ", ".join(f"{r.share:.0%} of the users ({len(r.fold.train):,} training rows, "
+                          f"{r.step_share:.0%} of the model steps)" for r in climbed)
         progress(f"[sweep] low-fidelity rungs on {prepared.folds[-1].name}: {shown}; a trial goes on while among "
                  f"the best 1/{schedule.reduction_factor} at its rung, and only full-size fits become entries")
     return climbed
