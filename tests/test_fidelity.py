@@ -8,7 +8,7 @@ import pytest
 
 from atec_automl.errors import AtecError
 from atec_automl.leaderboard import Leaderboard
-from atec_automl.search.fidelity import FidelitySchedule, promote, rungs, user_subsample
+from atec_automl.search.fidelity import FidelitySchedule, promote, promote_the_best, rung_quota, rungs, user_subsample
 from atec_automl.split import Fold
 from test_sweep import run, studies, sweep_command
 
@@ -81,42 +81,68 @@ def test_a_sweep_explores_at_the_rungs_first_and_only_full_fits_become_entries(t
             if attr in trial.user_attrs:
                 steps, best_step = trial.user_attrs[attr]
                 assert steps == cap and best_step < cap, "a rung fits its share of the 150 iterations (experiment=smoke)"
-    assert "rung_0.333_steps" in trials[0].user_attrs
-    deferred = [n for n, t in pruned.items() if t.user_attrs.get("deferred")]
-    assert deferred and min(deferred) == 0, "the first trial to pass the rungs waits for the exploration"
+    assert any("rung_0.333_steps" in t.user_attrs for t in trials.values())
+    deferred = {n: t.user_attrs["deferred"] for n, t in pruned.items() if "deferred" in t.user_attrs}
+    assert deferred and min(deferred) == 0, "the first trial to pass a rung waits for the exploration"
     assert all(t.user_attrs["pruned_at"] for t in pruned.values())
-    assert all(n < 4 for n in deferred), "after the exploration, no trial is deferred"
+    assert all(n < 3 and step == 1 for n, step in deferred.items()), \
+        "only the first 4 - 1 to score at the first rung wait; quota 4 // 3 = 1 at the second: nobody waits there"
+    promoted = {n: t for n, t in trials.items() if "promoted_from" in t.user_attrs}
+    assert promoted, "the deferred trials among the best at the first rung are promoted"
+    for number, trial in promoted.items():
+        source = trials[trial.user_attrs["promoted_from"]]
+        assert source.user_attrs["deferred"] == trial.user_attrs["promoted_past"] == 1 and source.params == trial.params
+        assert set(trial.intermediate_values) == {3}, "a promoted trial goes on from the next rung"
     for number, trial in complete.items():
-        if "promoted_from" in trial.user_attrs:
-            source = trials[trial.user_attrs["promoted_from"]]
-            assert source.user_attrs["deferred"] and source.params == trial.params
-            assert trial.intermediate_values == {}, "a promoted trial does not climb again"
-        else:
-            assert set(trial.intermediate_values) == {1, 3} and number >= 4
-    assert "queued full-size fit" in result.stdout or any("promoted_from" in t.user_attrs for t in complete.values())
+        expected = {3} if number in promoted else {1, 3}
+        assert set(trial.intermediate_values) == expected and (number in promoted or number >= 3)
     entries = Leaderboard(root / "leaderboard.sqlite").ranked()
     assert sorted(e.trial for e in entries) == sorted(complete)
     assert all("@" not in fold["fold"] for e in entries for fold in e.fold_scores), "entries are full-size fits"
 
 
-def a_study_with_deferred_trials(last_values: list[float]) -> optuna.Study:
-    """A real in-memory study whose trials passed both rungs (steps 1 and 3) and were deferred."""
+def a_study_with_deferred_trials(values: list[float], step: int = 1) -> optuna.Study:
+    """A real in-memory study whose trials scored at the rungs up to `step` and were deferred there."""
     study = optuna.create_study(direction="maximize")
-    distributions = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
-    for number, value in enumerate(last_values):
-        study.add_trial(optuna.trial.create_trial(
-            params={"x": number / 10}, distributions=distributions, state=optuna.trial.TrialState.PRUNED,
-            intermediate_values={1: value, 3: value}, user_attrs={"deferred": True}))
+    add_deferred(study, values, step)
     return study
 
 
-def test_promotion_waits_for_the_exploration_unless_the_budget_ended_it() -> None:
+def add_deferred(study: optuna.Study, values: list[float], step: int) -> None:
+    """Add trials deferred at the rung of `step` (1 or 3) with these scores there."""
+    distributions = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    for value in values:
+        study.add_trial(optuna.trial.create_trial(
+            params={"x": value}, distributions=distributions, state=optuna.trial.TrialState.PRUNED,
+            intermediate_values={s: value for s in (1, 3) if s <= step}, user_attrs={"deferred": step}))
+
+
+def queued(study: optuna.Study) -> list[tuple[float, int, int]]:
+    """(x, promoted_from, promoted_past) of the study's waiting trials, in queue order."""
+    return [(t.system_attrs["fixed_params"]["x"], t.user_attrs["promoted_from"], t.user_attrs["promoted_past"])
+            for t in study.get_trials(states=(optuna.trial.TrialState.WAITING,))]
+
+
+def test_promotion_waits_for_each_rungs_quota_unless_the_budget_ended_it() -> None:
     fold, codes = a_fold()
     climbed = rungs(FidelitySchedule((0.1, 0.3), 100, 3), [fold], codes, seed=1)
     schedule = FidelitySchedule((0.1, 0.3), 100, 3, explore_trials=10)
+    assert [rung_quota(10, 3, i) for i in range(3)] == [10, 3, 1] and rung_quota(0, 3, 1) == 0
     study = a_study_with_deferred_trials([0.2, 0.5, 0.3, 0.4, 0.1, 0.6])
-    assert promote(study, climbed, schedule, budget=20) == 0, "6 of 10 explored: nothing is fitted yet"
+    assert promote(study, climbed, schedule, budget=20) == 0, "6 of 10 scored at the first rung: nothing goes on yet"
     assert promote(study, climbed, schedule, budget=0) == 2, "the budget ended the exploration: the best 6 // 3"
-    queued = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
-    assert [(t.system_attrs["fixed_params"]["x"], t.user_attrs["promoted_from"]) for t in queued] == [(0.5, 5), (0.1, 1)]
+    assert queued(study) == [(0.6, 5, 1), (0.5, 1, 1)], "best first, to go on from the second rung"
     assert promote(study, climbed, schedule, budget=0) == 0, "a trial is promoted once"
+    add_deferred(study, [0.7, 0.45, 0.9], step=3)
+    assert promote(study, climbed, schedule, budget=20) == 1, "3 scored at the second rung: its quota is met"
+    assert queued(study)[-1] == (0.9, 10, 3), "the best 3 // 3 goes on to the full-size fit"
+
+
+def test_the_budgets_last_promotion_is_the_trial_that_climbed_highest() -> None:
+    fold, codes = a_fold()
+    climbed = rungs(FidelitySchedule((0.1, 0.3), 100, 3), [fold], codes, seed=1)
+    study = a_study_with_deferred_trials([0.9, 0.8])
+    add_deferred(study, [0.4, 0.6], step=3)
+    assert promote_the_best(study, climbed)
+    assert queued(study) == [(0.6, 3, 3)], "the best at the highest rung, straight to its full-size fit"
+    assert not promote_the_best(optuna.create_study(direction="maximize"), climbed), "nothing deferred"

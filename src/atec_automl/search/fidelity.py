@@ -4,22 +4,25 @@ A trial first fits its configuration on a share of the users of the last fold (t
 test boards): a fixed random subset of user ids, all their training events and none of the
 others', so the subsample keeps every kept user's whole history and the split's time order. The
 early-stopping window and the scored rows stay whole, so that every trial at a rung is scored on
-the same rows. Each rung's score is reported to Optuna at step `reduction_factor ** i`, where
-Optuna's `SuccessiveHalvingPruner` (asynchronous successive halving) lets a trial go on only while
-it is among the best `1 / reduction_factor` of the trials that reached the same rung. A trial that
-passes every rung is fitted and scored at full size on every fold; only those become leaderboard
-entries. The user subsets are nested (a rung's users include the cheaper rungs' users). With
-`cut_steps` (the default) a rung also fits only its share of the model's steps (CatBoost
-iterations, epochs; at least one), so that a rung costs about share² of a full fit: on large data
-the first rung is what lets a study try many configurations within its budget.
+the same rows. Each rung's score is reported to Optuna at step `reduction_factor ** i`, and a
+trial goes on only while it is among the best `1 / reduction_factor` of the trials that reached
+the same rung (successive halving's rule; Optuna's `SuccessiveHalvingPruner` cannot serve here, as
+it judges every rung by a trial's last value, and a promoted trial has only its later rungs'). A
+trial that passes every rung is fitted and scored at full size on every fold; only those become
+leaderboard entries. The user subsets are nested (a rung's users include the cheaper rungs'
+users). With `cut_steps` (the default) a rung also fits only its share of the model's steps
+(CatBoost iterations, epochs; at least one), so that a rung costs about share² of a full fit.
 
-Explore first: optuna's pruner decides at once, so the first trial to pass the last rung would
-be fitted at full size while it has nothing to compete with, and on large data that one fit can
-take the family's whole budget. So until `explore_trials` trials of the study have scored at the
-first rung, a trial that passes the last rung stops there ("deferred", ending pruned). Once they
-have, the deferred trials still among the best `1 / reduction_factor` at the last rung are queued
-again with the same parameters ("promoted") and then fitted at full size without climbing again.
-After that a trial that passes the last rung goes on to its full-size fit directly.
+Breadth first: a pruner decides at once, so the first trials would climb every rung and go on to
+a full-size fit while they have nothing to compete with, and on large data those fits take the
+family's whole budget. So each rung has a quota: `explore_trials` trials at the first rung, a
+`reduction_factor`-th as many at each later one (10, then 3). Until a rung's quota of trials has
+scored there, a trial that passes it stops ("deferred", ending pruned). Once it has, the deferred
+trials still among the best there are queued again with the same parameters ("promoted") and go on
+from the next rung, or to the full-size fit after the last one; later trials that pass a rung
+whose quota is met climb on directly. This is synchronous successive halving (10 configurations at
+the first rung, the best 3 at the second, the best one at full size) within an asynchronous study:
+a budget that ends early still leaves the best deferred trial its full-size fit.
 
 A rung runs only when its share of the fold's training rows reaches `min_train_rows`, so that small
 data (the smoke sweep) is searched at full size only, as before.
@@ -59,11 +62,6 @@ class FidelitySchedule:
     def active_shares(self, train_rows: int) -> tuple[float, ...]:
         """The shares whose subsample of `train_rows` training rows is large enough to run."""
         return tuple(share for share in self.shares if share * train_rows >= self.min_train_rows)
-
-    def pruner(self) -> optuna.pruners.BasePruner:
-        """The pruner of a study searched over these rungs."""
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=self.reduction_factor,
-                                                      min_early_stopping_rate=0)
 
 
 @dataclass(frozen=True)
@@ -106,13 +104,28 @@ def rungs(schedule: FidelitySchedule, folds: list[Fold], user_codes: np.ndarray,
 
 
 PROMOTED_FROM = "promoted_from"
+"""User attribute of a promoted trial: the number of the deferred trial it goes on from."""
+PROMOTED_PAST = "promoted_past"
+"""User attribute of a promoted trial: the step of the last rung its deferred trial fitted; it fits the later ones."""
 DEFERRED = "deferred"
+"""User attribute of a deferred trial: the step of the rung where it stopped to wait for the exploration."""
 
 
-def explored(study: optuna.Study, first_step: int = 1) -> int:
-    """Finished trials of the study that scored at the first rung."""
+def rung_quota(explore_trials: int, reduction_factor: int, index: int) -> int:
+    """Trials that must score at rung `index` before any goes on past it: `explore_trials` at the first
+    rung, a `reduction_factor`-th as many at each later one (at least one); none when not exploring."""
+    return 0 if explore_trials <= 0 else max(1, explore_trials // reduction_factor ** index)
+
+
+def scored_at(study: optuna.Study, step: int) -> int:
+    """Finished trials of the study that scored at the rung reported at `step`."""
     finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
-    return sum(first_step in t.intermediate_values for t in finished)
+    return sum(step in t.intermediate_values for t in finished)
+
+
+def rung_values(study: optuna.Study, step: int) -> list[float]:
+    """Every trial's score at the rung reported at `step` (running trials' included)."""
+    return [t.intermediate_values[step] for t in study.get_trials(deepcopy=False) if step in t.intermediate_values]
 
 
 def among_the_best(value: float, values: list[float], reduction_factor: int) -> bool:
@@ -121,21 +134,42 @@ def among_the_best(value: float, values: list[float], reduction_factor: int) -> 
     return value >= sorted(values, reverse=True)[keep - 1]
 
 
-def promotions(study: optuna.Study, last_step: int, reduction_factor: int) -> list[optuna.trial.FrozenTrial]:
-    """Deferred trials, not promoted yet, still among the best at the last rung (best first)."""
+def promotions(study: optuna.Study, step: int, reduction_factor: int) -> list[optuna.trial.FrozenTrial]:
+    """Trials deferred at the rung of `step`, not promoted yet, still among the best there (best first)."""
     trials = study.get_trials(deepcopy=False)
     done = {t.user_attrs[PROMOTED_FROM] for t in trials if PROMOTED_FROM in t.user_attrs}
-    values = [t.intermediate_values[last_step] for t in trials if last_step in t.intermediate_values]
-    deferred = [t for t in trials if t.user_attrs.get(DEFERRED) and t.number not in done
-                and among_the_best(t.intermediate_values[last_step], values, reduction_factor)]
-    return sorted(deferred, key=lambda t: -t.intermediate_values[last_step])
+    values = rung_values(study, step)
+    deferred = [t for t in trials if t.user_attrs.get(DEFERRED) == step and t.number not in done
+                and among_the_best(t.intermediate_values[step], values, reduction_factor)]
+    return sorted(deferred, key=lambda t: -t.intermediate_values[step])
+
+
+def enqueue_promotion(study: optuna.Study, trial: optuna.trial.FrozenTrial, past_step: int) -> None:
+    """Queue `trial`'s parameters again, to go on after the rung of `past_step`."""
+    study.enqueue_trial(trial.params, user_attrs={PROMOTED_FROM: trial.number, PROMOTED_PAST: past_step})
 
 
 def promote(study: optuna.Study, climbed: list[Rung] | tuple[Rung, ...], schedule: FidelitySchedule, budget: int) -> int:
-    """Once exploration is over, queue the deferred trials that earned a full-size fit; returns how many."""
-    if not climbed or explored(study, climbed[0].step) < min(schedule.explore_trials, budget):
-        return 0
-    chosen = promotions(study, climbed[-1].step, schedule.reduction_factor)
-    for trial in chosen:
-        study.enqueue_trial(trial.params, user_attrs={PROMOTED_FROM: trial.number})
-    return len(chosen)
+    """At every rung whose exploration is over (its quota of trials scored there), queue the deferred
+    trials still among the best there, to go on to the next rung or the full-size fit; returns how many."""
+    explore = min(schedule.explore_trials, budget)
+    queued = 0
+    for index, rung in enumerate(climbed):
+        if scored_at(study, rung.step) < rung_quota(explore, schedule.reduction_factor, index):
+            continue
+        for trial in promotions(study, rung.step, schedule.reduction_factor):
+            enqueue_promotion(study, trial, rung.step)
+            queued += 1
+    return queued
+
+
+def promote_the_best(study: optuna.Study, climbed: list[Rung] | tuple[Rung, ...]) -> bool:
+    """Queue the full-size fit of the deferred trial that climbed highest (best score there), if any."""
+    trials = study.get_trials(deepcopy=False)
+    done = {t.user_attrs[PROMOTED_FROM] for t in trials if PROMOTED_FROM in t.user_attrs}
+    deferred = [t for t in trials if t.user_attrs.get(DEFERRED) in t.intermediate_values and t.number not in done]
+    if not climbed or not deferred:
+        return False
+    best = max(deferred, key=lambda t: (t.user_attrs[DEFERRED], t.intermediate_values[t.user_attrs[DEFERRED]]))
+    enqueue_promotion(study, best, climbed[-1].step)
+    return True

@@ -39,7 +39,7 @@ from atec_automl.models import family_class
 from atec_automl.pipeline import (Prepared, fit_fold, label_policy, model_family, policy_queries, predict_boards,
                                   with_fixed_steps)
 from atec_automl.progress import TrialStatus
-from atec_automl.search.fidelity import DEFERRED, PROMOTED_FROM, Rung, explored
+from atec_automl.search.fidelity import DEFERRED, PROMOTED_PAST, Rung, among_the_best, rung_quota, rung_values, scored_at
 from atec_automl.search.space import SearchSpace, apply, suggest
 
 
@@ -65,6 +65,9 @@ class TrialContext:
     """time.monotonic() at which the family's `study.timeout_s` runs out (None: no timeout)."""
     rungs: tuple[Rung, ...] = ()
     explore_trials: int = 0
+    reduction_factor: int = 3
+    finishing: bool = False
+    """Past the budget with no full-size fit yet: a promoted trial skips its remaining rungs."""
 
 
 def pruning_report(trial: optuna.Trial, logger: TrialLogger, every: int) -> Report:
@@ -168,35 +171,41 @@ class Objective:
         return score
 
     def _climb(self, trial: optuna.Trial, trial_cfg: DictConfig, status: TrialStatus) -> None:
-        """Fit and score the trial at each low-fidelity rung; raise TrialPruned where it falls behind, or
-        when it passes them while the study is still exploring (deferred). A promoted trial skips them."""
+        """Fit and score the trial at each low-fidelity rung it has not climbed yet; raise TrialPruned where
+        it falls behind, or where it passes a rung whose exploration is not over (deferred)."""
         context = self.context
-        if PROMOTED_FROM in trial.user_attrs:
+        climbed = int(trial.user_attrs.get(PROMOTED_PAST, 0))
+        if climbed and context.finishing:
             return
-        for rung in context.rungs:
+        for index, rung in enumerate(context.rungs):
+            if rung.step <= climbed:
+                continue
             status.fold = f"{rung.share:.0%} of the users"
             root = context.run_dir / "trials" / f"{context.family}-{trial.number}" / rung.fold.name
             rung_cfg, steps = at_rung(trial_cfg, rung)
             result, _ = fit_fold(rung_cfg, context.prepared, rung.fold, root, fold_report(None, status),
                                  label_policy(rung_cfg, context.prepared))
-            trial.set_user_attr(f"rung_{rung.share:g}_score", result.atec.score)
+            score = result.atec.score
+            trial.set_user_attr(f"rung_{rung.share:g}_score", score)
             trial.set_user_attr(f"rung_{rung.share:g}_steps", [steps, result.best_step])
-            context.logger.log({"rung_score": result.atec.score, "rung_share": rung.share}, step=rung.step)
-            trial.report(result.atec.score, rung.step)
-            if trial.should_prune():
-                trial.set_user_attr("pruned_at", f"{rung.share:.0%} of the users, score {result.atec.score:.4f}")
-                raise optuna.TrialPruned(f"pruned at {rung.share:.0%} of the users with score {result.atec.score:.5f}")
-        if context.rungs and self._exploring(trial):
-            trial.set_user_attr(DEFERRED, True)
-            trial.set_user_attr("pruned_at", f"the last rung, deferred: the full-size fit waits until "
-                                             f"{context.explore_trials} trials have explored")
-            raise optuna.TrialPruned("deferred until the exploration is over")
+            context.logger.log({"rung_score": score, "rung_share": rung.share}, step=rung.step)
+            trial.report(score, rung.step)
+            if not among_the_best(score, rung_values(trial.study, rung.step), context.reduction_factor):
+                trial.set_user_attr("pruned_at", f"{rung.share:.0%} of the users, score {score:.4f}")
+                raise optuna.TrialPruned(f"pruned at {rung.share:.0%} of the users with score {score:.5f}")
+            if self._exploring(trial, index):
+                trial.set_user_attr(DEFERRED, rung.step)
+                trial.set_user_attr("pruned_at", f"{rung.share:.0%} of the users, score {score:.4f}, deferred: the "
+                                                 f"next fit waits until this rung's exploration is over")
+                raise optuna.TrialPruned(f"deferred at {rung.share:.0%} of the users until the exploration is over")
 
-    def _exploring(self, trial: optuna.Trial) -> bool:
-        """Whether fewer than `explore_trials` trials have scored at the first rung, within the time budget."""
+    def _exploring(self, trial: optuna.Trial, index: int) -> bool:
+        """Whether this trial is one of the first quota - 1 to score at rung `index`, within the time budget
+        (the trial that fills the quota goes on at once, if among the best)."""
         context = self.context
         in_time = context.deadline is None or time.monotonic() < context.deadline
-        return in_time and explored(trial.study, context.rungs[0].step) < context.explore_trials
+        quota = rung_quota(context.explore_trials, context.reduction_factor, index)
+        return in_time and scored_at(trial.study, context.rungs[index].step) + 1 < quota
 
     def _run(self, trial: optuna.Trial, trial_cfg: DictConfig, values: dict, status: TrialStatus) -> float:
         """Climb the low-fidelity rungs, then fit every fold (without rungs, pruning on the first fold's

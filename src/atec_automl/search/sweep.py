@@ -45,7 +45,7 @@ from atec_automl.leaderboard import Leaderboard
 from atec_automl.search.space import SearchSpace, load_space
 from atec_automl.pipeline import Prepared
 from atec_automl.progress import progress
-from atec_automl.search.fidelity import PROMOTED_FROM, FidelitySchedule, Rung, promote, rungs
+from atec_automl.search.fidelity import PROMOTED_FROM, FidelitySchedule, Rung, promote, promote_the_best, rungs
 from atec_automl.search.objective import ENQUEUED, Objective, TrialContext
 from atec_automl.provenance import current_git_commit
 from atec_automl.search.study import describe_study, open_study, trials_with_heartbeat
@@ -234,8 +234,7 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
     family_cfg = family_config(cfg, family)
     space = load_space(family_cfg.search, config_dir())
     schedule = fidelity_schedule(cfg)
-    pruner = schedule.pruner() if climbed else None
-    study, created = open_study(family_cfg, family, prepared.dataset.fingerprint, pruner)
+    study, created = open_study(family_cfg, family, prepared.dataset.fingerprint)
     describe_study(study, study_metadata(family_cfg, family, prepared))
     budget = int(cfg.study.n_trials)
     if created and bool(cfg.study.enqueue_defaults):
@@ -252,7 +251,8 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
                                int(cfg.sweep.report_every.get(family, 1)), int(cfg.leaderboard.get("bootstrap", 200)),
                                prune_folds_after=None if after is None else int(after),
                                deadline=None if timeout is None else time.monotonic() + float(timeout),
-                               rungs=climbed, explore_trials=min(schedule.explore_trials, budget))
+                               rungs=climbed, explore_trials=min(schedule.explore_trials, budget),
+                               reduction_factor=schedule.reduction_factor)
         callbacks = [Budget(board, budget, climbed, schedule),
                      lambda s, t: progress(progress_line(family, s, t, budget, started))]
         objective = Objective(context)
@@ -264,25 +264,28 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
 
 def run_promotions(study: optuna.Study, objective: Objective, callbacks: list, schedule: FidelitySchedule,
                    timeout_s: float | None, started: float) -> None:
-    """Fit the promotions still queued when this worker's trial count or time ran out: all of them
-    within the time budget; past it, only the best one, and only if the family has no full-size fit
-    yet. If the budget ended the exploration early, its best trials are promoted now, so that every
-    family has at least one full-size entry."""
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    """Fit the promotions queued or earned when this worker's trial count ran out, within the time budget.
+    Past it, only while the family has no full-size fit: then one promotion at a time (the best deferred
+    trial's when none is queued) goes straight to its full-size fit, so that every family has an entry."""
     context = objective.context
-    if not complete and not waiting_retries(study) and context.rungs:
-        promote(study, context.rungs, schedule, budget=0)
-    waiting = waiting_retries(study)
-    if waiting == 0:
-        return
-    left = None if timeout_s is None else float(timeout_s) - (time.perf_counter() - started)
-    if left is not None and left <= 0:
-        if complete:
+    while True:
+        complete = bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+        left = None if timeout_s is None else float(timeout_s) - (time.perf_counter() - started)
+        past_budget = left is not None and left <= 0
+        if past_budget and complete:
             return
-        waiting, left = 1, None
-    progress(f"[sweep] {objective.context.family}: {waiting} queued full-size fit(s) of trials promoted at the rungs")
-    study.optimize(objective, n_trials=waiting, timeout=left, catch=(Exception,), gc_after_trial=True,
-                   callbacks=callbacks)
+        if not waiting_retries(study):
+            promote(study, context.rungs, schedule, budget=0)
+        if not complete and not waiting_retries(study):
+            promote_the_best(study, context.rungs)
+        waiting = waiting_retries(study)
+        if waiting == 0:
+            return
+        if past_budget:
+            waiting, left, context.finishing = 1, None, True
+        progress(f"[sweep] {context.family}: {waiting} queued fit(s) of trials promoted at the rungs")
+        study.optimize(objective, n_trials=waiting, timeout=left, catch=(Exception,), gc_after_trial=True,
+                       callbacks=callbacks)
 
 
 def run_sweep(cfg: DictConfig, prepared: Prepared, run_dir: Path) -> list[FamilyResult]:
