@@ -69,7 +69,8 @@ def test_a_sweep_explores_at_the_rungs_first_and_only_full_fits_become_entries(t
     root = tmp_path / "out"
     result = run(sweep_command(tmp_path, root, "sweep.models=[catboost]", "labels=as_black", "study.n_trials=7",
                                "split.n_folds=1", "sweep.submit=false",
-                               "sweep.fidelity.min_train_rows=1000", "sweep.fidelity.explore_trials=4"))
+                               "sweep.fidelity.shares=[0.111,0.333]", "sweep.fidelity.min_train_rows=1000",
+                               "sweep.fidelity.explore_trials=4"))
     assert "[sweep] low-fidelity rungs on fold0: 11% of the users" in result.stdout
     trials = {t.number: t for t in studies(root)["catboost"].trials if t.state != optuna.trial.TrialState.WAITING}
     complete = {n: t for n, t in trials.items() if t.state == optuna.trial.TrialState.COMPLETE}

@@ -44,7 +44,7 @@ class FidelitySchedule:
     """The low-fidelity rungs of a search: user shares (cheapest first) and the promotion rule."""
 
     shares: tuple[float, ...] = ()
-    min_train_rows: int = 40_000
+    min_train_rows: int = 15_000
     reduction_factor: int = 3
     explore_trials: int = 10
     cut_steps: bool = True
