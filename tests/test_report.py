@@ -17,7 +17,6 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 from sklearn.metrics import roc_curve
 
 from atec_automl.data.dataset import Dataset
@@ -26,7 +25,7 @@ from atec_automl.features.featureset import FeatureSet
 from atec_automl.leaderboard import Leaderboard, Predictions
 from atec_automl.pipeline import Prepared
 from atec_automl.report import build_report, correlation_importances, importance_figure, roc_on_log_grid, write_report
-from atec_automl.submit import make_submission, write_submission
+from atec_automl.submit import SubmitSettings, make_submission, write_submission
 from atec_automl.tasks.report import configured_fingerprint, optuna_storage
 from test_leaderboard import make_entry
 
@@ -74,8 +73,8 @@ def board_rows(fingerprint: str) -> Prepared:
 
 def submit_stored(board: Leaderboard, root: Path, fingerprint: str, name: str, blend_top: int) -> Path:
     """Write a stored-prediction submission of the best `blend_top` entries on `fingerprint`."""
-    cfg = OmegaConf.create({"submit": {"dir": str(root), "entry": None, "blend_top": blend_top, "choose": "best",
-                                       "refit": False, "name": name}})
+    cfg = SubmitSettings(dir=str(root), entry=None, blend_top=blend_top, choose="best",
+        refit=False, name=name)
     data = board_rows(fingerprint)
     return write_submission(make_submission(cfg, data, board, root / ".work"), data, cfg)
 
