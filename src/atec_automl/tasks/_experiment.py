@@ -1,6 +1,7 @@
 """From the composed config to the plain objects the library takes: the prepared data and a recipe.
 
-This is where the Hydra config stops: `prepare(cfg)` loads the data, reads the reviewed labels,
+This is where the Hydra config stops: `load_data(cfg.data)` reads the configured files (generating
+the synthetic data first when `data.generate_if_missing` asks), `prepare(cfg)` loads the data, reads the reviewed labels,
 builds the features and cuts the folds; `recipe(cfg)` turns the `model`, `trainer`, `labels`,
 `features` and `seed` settings into a frozen `Recipe` (model class and settings, trainer, label
 policy, seed); `submit_settings(cfg)` and `entry_recipe(cfg, entry)` do the same for a submission.
@@ -15,7 +16,8 @@ from typing import Any
 import hydra.utils
 from omegaconf import DictConfig, OmegaConf
 
-from atec_automl.data.dataset import Dataset
+from atec_automl.data.dataset import PARTS, Dataset
+from atec_automl.data.formats import format_of
 from atec_automl.data.load import load_dataset
 from atec_automl.errors import AtecError
 from atec_automl.experts import check_expert_name
@@ -35,11 +37,31 @@ NOT_POLICY_KEYS = ("expert", "reviews")
 """`labels.*` keys read by the task layer, not by a policy's constructor."""
 
 
+def load_data(data_cfg: DictConfig) -> Dataset:
+    """Load, validate and join the files of `data` (generating the synthetic data first if asked)."""
+    return load_dataset(format_of(plain(data_cfg.format)), part_paths(data_cfg))
+
+
+def part_paths(data_cfg: DictConfig) -> dict[str, Path]:
+    """The configured file of each part (train required, tests optional), generating synthetic data if asked."""
+    for part in PARTS:
+        if OmegaConf.is_missing(data_cfg, part):
+            raise AtecError(f"data.{part} is not set: give data.{part}=<path of the {part} file>")
+    paths = {part: Path(str(data_cfg[part])) for part in PARTS if data_cfg.get(part) is not None}
+    if "train" not in paths:
+        raise AtecError("data.train is null: a train file is required")
+    if data_cfg.get("generate_if_missing", False):
+        from atec_automl.data.synthetic import ensure_generated  # the generator only when asked
+
+        ensure_generated(data_cfg)
+    return paths
+
+
 def prepare(cfg: DictConfig) -> Prepared:
     """Load and validate the data, read the reviewed labels (adding `labels.reviews` first), build the
     features, cut the folds of `cfg.split`, read hidden labels if any."""
     check_expert(cfg)
-    dataset = load_dataset(cfg.data)
+    dataset = load_data(cfg.data)
     reviews = read_reviews(cfg, dataset)
     features = build_features(dataset, plain(cfg.features))
     split = hydra.utils.instantiate(cfg.split)
