@@ -24,7 +24,8 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from atec_automl.pipeline import Prepared, expert_of, fit_fold, label_policy, predict_boards, prepare
+from atec_automl.pipeline import Prepared, expert_of, fit_fold, label_policy, predict_boards
+from atec_automl.tasks._experiment import expert_source, prepare, recipe
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -50,9 +51,9 @@ def variants(budgets: list[int], rounds: int) -> list[tuple[str, str, list[str]]
 def run_one(cfg: DictConfig, prepared: Prepared, work: Path) -> dict:
     """Fit the last fold under `cfg`'s policy; its true board scores, local score, seconds and queries."""
     fold = prepared.folds[-1]
-    policy = label_policy(cfg, prepared)
+    policy = label_policy(recipe(cfg), prepared)
     started = time.perf_counter()
-    result, model = fit_fold(cfg, prepared, fold, work, policy=policy)
+    result, model = fit_fold(recipe(cfg), prepared, fold, work, policy=policy)
     seconds = time.perf_counter() - started
     true = prepared.truth.board_scores(predict_boards(model, prepared))
     answers = [q.answer for q in getattr(policy, "queries", [])]
@@ -76,7 +77,7 @@ def main() -> None:
         prepared = prepare(base)
         fold = prepared.folds[-1]
         grey = fold.train[prepared.labels[fold.train] == -1]
-        grey_fraud = float(np.mean(expert_of(base, prepared).ask(grey)))
+        grey_fraud = float(np.mean(expert_of(expert_source(base), prepared).ask(grey)))
         print(f"{args.rows:,} synthetic rows; last fold {fold.describe()}; {len(grey):,} grey training rows, "
               f"{grey_fraud:.1%} truly fraud; CatBoost {args.iterations} iterations (early stopping 50)", flush=True)
         frauds = {board: int(labels.sum()) for board, labels in prepared.truth.labels.items()}

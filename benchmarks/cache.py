@@ -28,8 +28,8 @@ import pandas as pd
 import xxhash
 from hydra import compose, initialize_config_dir
 
-from atec_automl.data.load import load_dataset
 from atec_automl.features.build import as_spec, compute_features
+from atec_automl.tasks._experiment import load_data, plain
 from atec_automl.features.cache import load_cached, save_cached
 from atec_automl.features.featureset import FeatureSet
 
@@ -106,8 +106,8 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = compose_config(args.rows, args.seed)
-    dataset = load_dataset(cfg.data)
-    features = compute_features(dataset, as_spec(cfg.features), progress=False)
+    dataset = load_data(cfg.data)
+    features = compute_features(dataset, as_spec(plain(cfg.features)), progress=False)
     arrays = raw_arrays(features)
     total = sum(a.nbytes for a in arrays.values())
     rows, columns = features.table.shape

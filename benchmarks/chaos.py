@@ -49,7 +49,7 @@ import pandas as pd  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from atec_automl.artifact import load_submission  # noqa: E402
-from atec_automl.data.load import load_dataset  # noqa: E402
+from atec_automl.tasks._experiment import load_data  # noqa: E402
 from atec_automl.leaderboard import Leaderboard  # noqa: E402
 from atec_automl.search.study import quiet_optuna  # noqa: E402
 from atec_automl.staging import STAGING_NAME  # noqa: E402
@@ -264,7 +264,7 @@ def submission_checks(chaos: Chaos, board: Leaderboard) -> tuple[list[str], list
     failures = []
     try:
         saved = load_submission(folder)
-        dataset = load_dataset(compose_config(chaos).data)
+        dataset = load_data(compose_config(chaos).data)
         for name in BOARDS:
             written = pd.read_csv(folder / f"{name}.csv", dtype={dataset.id_column: str})
             frame = submission_frame(dataset, name, written["score"].to_numpy())

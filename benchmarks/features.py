@@ -34,8 +34,8 @@ import psutil
 from hydra import compose, initialize_config_dir
 
 from atec_automl.data.dataset import visible_from
-from atec_automl.data.load import load_dataset
 from atec_automl.features.build import as_spec, compute_features
+from atec_automl.tasks._experiment import load_data, plain
 from atec_automl.features.spec import ALL_HISTORY, EntitySpec, RawEventFeatures, window_seconds
 from atec_automl.features.windows import Timeline, build_key_index, segmented_cumsum, window_sum
 
@@ -126,7 +126,7 @@ def child_build_cpu(dataset_path: str) -> None:
     """(In a fresh process) build the features of a pickled dataset once and print the CPU seconds."""
     with open(dataset_path, "rb") as handle:
         dataset = pickle.load(handle)
-    spec = as_spec(compose_config(len(dataset.frame), 0).features)
+    spec = as_spec(plain(compose_config(len(dataset.frame), 0).features))
     started = time.process_time()
     compute_features(dataset, spec, False)
     print(f"{time.process_time() - started:.4f}")
@@ -153,7 +153,7 @@ def scaling(row_counts: list[int], seed: int, rounds: int, old_src: Path | None)
         for rows in row_counts:
             paths[rows] = Path(tmp) / f"{rows}.pkl"
             with open(paths[rows], "wb") as handle:
-                pickle.dump(load_dataset(compose_config(rows, seed).data), handle)
+                pickle.dump(load_data(compose_config(rows, seed).data), handle)
         for _ in range(rounds):
             for rows in row_counts:
                 for name, src in sources.items():
@@ -189,8 +189,8 @@ def main() -> None:
         return
 
     cfg = compose_config(args.rows, args.seed)
-    dataset, load_seconds, _, _ = timed(load_dataset, cfg.data)
-    spec = as_spec(cfg.features)
+    dataset, load_seconds, _, _ = timed(load_data, cfg.data)
+    spec = as_spec(plain(cfg.features))
     frame = dataset.frame
     n = len(frame)
     loaded_rss = psutil.Process().memory_info().rss

@@ -31,8 +31,9 @@ from atec_automl.artifact import load_submission
 from atec_automl.data.load import load_event_files
 from atec_automl.evaluation import build_entry
 from atec_automl.leaderboard import Leaderboard
-from atec_automl.pipeline import fit_fold, model_family, predict_boards, prepare
-from atec_automl.submit import make_submission, write_submission
+from atec_automl.pipeline import fit_fold, predict_boards
+from atec_automl.submit import SubmitSettings, make_submission, write_submission
+from atec_automl.tasks._experiment import entry_recipe, plain, prepare, recipe
 
 REPO = Path(__file__).resolve().parents[1]
 FAMILY_OVERRIDES = {
@@ -50,14 +51,16 @@ def make_submission_folder(root: Path, rows: int, family: str) -> tuple[Path, ob
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     prepared = prepare(cfg)
-    result, model = fit_fold(cfg, prepared, prepared.folds[-1], root / "work" / family)
-    entry = build_entry([result], 0, family=model_family(cfg), study=family, trial=0, params={},
+    fitted = recipe(cfg)
+    result, model = fit_fold(fitted, prepared, prepared.folds[-1], root / "work" / family)
+    entry = build_entry([result], 0, family=fitted.family, study=family, trial=0, params={},
                         config_yaml=OmegaConf.to_yaml(cfg), data_fingerprint=prepared.dataset.fingerprint,
                         split="last", policy="as_black", test_scores=predict_boards(model, prepared))
     entry_id = Leaderboard(cfg.leaderboard.path).add(entry)
-    submit_cfg = OmegaConf.merge(cfg, {"submit": {"entry": entry_id, "name": family, "refit": True}})
-    submission = make_submission(submit_cfg, prepared, Leaderboard(cfg.leaderboard.path), root / "work" / family)
-    return write_submission(submission, prepared, submit_cfg), cfg
+    settings = SubmitSettings(Path(cfg.submit.dir), entry=entry_id, name=family, refit=True)
+    submission = make_submission(settings, prepared, Leaderboard(cfg.leaderboard.path), root / "work" / family,
+                                 entry_recipe=lambda entry: entry_recipe(cfg, entry))
+    return write_submission(submission, prepared, settings, plain(cfg.data.format)), cfg
 
 
 def hold_out(cfg, root: Path, events: int) -> tuple[list[Path], Path, list[dict]]:

@@ -28,8 +28,10 @@ import optuna
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from atec_automl.pipeline import Prepared, fit_fold, predict_boards, prepare
-from atec_automl.search.space import SearchSpace, apply, load_space, suggest
+from atec_automl.pipeline import Prepared, fit_fold, predict_boards
+from atec_automl.search.space import SearchSpace, load_space, suggest
+from atec_automl.tasks._experiment import plain, prepare, recipe
+from atec_automl.tasks._sweep import apply
 from atec_automl.truth import trust
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -63,7 +65,7 @@ def evaluate(cfg: DictConfig, prepared: Prepared, old_way: bool, work: Path) -> 
     for fold in prepared.folds:
         if old_way:
             fold = replace(fold, early_stop=fold.scored)
-        result, model = fit_fold(cfg, prepared, fold, work)
+        result, model = fit_fold(recipe(cfg), prepared, fold, work)
         scores.append(result.atec.score)
     return float(np.mean(scores)), prepared.truth.board_scores(predict_boards(model, prepared))
 
@@ -85,7 +87,7 @@ def main() -> None:
         for family in args.families.split(","):
             cfg = family_config(family, args.rows, work)
             prepared = prepared or prepare(cfg)
-            space = load_space(cfg.search, CONF_DIR)
+            space = load_space(plain(cfg.search), CONF_DIR)
             for values in trial_values(space, args.random_trials, args.seed):
                 trial_cfg = apply(cfg, space, values)
                 for mode in ("honest", "old"):

@@ -2,6 +2,7 @@
 one leaderboard entry fitted on the last fold, then `make_submission` + `write_submission`."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -9,8 +10,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from atec_automl.evaluation import build_entry
 from atec_automl.leaderboard import Leaderboard
-from atec_automl.pipeline import Prepared, fit_fold, model_family, predict_boards, prepare
-from atec_automl.submit import Submission, make_submission, write_submission
+from atec_automl.pipeline import Prepared, fit_fold, predict_boards
+from atec_automl.submit import Submission, SubmitSettings, make_submission, write_submission
+from atec_automl.tasks._experiment import entry_recipe, plain, prepare, recipe
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ROWS = 40_000
@@ -38,15 +40,17 @@ def small_config(root: Path, family: str, resolution: str = "second", extra: tup
 def refit_submission(cfg: DictConfig, prepared: Prepared, name: str, refit: bool = True) -> tuple[Submission, Path]:
     """Fit `cfg.model` on the last fold, record it, and write the refit (or stored-prediction) submission `name`."""
     root = Path(cfg.submit.dir).parent
-    result, model = fit_fold(cfg, prepared, prepared.folds[-1], root / "work" / name)
+    fitted = recipe(cfg)
+    result, model = fit_fold(fitted, prepared, prepared.folds[-1], root / "work" / name)
     boards = predict_boards(model, prepared)
-    entry = build_entry([result], 0, family=model_family(cfg), study=name, trial=0, params={},
+    entry = build_entry([result], 0, family=fitted.family, study=name, trial=0, params={},
                         config_yaml=OmegaConf.to_yaml(cfg, resolve=True), data_fingerprint=prepared.dataset.fingerprint,
                         split="last", policy="as_black", test_scores=boards)
     entry_id = Leaderboard(cfg.leaderboard.path).add(entry)
-    submit_cfg = OmegaConf.merge(cfg, {"submit": {"entry": entry_id, "name": name, "refit": refit}})
-    submission = make_submission(submit_cfg, prepared, Leaderboard(cfg.leaderboard.path), root / "work" / name)
-    return submission, write_submission(submission, prepared, submit_cfg)
+    settings = SubmitSettings(Path(cfg.submit.dir), entry=entry_id, name=name, refit=refit)
+    submission = make_submission(settings, prepared, Leaderboard(cfg.leaderboard.path), root / "work" / name,
+                                 entry_recipe=partial(entry_recipe, cfg))
+    return submission, write_submission(submission, prepared, settings, plain(cfg.data.format))
 
 
 def prepared_data(cfg: DictConfig) -> Prepared:

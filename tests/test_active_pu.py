@@ -22,12 +22,12 @@ from hydra import compose, initialize_config_dir
 
 from atec_automl.errors import AtecError
 from atec_automl.experts import OracleExpert, ReviewExpert
-from atec_automl.labels import ActivePU, build_policy
+from atec_automl.labels import ActivePU
 from atec_automl.leaderboard import Leaderboard
-from atec_automl.models import build_model
 from atec_automl.models.base import ModelData
-from atec_automl.pipeline import Prepared, fit_fold, label_policy, policy_queries, prepare, read_reviews
+from atec_automl.pipeline import Prepared, fit_fold, label_policy, policy_queries
 from atec_automl.reviews import ReviewStore
+from atec_automl.tasks._experiment import build_policy, prepare, read_reviews, recipe
 from atec_automl.testing import ToyData, make_toy
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -84,7 +84,7 @@ def test_answers_fold_in_as_the_seed_says(toy: ToyData) -> None:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["model.iterations=60", "model.thread_count=1"])
     policy = ActivePU(rounds=2, queries_per_round=15, positive_weight=4.0, expert=OracleExpert(toy.true_label.astype(float)))
-    out = policy.apply(ModelData(toy.features, train), toy.label[train], lambda: build_model(cfg),
+    out = policy.apply(ModelData(toy.features, train), toy.label[train], lambda: recipe(cfg).build_model(),
                        ModelData(toy.features, valid, toy.label[valid]))
     asked = np.array([q.row for q in policy.queries])
     assert len(asked) == 30 and len(set(asked)) == 30
@@ -110,7 +110,7 @@ def test_earlier_reviews_count_as_answers(toy: ToyData) -> None:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["model.iterations=30", "model.thread_count=1"])
     policy = ActivePU(rounds=1, queries_per_round=5, expert=ReviewExpert(reviewed))
-    out = policy.apply(ModelData(toy.features, train), toy.label[train], lambda: build_model(cfg))
+    out = policy.apply(ModelData(toy.features, train), toy.label[train], lambda: recipe(cfg).build_model())
     first, second = (np.flatnonzero(out.rows == row)[0] for row in grey[:2])
     assert out.target[first] == 1.0 and out.weight[first] == policy.positive_weight
     assert 0.0 <= out.target[second] < 1.0 and out.weight[second] == 1.0
@@ -130,9 +130,9 @@ def test_oracle_on_the_fold_asks_only_grey_training_rows_and_the_trial_records_t
         prepared: Prepared, truth: np.ndarray, data_dir: Path, tmp_path: Path) -> None:
     cfg = config(data_dir, tmp_path, "labels=active_pu", "labels.rounds=2", "labels.queries_per_round=10")
     fold = prepared.folds[-1]
-    policy = label_policy(cfg, prepared)
+    policy = label_policy(recipe(cfg), prepared)
     assert isinstance(policy.expert, OracleExpert)
-    fit_fold(cfg, prepared, fold, tmp_path / "work", policy=policy)
+    fit_fold(recipe(cfg), prepared, fold, tmp_path / "work", policy=policy)
     queries = policy_queries(policy, prepared)
     assert len(queries) == 20
     rows = pd.Index(prepared.dataset.frame["event_id"]).get_indexer([q["event_id"] for q in queries])
@@ -155,8 +155,8 @@ def test_scored_labels_change_neither_the_queries_nor_the_model(prepared: Prepar
     test_rows = ModelData(prepared.features, prepared.dataset.part_rows("test_a"))
     asked, predictions = [], []
     for k, which in enumerate((prepared, shuffled)):
-        policy = label_policy(cfg, which)
-        _, model = fit_fold(cfg, which, fold, tmp_path / str(k), policy=policy)
+        policy = label_policy(recipe(cfg), which)
+        _, model = fit_fold(recipe(cfg), which, fold, tmp_path / str(k), policy=policy)
         asked.append(policy_queries(policy, which))
         predictions.append(model.predict(test_rows))
     assert asked[0] == asked[1] and len(asked[0]) == 5
@@ -183,7 +183,7 @@ def test_a_reviewed_label_changes_the_training_target_of_exactly_that_row(prepar
     changed = fold.train[np.flatnonzero(before.target != after.target)]
     assert changed.tolist() == sorted([grey, white])
     assert after.target[fold.train == grey] == 0.0 and after.target[fold.train == white] == 1.0
-    result, _ = fit_fold(cfg, reviewed, fold, tmp_path / "work")
+    result, _ = fit_fold(recipe(cfg), reviewed, fold, tmp_path / "work")
     assert result.label[list(result.event_id).index(ids[scored_white])] == 0  # scored rows keep their raw label
 
 

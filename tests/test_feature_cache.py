@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 from test_features_helpers import random_prelim_dataset, random_raw_dataset
 
 from atec_automl.data.dataset import Dataset
@@ -25,7 +24,7 @@ from atec_automl.features.featureset import FeatureSet
 from atec_automl.features.spec import EntitySpec, PrelimFeatures, RawEventFeatures, SequenceSpec
 from atec_automl.pipeline import Prepared
 from atec_automl.staging import QUIET_SECONDS, process_start_time, remove_stale_staging, staging_dir
-from atec_automl.submit import Submission, write_submission
+from atec_automl.submit import Submission, SubmitSettings, write_submission
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -326,7 +325,7 @@ def test_the_next_submission_feature_build_and_generation_remove_old_leftovers(t
            leftover(synthetic, ".10000rows.a1b2c3d4.tmp", 2 * QUIET_SECONDS)]
     fresh = [leftover(submissions, ".other.e5f6g7h8", 0), leftover(cache, ".0f3e.e5f6g7h8", 0),
              leftover(synthetic, ".10000rows.e5f6g7h8.tmp", 0)]
-    write_submission(*submission_inputs(), OmegaConf.create({"submit": {"dir": str(submissions)}}))
+    write_submission(*submission_inputs(), SubmitSettings(dir=str(submissions)))
     build_features(random_prelim_dataset(50, seed=0), PrelimFeatures(), cache_dir=cache, progress=False)
     generate(10_000, 1, synthetic / "data")
     assert not any(path.exists() for path in old)

@@ -144,6 +144,6 @@ def test_the_budgets_last_promotion_is_the_trial_that_climbed_highest() -> None:
     climbed = rungs(FidelitySchedule((0.1, 0.3), 100, 3), [fold], codes, seed=1)
     study = a_study_with_deferred_trials([0.9, 0.8])
     add_deferred(study, [0.4, 0.6], step=3)
-    assert promote_the_best(study, climbed)
+    assert promote_the_best(study, climbed) == 3
     assert queued(study) == [(0.6, 3, 3)], "the best at the highest rung, straight to its full-size fit"
-    assert not promote_the_best(optuna.create_study(direction="maximize"), climbed), "nothing deferred"
+    assert promote_the_best(optuna.create_study(direction="maximize"), climbed) is None, "nothing deferred"

@@ -8,10 +8,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from atec_automl.errors import AtecError
-from atec_automl.labels import GreyPolicy, TwoStepPU, build_policy
+from atec_automl.labels import GreyPolicy, TwoStepPU
 from atec_automl.metric import auc
-from atec_automl.models import build_model
 from atec_automl.models.base import ModelData
+from atec_automl.tasks._experiment import build_policy, recipe
 from atec_automl.testing import ToyData, make_toy
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -69,7 +69,7 @@ def test_reliable_negatives_are_purer_than_the_grey_rows(family, toy):
     data, labels, valid = train_valid(toy)
     cfg = compose_cfg(*BASE[family], "labels=two_step_pu")
     policy = build_policy(cfg)
-    step1 = policy.reliable_negatives(data, labels, lambda: build_model(cfg), valid)
+    step1 = policy.reliable_negatives(data, labels, lambda: recipe(cfg).build_model(), valid)
     grey = labels == -1
     truth = toy.true_label[data.rows]
     assert step1.mask.sum() >= 20
@@ -83,7 +83,7 @@ def test_two_step_pu_soft_targets_train_a_model_that_ranks_well(toy):
     data, labels, valid = train_valid(toy)
     cfg = compose_cfg(*BASE["catboost"], "labels=two_step_pu", "labels.em_rounds=2")
     policy = build_policy(cfg)
-    out = policy.apply(data, labels, lambda: build_model(cfg), valid)
+    out = policy.apply(data, labels, lambda: recipe(cfg).build_model(), valid)
     grey = labels == -1
     np.testing.assert_array_equal(out.rows, data.rows)
     np.testing.assert_array_equal(out.target[~grey], labels[~grey])
@@ -92,7 +92,7 @@ def test_two_step_pu_soft_targets_train_a_model_that_ranks_well(toy):
     assert ((soft > 0) & (soft < 1)).any() and (soft == 0).any()
     truth = toy.true_label[data.rows][grey]
     assert auc(truth, soft) > 0.6
-    model = build_model(cfg)
+    model = recipe(cfg).build_model()
     model.fit(out, valid)
     assert auc(valid.target, model.predict(valid)) > 0.75
 

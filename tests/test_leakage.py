@@ -18,6 +18,7 @@ from test_features_helpers import RAW_CATEGORICAL, RAW_NUMERIC, START, as_datase
 
 from atec_automl.data.dataset import Dataset
 from atec_automl.features.build import as_spec, compute_features
+from atec_automl.tasks._experiment import load_data, plain
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.features.spec import FeatureSpec
 
@@ -29,7 +30,7 @@ def spec_from_config(name: str) -> FeatureSpec:
     """The shipped feature config `conf/features/<name>.yaml`, without a cache."""
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config", overrides=[f"features={name}", "features.cache_dir=null"])
-    return as_spec(cfg.features)
+    return as_spec(plain(cfg.features))
 
 
 def perturb_after(events: pd.DataFrame, cutoff: int, seed: int) -> pd.DataFrame:
@@ -263,7 +264,6 @@ def perturb_file(source: pd.DataFrame, cutoff: pd.Timestamp, seed: int) -> pd.Da
 @pytest.mark.parametrize(("cutoff_part", "share"), [("train", 0.6), ("test_a", 0.5)])
 def test_generated_files_changed_after_t_leave_earlier_features_alone(tmp_path, cutoff_part: str, share: float) -> None:
     """The synthetic generator's hour-resolution files, edited after T and loaded by the real loader."""
-    from atec_automl.data.load import load_dataset
     from atec_automl.data.synthetic import generate
 
     paths = generate(rows=3_000, seed=4, out_dir=tmp_path / "generated", time_resolution="hour")
@@ -280,7 +280,7 @@ def test_generated_files_changed_after_t_leave_earlier_features_alone(tmp_path, 
             compose("config", overrides=["data=atec", *[f"data.{part}={path}" for part, path in chosen.items()]]).data
             for chosen in ({p: paths[p] for p in files}, changed_paths)
         ]
-    base, other = (load_dataset(cfg) for cfg in configs)
+    base, other = (load_data(cfg) for cfg in configs)
     before = int(cutoff.timestamp())
     assert (base.frame["ts"] < before).sum() > 300 and (base.frame["ts"] >= before).sum() > 300
     spec = spec_from_config("default")

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from atec_automl.data.dataset import PARTS, Dataset
-from atec_automl.data.load import load_dataset
+from atec_automl.tasks._experiment import load_data
 from atec_automl.tasks.check_data import summary
 
 RAW_NUMERIC = {"amt", "is_one_people", "is_peer_pay"}
@@ -25,7 +25,7 @@ RAW_DROPPED = {"event_id", "gmt_occur", "is_fraud", "dt"}
 def _load(compose_cfg, data: str, files: dict[str, Path], *overrides: str) -> Dataset:
     """Load files through the composed `data=<data>` config."""
     parts = [f"data.{part}={path}" for part, path in files.items()]
-    return load_dataset(compose_cfg([f"data={data}", *parts, *overrides]).data)
+    return load_data(compose_cfg([f"data={data}", *parts, *overrides]).data)
 
 
 def _records(path: Path) -> list[dict[str, str]]:
@@ -226,10 +226,10 @@ def test_summary_lists_every_column_on_request(compose_cfg, raw_files):
 
 def test_missing_synthetic_files_are_generated_once(compose_cfg, tmp_path):
     overrides = ["data=synthetic", "data.rows=3000", f"data.dir={tmp_path / 'synthetic'}"]
-    first = load_dataset(compose_cfg(overrides).data)
+    first = load_data(compose_cfg(overrides).data)
     files = sorted((tmp_path / "synthetic").iterdir())
     stamps = [f.stat().st_mtime_ns for f in files]
-    again = load_dataset(compose_cfg(overrides).data)
+    again = load_data(compose_cfg(overrides).data)
     assert [f.stat().st_mtime_ns for f in sorted((tmp_path / "synthetic").iterdir())] == stamps
     assert again.fingerprint == first.fingerprint
     assert set(first.frame["part"]) == set(PARTS) and len(first.frame) > 0

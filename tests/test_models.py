@@ -14,12 +14,13 @@ from omegaconf import DictConfig
 from atec_automl.errors import AtecError
 from atec_automl.metric import auc
 from atec_automl.models import FAMILIES as REGISTERED_FAMILIES
-from atec_automl.models import build_model, family_class, load_model
+from atec_automl.models import family_class, load_model
 from atec_automl.models.base import Model, ModelData
 from atec_automl.models.catboost_model import CatBoostModel
 from atec_automl.models.cnn_lstm import CNNLSTMModel, right_aligned
 from atec_automl.models.neural import IndexBatches, TabularStore
 from atec_automl.models.trainer import TrainerSettings
+from atec_automl.tasks._experiment import recipe
 from atec_automl.testing import ToyData, make_toy
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -56,7 +57,7 @@ def fitted(toy: ToyData, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     train, valid = split(toy)
     out = {}
     for family in FAMILIES:
-        model = build_model(small_cfg(family), root_dir=tmp_path_factory.mktemp(family))
+        model = recipe(small_cfg(family)).build_model(root_dir=tmp_path_factory.mktemp(family))
         out[family] = (model, model.fit(train, valid))
     return out
 
@@ -88,7 +89,7 @@ def test_cpu_training_is_deterministic_for_a_seed(family, toy):
     train, valid = split(toy)
     predictions = []
     for seed in (3, 3, 4):
-        model = build_model(small_cfg(family, f"seed={seed}"))
+        model = recipe(small_cfg(family, f"seed={seed}")).build_model()
         model.fit(train, valid)
         predictions.append(model.predict(valid))
     np.testing.assert_array_equal(predictions[0], predictions[1])
@@ -106,7 +107,7 @@ def test_report_sees_each_step_and_can_prune(family, toy):
             raise optuna.TrialPruned(f"pruned at step {step}")
 
     with pytest.raises(optuna.TrialPruned):
-        build_model(small_cfg(family)).fit(train, valid, report=report)
+        recipe(small_cfg(family)).build_model().fit(train, valid, report=report)
     assert [s for s, _ in seen] == [0, 1, 2]
     assert all(0.0 <= v <= 1.0 for _, v in seen)
 
@@ -117,15 +118,15 @@ def test_training_writes_nothing_into_the_working_directory(family, toy, tmp_pat
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     train, valid = split(toy)
-    build_model(small_cfg(family, "model.epochs=1" if family != "catboost" else "model.iterations=5"),
-                root_dir=tmp_path / "run").fit(train, valid)
+    recipe(small_cfg(family, "model.epochs=1" if family != "catboost" else "model.iterations=5")).build_model(
+        root_dir=tmp_path / "run").fit(train, valid)
     assert os.listdir(cwd) == []
 
 
 def test_soft_targets_train_catboost_and_class_weights_apply(toy):
     train, valid = split(toy)
     soft = ModelData(toy.features, train.rows, np.where(train.target == 1, 0.9, 0.05))
-    model = build_model(small_cfg("catboost", "model.auto_class_weights=Balanced"))
+    model = recipe(small_cfg("catboost", "model.auto_class_weights=Balanced")).build_model()
     model.fit(soft, valid)
     assert auc(valid.target, model.predict(valid)) > 0.75
 
@@ -141,7 +142,7 @@ def test_pruning_callback_of_optuna_integration_plugs_into_report(toy):
             raise optuna.TrialPruned()
 
     with pytest.raises(optuna.TrialPruned):
-        build_model(small_cfg("mlp")).fit(train, valid, report=report)
+        recipe(small_cfg("mlp")).build_model().fit(train, valid, report=report)
     assert list(trial.storage.get_trial(trial._trial_id).intermediate_values) == [0]
 
 
@@ -204,9 +205,9 @@ def test_grey_or_out_of_range_targets_are_refused(family, toy):
     train, valid = split(toy)
     grey = ModelData(toy.features, train.rows, np.where(np.arange(len(train.rows)) == 5, -1.0, train.target))
     with pytest.raises(AtecError, match=r"\[0, 1\]"):
-        build_model(small_cfg(family)).fit(grey, valid)
+        recipe(small_cfg(family)).build_model().fit(grey, valid)
     with pytest.raises(AtecError, match="unknown parameter"):
-        build_model(small_cfg(family, "+model.no_such_knob=1"))
+        recipe(small_cfg(family, "+model.no_such_knob=1")).build_model()
 
 
 def test_catboost_gpu_settings_reach_catboost_without_callbacks():

@@ -9,8 +9,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from atec_automl.errors import AtecError
-from atec_automl.models import FAMILIES, build_model
-from atec_automl.search.space import apply, load_space, suggest
+from atec_automl.models import FAMILIES
+from atec_automl.search.space import load_space, suggest
+from atec_automl.tasks._experiment import recipe
+from atec_automl.tasks._sweep import apply
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -34,7 +36,7 @@ def test_enqueued_defaults_come_first_and_every_sample_builds_a_model(family):
         if number == 0:
             assert values == space.enqueue[0]
         trial_cfg = apply(cfg, space, values)
-        model = build_model(trial_cfg)
+        model = recipe(trial_cfg).build_model()
         for param in space.params:
             assert OmegaConf.select(trial_cfg, param.path) == values[param.name]
             assert getattr(model.params, param.path.split(".")[-1]) == values[param.name]

@@ -17,16 +17,15 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 from sklearn.metrics import roc_curve
 
 from atec_automl.data.dataset import Dataset
-from atec_automl.data.load import load_dataset
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.leaderboard import Leaderboard, Predictions
 from atec_automl.pipeline import Prepared
 from atec_automl.report import build_report, correlation_importances, importance_figure, roc_on_log_grid, write_report
-from atec_automl.submit import make_submission, write_submission
+from atec_automl.submit import SubmitSettings, make_submission, write_submission
+from atec_automl.tasks._experiment import load_data
 from atec_automl.tasks.report import configured_fingerprint, optuna_storage
 from test_leaderboard import make_entry
 
@@ -74,8 +73,8 @@ def board_rows(fingerprint: str) -> Prepared:
 
 def submit_stored(board: Leaderboard, root: Path, fingerprint: str, name: str, blend_top: int) -> Path:
     """Write a stored-prediction submission of the best `blend_top` entries on `fingerprint`."""
-    cfg = OmegaConf.create({"submit": {"dir": str(root), "entry": None, "blend_top": blend_top, "choose": "best",
-                                       "refit": False, "name": name}})
+    cfg = SubmitSettings(dir=str(root), entry=None, blend_top=blend_top, choose="best",
+        refit=False, name=name)
     data = board_rows(fingerprint)
     return write_submission(make_submission(cfg, data, board, root / ".work"), data, cfg)
 
@@ -164,7 +163,7 @@ def test_importances_from_two_trials_and_a_note_below_that(tmp_path: Path) -> No
 
 def test_the_configured_data_fingerprint_is_the_loaders(raw_files: dict[str, Path], compose_cfg) -> None:
     cfg = compose_cfg(["data=atec", *(f"data.{part}={path}" for part, path in raw_files.items())])
-    assert configured_fingerprint(cfg.data) == load_dataset(cfg.data).fingerprint
+    assert configured_fingerprint(cfg.data) == load_data(cfg.data).fingerprint
     absent = compose_cfg(["data=atec", f"data.train={raw_files['train'].parent / 'absent.csv'}", "data.test_a=null",
                           "data.test_b=null"])
     assert configured_fingerprint(absent.data) is None

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 
 from atec_automl.data.dataset import Dataset
 from atec_automl.errors import AtecError
@@ -16,7 +16,7 @@ from atec_automl.features.featureset import FeatureSet
 from atec_automl.leaderboard import Entry, Leaderboard
 from atec_automl.pipeline import Prepared
 from atec_automl.submit import (Submission, chosen_entries, choose_entries, identical_submission, identity,
-                                make_submission, rank_average, submission_frame, submit_settings,
+                                make_submission, rank_average, submission_frame, SubmitSettings,
                                 write_submission)
 from atec_automl.submissions import read_manifests
 from atec_automl.tasks.submissions import summary_rows
@@ -39,9 +39,9 @@ def prepared(dataset: Dataset) -> Prepared:
     return Prepared(dataset, FeatureSet(table=pd.DataFrame(index=dataset.frame.index)), [])
 
 
-def settings(tmp_path: Path) -> OmegaConf:
+def settings(tmp_path: Path) -> SubmitSettings:
     """The submit keys, writing under tmp_path."""
-    return OmegaConf.create({"submit": {"dir": str(tmp_path / "submissions")}})
+    return SubmitSettings(dir=str(tmp_path / "submissions"))
 
 
 def test_files_have_one_row_per_test_row_with_the_files_id_column(tmp_path: Path) -> None:
@@ -131,8 +131,8 @@ def test_blends_skip_entries_with_identical_predictions(tmp_path: Path) -> None:
 def test_submit_without_refit_writes_the_stored_predictions(tmp_path: Path) -> None:
     board = Leaderboard(tmp_path / "lb.sqlite")
     entry_id = board.add(scored_entry(0, 3.0))
-    cfg = OmegaConf.create({"submit": {"dir": str(tmp_path / "submissions"), "entry": entry_id, "blend_top": 1,
-                                       "choose": "best", "refit": False, "name": "stored"}})
+    cfg = SubmitSettings(dir=str(tmp_path / "submissions"), entry=entry_id, blend_top=1,
+        choose="best", refit=False, name="stored")
     submission = make_submission(cfg, prepared(timeline()), board, tmp_path / "work")
     target = write_submission(submission, prepared(timeline()), cfg)
     assert pd.read_csv(target / "test_a.csv")["score"].tolist() == pytest.approx([0.1, 0.9, 0.5])
@@ -144,15 +144,14 @@ def test_submit_without_refit_refuses_predictions_of_other_rows(tmp_path: Path) 
     entry = scored_entry(0, 3.0)
     entry.test_scores = {"test_a": np.array([0.1, 0.2])}
     entry_id = board.add(entry)
-    cfg = OmegaConf.create({"submit": {"entry": entry_id, "blend_top": 1, "refit": False, "name": None}})
+    cfg = SubmitSettings(entry=entry_id, blend_top=1, refit=False, name=None)
     with pytest.raises(AtecError, match="no stored predictions of test_a's 3 rows; use submit.refit=true"):
         make_submission(cfg, prepared(timeline()), board, tmp_path / "work")
 
 
-def stored_submission_cfg(tmp_path: Path, **submit: object) -> OmegaConf:
-    """The `submit` keys of a stored-prediction submission of the best entry, writing under tmp_path."""
-    return OmegaConf.create({"submit": {"dir": str(tmp_path / "submissions"), "entry": None, "blend_top": 1,
-                                        "choose": "best", "refit": False, "name": None, **submit}})
+def stored_submission_cfg(tmp_path: Path, **submit: object) -> SubmitSettings:
+    """The `submit` settings of a stored-prediction submission of the best entry, writing under tmp_path."""
+    return replace(SubmitSettings(dir=str(tmp_path / "submissions"), refit=False), **submit)
 
 
 def test_an_identical_resubmission_finds_the_folder_and_any_difference_does_not(tmp_path: Path, monkeypatch) -> None:
@@ -163,13 +162,13 @@ def test_an_identical_resubmission_finds_the_folder_and_any_difference_does_not(
     data, cfg = prepared(timeline()), stored_submission_cfg(tmp_path)
     entries = chosen_entries(cfg, data, board)
     written = write_submission(make_submission(cfg, data, board, tmp_path / "work", entries), data, cfg)
-    same = identity(chosen_entries(cfg, data, board), "f" * 64, "a" * 40, submit_settings(cfg))
+    same = identity(chosen_entries(cfg, data, board), "f" * 64, "a" * 40, cfg.identity())
     assert identical_submission(tmp_path / "submissions", same) == written
     blend = stored_submission_cfg(tmp_path, blend_top=2)
     assert identical_submission(tmp_path / "submissions", identity(chosen_entries(blend, data, board), "f" * 64, "a" * 40,
-                                                                   submit_settings(blend))) is None
+                                                                   blend.identity())) is None
     for changed in ({"git_commit": "b" * 40}, {"git_commit": "a" * 40 + "-dirty"}, {"data_fingerprint": "e" * 64},
-                    {"submit_settings": submit_settings(stored_submission_cfg(tmp_path, choose="lower_bound"))}):
+                    {"submit_settings": stored_submission_cfg(tmp_path, choose="lower_bound").identity()}):
         assert identical_submission(tmp_path / "submissions", {**same, **changed}) is None, changed
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from atec_automl.errors import AtecError
-from atec_automl.models import build_trainer
+from atec_automl.tasks._experiment import trainer_settings
 from atec_automl.models.base import ModelData
 from atec_automl.models.catboost_model import CatBoostModel
 from atec_automl.models.mlp import MLPModel
@@ -134,8 +134,8 @@ def test_neural_training_runs_at_the_chosen_thread_count(small):
 
 
 def test_settings_reach_the_trainer_from_the_config(compose_cfg):
-    assert build_trainer(compose_cfg([])).torch_threads == 1
-    trainer = build_trainer(compose_cfg(["trainer.workers_per_host=2", "trainer.cpu_threads=null"]))
+    assert trainer_settings(compose_cfg([])).torch_threads == 1
+    trainer = trainer_settings(compose_cfg(["trainer.workers_per_host=2", "trainer.cpu_threads=null"]))
     assert (trainer.workers_per_host, trainer.torch_threads) == (2, max(1, AFFINITY // 2))
 
 

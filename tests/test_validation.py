@@ -15,7 +15,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from atec_automl.models.base import ModelData
-from atec_automl.pipeline import Prepared, fit_fold, prepare
+from atec_automl.pipeline import Prepared, fit_fold
+from atec_automl.tasks._experiment import prepare, recipe
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 FAST = {
@@ -73,8 +74,8 @@ def test_scored_labels_change_the_score_only(family: str, policy: str, prepared:
     cfg = config(data_dir, family, policy)
     fold = prepared.folds[-1]
     test_rows = ModelData(prepared.features, prepared.dataset.part_rows("test_a"))
-    original, model = fit_fold(cfg, prepared, fold, tmp_path / "a")
-    shuffled, other_model = fit_fold(cfg, shuffled_scored_labels(prepared), fold, tmp_path / "b")
+    original, model = fit_fold(recipe(cfg), prepared, fold, tmp_path / "a")
+    shuffled, other_model = fit_fold(recipe(cfg), shuffled_scored_labels(prepared), fold, tmp_path / "b")
     assert shuffled.best_step == original.best_step is not None
     np.testing.assert_array_equal(shuffled.score, original.score)
     np.testing.assert_array_equal(other_model.predict(test_rows), model.predict(test_rows))
@@ -85,6 +86,6 @@ def test_scored_labels_change_the_score_only(family: str, policy: str, prepared:
 def test_early_stopping_on_scored_rows_would_leak(prepared: Prepared, data_dir: Path, tmp_path: Path) -> None:
     cfg = config(data_dir, "catboost", "as_black")
     old_way = replace(prepared.folds[-1], early_stop=prepared.folds[-1].scored)
-    original, _ = fit_fold(cfg, prepared, old_way, tmp_path / "a")
-    shuffled, _ = fit_fold(cfg, shuffled_scored_labels(prepared), old_way, tmp_path / "b")
+    original, _ = fit_fold(recipe(cfg), prepared, old_way, tmp_path / "a")
+    shuffled, _ = fit_fold(recipe(cfg), shuffled_scored_labels(prepared), old_way, tmp_path / "b")
     assert shuffled.best_step != original.best_step or not np.array_equal(shuffled.score, original.score)

@@ -133,14 +133,18 @@ def test_workers_opening_an_empty_database_at_once_all_get_the_storage(postgres_
 SAMPLER = """
 import math, sys, time
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from atec_automl.search.space import load_space, suggest
 from atec_automl.search.study import open_study
+from atec_automl.tasks._experiment import plain
+from atec_automl.tasks._sweep import build_sampler, study_name
 
 storage, seed, start_at, trials = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 with initialize_config_dir(config_dir=sys.argv[5], version_base="1.3"):
     cfg = compose(config_name="config", overrides=[f"study.storage={storage}", f"seed={seed}", "+search=catboost"])
-study, _ = open_study(cfg, "catboost", "fingerprint")
-space = load_space(cfg.search)
+study, _ = open_study(plain(cfg.study), study_name(cfg, "catboost", "fingerprint"), build_sampler(cfg.study.sampler),
+                      instantiate(cfg.study.pruner))
+space = load_space(plain(cfg.search))
 
 
 def objective(trial):

@@ -24,11 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from hydra.utils import instantiate
 from scipy.stats import rankdata
 
 from atec_automl.data.dataset import Dataset
-from atec_automl.data.formats import TableFormat
+from atec_automl.data.formats import TableFormat, format_of
 from atec_automl.data.load import load_event_files
 from atec_automl.digest import file_sha256
 from atec_automl.errors import AtecError
@@ -134,7 +133,7 @@ class SavedSubmission:
 
     def file_format(self) -> TableFormat:
         """The format the training files were read with (new events are read the same way)."""
-        return instantiate(self.data_format, _convert_="all")
+        return format_of(self.data_format)
 
     def __post_init__(self) -> None:
         self._specs = [as_spec(m.features) for m in self.members]

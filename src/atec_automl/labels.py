@@ -11,9 +11,8 @@
   frauds become positives up-weighted by `positive_weight`, its non-frauds go back to the grey
   (unlabelled) set. Then two-step PU on what the rounds learned. `queries` records what it asked.
 
-Build from config with `build_policy(cfg)` (`instantiate(cfg.labels)`, less the task-layer keys
-`expert` and `reviews`); a policy's `apply(data, labels, make_model, valid)` returns the training
-ModelData with targets in [0, 1].
+The task layer builds one from `conf/labels/` (`tasks._experiment.build_policy`); a policy's
+`apply(data, labels, make_model, valid)` returns the training ModelData with targets in [0, 1].
 """
 from __future__ import annotations
 
@@ -22,9 +21,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-import hydra.utils
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
 from atec_automl.errors import AtecError
 from atec_automl.experts import Expert
@@ -311,15 +308,3 @@ class ActivePU(TwoStepPU):
         chosen = np.array([np.flatnonzero(clusters == c)[np.argmax(doubt[clusters == c])] for c in np.unique(clusters)])
         chosen = chosen[np.argsort(-doubt[chosen], kind="stable")]
         return chosen, clusters[chosen]
-
-
-NOT_POLICY_KEYS = ("expert", "reviews")
-"""`labels.*` keys read by the task layer, not by a policy's constructor."""
-
-
-def build_policy(cfg: DictConfig) -> LabelPolicy:
-    """The policy of `cfg.labels` (an active policy without its expert: see `pipeline.label_policy`)."""
-    settings = OmegaConf.to_container(cfg.labels, resolve=True)
-    for key in NOT_POLICY_KEYS:
-        settings.pop(key, None)
-    return hydra.utils.instantiate(settings)

@@ -25,27 +25,46 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
-
 from atec_automl.artifact import NO_MODEL, Member, file_checksums, rank_average, save_members
 from atec_automl.data.dataset import Dataset
 from atec_automl.errors import AtecError
 from atec_automl.evaluation import distinguishable
-from atec_automl.features.build import build_features
+from atec_automl.features.build import as_spec, build_features
 from atec_automl.leaderboard import Entry, Leaderboard
 from atec_automl.models.base import ModelData
 from atec_automl.pipeline import Prepared, refit_all
 from atec_automl.progress import progress
 from atec_automl.provenance import current_git_commit
+from atec_automl.recipe import Recipe
 from atec_automl.staging import remove_stale_staging, replacing_dir
 from atec_automl.submissions import read_manifests
 
 BOARDS = ("test_a", "test_b")
 CHOICES = ("best", "lower_bound", "indistinguishable")
 MAX_INDISTINGUISHABLE = 5
+EntryRecipe = Callable[[Entry], Recipe]
+"""The recipe that refits a leaderboard entry (built by the task layer from the entry's recorded config)."""
+
+
+@dataclass(frozen=True)
+class SubmitSettings:
+    """The `submit` settings: which entries (`entry`, else `choose` and `blend_top`), whether to refit,
+    the submission's name (None: from the time and the entries) and the folder of submissions."""
+
+    dir: Path = Path("submissions")
+    entry: int | None = None
+    choose: str = "best"
+    blend_top: int = 1
+    refit: bool = True
+    name: str | None = None
+
+    def identity(self) -> dict:
+        """The settings that change what a submission holds."""
+        return {"entry": self.entry, "choose": self.choose, "blend_top": self.blend_top, "refit": self.refit}
 
 
 @dataclass
@@ -109,13 +128,6 @@ def distinct_predictions(board: Leaderboard, ranked: list[Entry], wanted: int) -
     return chosen
 
 
-def entry_config(entry: Entry, cfg: DictConfig) -> DictConfig:
-    """The entry's recorded config, with this run's data section (same fingerprint, today's paths)."""
-    recorded = OmegaConf.create(entry.config_yaml)
-    recorded.data = cfg.data
-    return recorded
-
-
 def test_rows(dataset: Dataset) -> dict[str, np.ndarray]:
     """Row positions of each board's test part that has rows."""
     rows = {board: dataset.part_rows(board) for board in BOARDS}
@@ -125,17 +137,17 @@ def test_rows(dataset: Dataset) -> dict[str, np.ndarray]:
     return rows
 
 
-def predict_entry(entry: Entry, cfg: DictConfig, prepared: Prepared, rows: dict[str, np.ndarray],
+def predict_entry(entry: Entry, recipe: Recipe, prepared: Prepared, rows: dict[str, np.ndarray],
                   work_dir: Path) -> tuple[Member, dict[str, np.ndarray]]:
-    """Refit one entry on all labelled days and predict every board's rows."""
-    entry_cfg = entry_config(entry, cfg)
-    same_features = OmegaConf.to_container(entry_cfg.features, resolve=True) == OmegaConf.to_container(cfg.features, resolve=True)
-    features = prepared.features if same_features else build_features(prepared.dataset, entry_cfg.features)
-    refit_on = Prepared(prepared.dataset, features, prepared.folds)
+    """Refit one entry (its `recipe`) on all labelled days and predict every board's rows."""
+    dataset = prepared.dataset
+    same_features = prepared.features.fingerprint == f"{dataset.fingerprint}:{as_spec(recipe.features).fingerprint()}"
+    features = prepared.features if same_features else build_features(dataset, recipe.features)
+    refit_on = Prepared(dataset, features, prepared.folds)
     progress(f"[submit] refitting entry {entry.id} ({entry.family}, {entry.label()}, score {entry.score:.4f}) "
-             f"on {len(prepared.dataset.part_rows('train')):,} labelled rows")
-    model = refit_all(entry_cfg, refit_on, entry.best_iteration, work_dir / f"entry{entry.id}")
-    member = Member(entry.id, entry.family, model, OmegaConf.to_container(entry_cfg.features, resolve=True))
+             f"on {len(dataset.part_rows('train')):,} labelled rows")
+    model = refit_all(recipe, refit_on, entry.best_iteration, work_dir / f"entry{entry.id}")
+    member = Member(entry.id, entry.family, model, dict(recipe.features))
     return member, {board: model.predict(ModelData(features, board_rows)) for board, board_rows in rows.items()}
 
 
@@ -151,16 +163,9 @@ def stored_predictions(entry: Entry, board: Leaderboard, rows: dict[str, np.ndar
     return {name: stored[name].astype(np.float64) for name in rows}
 
 
-def chosen_entries(cfg: DictConfig, prepared: Prepared, board: Leaderboard) -> list[Entry]:
+def chosen_entries(settings: SubmitSettings, prepared: Prepared, board: Leaderboard) -> list[Entry]:
     """The entries the `submit` settings choose on this data."""
-    return choose_entries(board, prepared.dataset.fingerprint, cfg.submit.entry, cfg.submit.blend_top,
-                          str(cfg.submit.get("choose", "best")))
-
-
-def submit_settings(cfg: DictConfig) -> dict:
-    """The `submit` settings that change what a submission holds."""
-    return {"entry": cfg.submit.get("entry"), "choose": str(cfg.submit.get("choose", "best")),
-            "blend_top": int(cfg.submit.get("blend_top", 1)), "refit": bool(cfg.submit.get("refit", True))}
+    return choose_entries(board, prepared.dataset.fingerprint, settings.entry, settings.blend_top, settings.choose)
 
 
 def identity(entries: list[Entry], fingerprint: str, git_commit: str, settings: dict) -> dict:
@@ -186,20 +191,24 @@ def identical_submission(root: Path, wanted: dict) -> Path | None:
     return None
 
 
-def make_submission(cfg: DictConfig, prepared: Prepared, board: Leaderboard, work_dir: Path,
-                    entries: list[Entry] | None = None) -> Submission:
-    """Refit (or read the stored predictions of) the chosen entries; blend them when there are several."""
-    entries = entries or chosen_entries(cfg, prepared, board)
+def make_submission(settings: SubmitSettings, prepared: Prepared, board: Leaderboard, work_dir: Path,
+                    entries: list[Entry] | None = None, entry_recipe: EntryRecipe | None = None) -> Submission:
+    """Refit (each with its `entry_recipe`) or read the stored predictions of the chosen entries; blend
+    them when there are several."""
+    entries = entries or chosen_entries(settings, prepared, board)
     rows = test_rows(prepared.dataset)
     members: list[Member] = []
-    if cfg.submit.get("refit", True):
-        members, per_entry = map(list, zip(*[predict_entry(entry, cfg, prepared, rows, work_dir) for entry in entries]))
+    if settings.refit:
+        if entry_recipe is None:
+            raise AtecError("submit: refitting an entry needs its recipe (entry_recipe)")
+        members, per_entry = map(list, zip(*[predict_entry(entry, entry_recipe(entry), prepared, rows, work_dir)
+                                             for entry in entries]))
     else:
         per_entry = [stored_predictions(entry, board, rows) for entry in entries]
     scores = {b: rank_average([p[b] for p in per_entry]) for b in rows}
     ids = "-".join(str(e.id) for e in entries)
     default_name = f"{time.strftime('%Y%m%d-%H%M%S')}-{'entry' if len(entries) == 1 else 'blend'}{ids}"
-    return Submission(scores, entries, str(cfg.submit.name or default_name), members)
+    return Submission(scores, entries, str(settings.name or default_name), members)
 
 
 def submission_frame(dataset: Dataset, board: str, scores: np.ndarray) -> pd.DataFrame:
@@ -219,7 +228,7 @@ def submission_frame(dataset: Dataset, board: str, scores: np.ndarray) -> pd.Dat
     return frame
 
 
-def manifest(submission: Submission, prepared: Prepared, cfg: DictConfig) -> dict:
+def manifest(submission: Submission, prepared: Prepared, settings: SubmitSettings) -> dict:
     """What the files are and how they were made."""
     return {
         "name": submission.name,
@@ -228,9 +237,9 @@ def manifest(submission: Submission, prepared: Prepared, cfg: DictConfig) -> dic
         "data_fingerprint": prepared.dataset.fingerprint,
         "data_files": {part: str(path) for part, path in prepared.dataset.sources.items()},
         "method": "entry" if len(submission.entries) == 1 else f"rank-average blend of {len(submission.entries)} entries",
-        "choose": str(cfg.submit.get("choose", "best")),
-        "refit": bool(cfg.submit.get("refit", True)),
-        "submit_settings": submit_settings(cfg),
+        "choose": settings.choose,
+        "refit": settings.refit,
+        "submit_settings": settings.identity(),
         "entries": [{"id": e.id, "family": e.family, "study": e.study, "trial": e.trial, "policy": e.policy,
                      "score": e.score, "interval": [e.score_low, e.score_high], "frauds_scored": e.frauds,
                      "tpr1": e.tpr1, "tpr2": e.tpr2, "tpr3": e.tpr3, "auc": e.auc, "params": e.params,
@@ -240,19 +249,23 @@ def manifest(submission: Submission, prepared: Prepared, cfg: DictConfig) -> dic
     }
 
 
-def model_section(submission: Submission, prepared: Prepared, cfg: DictConfig, staging: Path) -> dict:
-    """Save the refit models into the staging folder; the manifest's `model` section (None without refit)."""
+def model_section(submission: Submission, prepared: Prepared, data_format: Mapping[str, Any] | None,
+                  staging: Path) -> dict:
+    """Save the refit models into the staging folder; the manifest's `model` section (None without refit).
+    `data_format` is the training files' format (a `_target_` mapping), which new events are read with."""
     if not submission.members:
         return {"model": None, "model_note": NO_MODEL}
-    data_format = OmegaConf.to_container(cfg.data.format, resolve=True)
-    section = save_members(staging, submission.members, prepared.dataset, data_format)
+    if data_format is None:
+        raise AtecError("submit: a refit submission needs the data format its new events are read with")
+    section = save_members(staging, submission.members, prepared.dataset, dict(data_format))
     section["checksums"] = file_checksums(staging)
     return {"model": section}
 
 
-def write_submission(submission: Submission, prepared: Prepared, cfg: DictConfig) -> Path:
+def write_submission(submission: Submission, prepared: Prepared, settings: SubmitSettings,
+                     data_format: Mapping[str, Any] | None = None) -> Path:
     """Write the board files and the manifest into `submissions/<name>/`, all or nothing."""
-    root = Path(cfg.submit.dir)
+    root = Path(settings.dir)
     target = root / submission.name
     if target.exists():
         raise AtecError(f"submit: {target} already exists; choose another submit.name")
@@ -261,7 +274,30 @@ def write_submission(submission: Submission, prepared: Prepared, cfg: DictConfig
     with replacing_dir(target) as staging:
         for board, scores in submission.scores.items():
             submission_frame(prepared.dataset, board, scores).to_csv(staging / f"{board}.csv", index=False, float_format="%.8g")
-        content = manifest(submission, prepared, cfg)
-        content.update(model_section(submission, prepared, cfg, staging))
+        content = manifest(submission, prepared, settings)
+        content.update(model_section(submission, prepared, data_format, staging))
         (staging / "manifest.json").write_text(json.dumps(content, indent=2, default=str))
+    return target
+
+
+def submit(settings: SubmitSettings, prepared: Prepared, board: Leaderboard, work_dir: Path, entry_recipe: EntryRecipe,
+           data_format: Mapping[str, Any]) -> Path:
+    """Make, validate and write the submission (or find an identical one); print the true A/B scores
+    when hidden labels exist."""
+    entries = chosen_entries(settings, prepared, board)
+    wanted = identity(entries, prepared.dataset.fingerprint, current_git_commit(), settings.identity())
+    existing = identical_submission(Path(settings.dir), wanted)
+    if existing is not None:
+        progress(f"[submit] {existing} already holds this submission (entries {', '.join(map(str, wanted['entries']))}, "
+                 "the same data, commit and submit settings): reused, nothing written")
+        return existing
+    submission = make_submission(settings, prepared, board, work_dir, entries, entry_recipe)
+    target = write_submission(submission, prepared, settings, data_format)
+    progress(f"[submit] wrote {target}: " + ", ".join(f"{name}.csv ({len(s):,} rows)" for name, s in submission.scores.items()))
+    if prepared.truth is not None:
+        for name, figures in prepared.truth.board_figures(submission.scores).items():
+            progress(f"[submit] true {name} score on its last {prepared.truth.scored_days} days ({figures['rows']:,} rows): "
+                     + (figures["undefined"] if "undefined" in figures else
+                        f"{figures['score']:.4f} (TPR {figures['tpr1']:.3f} / {figures['tpr2']:.3f} / "
+                        f"{figures['tpr3']:.3f}, AUC {figures['auc']:.4f})"))
     return target

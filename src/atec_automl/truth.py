@@ -27,6 +27,7 @@ class HiddenTruth:
 
     scored: dict[str, np.ndarray]
     labels: dict[str, np.ndarray]
+    scored_days: int = 0
 
     @classmethod
     def load(cls, path: Path, dataset: Dataset, scored_days: int) -> HiddenTruth:
@@ -45,7 +46,7 @@ class HiddenTruth:
             y = np.where(position >= 0, hidden[position], np.nan)
             keep = np.isin(rows, last_days_rows(days, rows, scored_days)) & np.isin(y, (0.0, 1.0))
             scored[board], labels[board] = np.flatnonzero(keep), y[keep]
-        return cls(scored, labels)
+        return cls(scored, labels, scored_days)
 
     def board_figures(self, scores: dict[str, np.ndarray]) -> dict[str, dict]:
         """ATEC score, TPRs, AUC and rows of each board's scores (aligned to the board's rows);

@@ -1,9 +1,9 @@
 """The two ATEC file formats: which columns they have, of which kind, and how each kind is parsed.
 
-A format is instantiated from `conf/data/*.yaml` (`format._target_`). The loader reads a file into
-an Arrow table and hands each column to `convert_column`, which turns it into the column's kind
-or raises a `DataError` naming the file, the column, the first offending (1-based data) row and
-the value. Column kinds:
+A format is built from the `format` section of `conf/data/*.yaml` by `format_of` (its `_target_`
+names the class). The loader reads a file into an Arrow table and hands each column to
+`convert_column`, which turns it into the column's kind or raises a `DataError` naming the file,
+the column, the first offending (1-based data) row and the value. Column kinds:
 
 - `id`        the event's id, kept as a string
 - `time`      "YYYY-MM-DD HH", "YYYY-MM-DD HH:MM" or "YYYY-MM-DD HH:MM:SS" (mixed is fine) -> `EventTimes`:
@@ -18,14 +18,14 @@ Impossible dates and times (2017-02-30, second 60) are errors, not rolled into t
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from atec_automl.errors import DataError
+from atec_automl.errors import AtecError, DataError
 
 CATEGORY_TYPE = pa.dictionary(pa.int32(), pa.string())
 LABEL_VALUES = (1.0, 0.0, -1.0)
@@ -150,6 +150,18 @@ class PrelimFormat(TableFormat):
         kinds = {c: self.key_kind(c) for c in (self.id_column, self.label_column, self.time_column)}
         kinds.update({f"f{n}": "float32" for n in sorted(numbers)})
         return kinds
+
+
+FORMATS: dict[str, type[TableFormat]] = {f"{cls.__module__}.{cls.__name__}": cls for cls in (RawEventFormat, PrelimFormat)}
+"""The formats by the `_target_` that `conf/data/*.yaml` and a submission's manifest name them with."""
+
+
+def format_of(settings: Mapping[str, Any]) -> TableFormat:
+    """The format a `format` mapping describes: its `_target_` class with the other keys as arguments."""
+    target = settings.get("_target_")
+    if target not in FORMATS:
+        raise AtecError(f"data.format._target_: {target!r} is not a file format; choose one of {sorted(FORMATS)}")
+    return FORMATS[target](**{key: value for key, value in settings.items() if key != "_target_"})
 
 
 def convert_column(values: pa.ChunkedArray, kind: str, missing_values: Sequence[str], file: str, column: str):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,8 +20,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
 
 from atec_automl.data.dataset import PARTS, Dataset
 from atec_automl.data.formats import TableFormat, convert_column
@@ -33,10 +32,11 @@ log = logging.getLogger(__name__)
 LOADER_VERSION = 2
 
 
-def load_dataset(data_cfg: DictConfig) -> Dataset:
-    """Load, validate and join the files named by a `conf/data/*.yaml` config."""
-    file_format: TableFormat = instantiate(data_cfg.format)
-    paths = part_paths(data_cfg)
+def load_dataset(file_format: TableFormat, paths: Mapping[str, Path]) -> Dataset:
+    """Load, validate and join the files of each part (`train`, optionally `test_a`, `test_b`) in `file_format`."""
+    paths = {part: Path(paths[part]) for part in PARTS if part in paths}
+    if "train" not in paths:
+        raise AtecError("data.train is null: a train file is required")
     headers = {part: read_header(path) for part, path in paths.items()}
     kinds = file_format.kinds(list(headers.values()))
     for part, path in paths.items():
@@ -150,21 +150,6 @@ def _cell_text(value: object, source: str, column: str, row: int) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise DataError(source, f"expected a string or a number, got {value!r}", column=column, row=row)
     return value if isinstance(value, str) else repr(value)
-
-
-def part_paths(data_cfg: DictConfig) -> dict[str, Path]:
-    """The configured file of each part (train required, tests optional), generating synthetic data if asked."""
-    for part in PARTS:
-        if OmegaConf.is_missing(data_cfg, part):
-            raise AtecError(f"data.{part} is not set: give data.{part}=<path of the {part} file>")
-    paths = {part: Path(str(data_cfg[part])) for part in PARTS if data_cfg.get(part) is not None}
-    if "train" not in paths:
-        raise AtecError("data.train is null: a train file is required")
-    if data_cfg.get("generate_if_missing", False):
-        from atec_automl.data.synthetic import ensure_generated
-
-        ensure_generated(data_cfg)
-    return paths
 
 
 def _row_in_part(position: int, tables: dict[str, pa.Table]) -> tuple[str, int]:

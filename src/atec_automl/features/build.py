@@ -12,12 +12,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from hydra.utils import instantiate
-from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from atec_automl.data.dataset import TIMELINE_COLUMNS, Dataset
-from atec_automl.errors import DataError
+from atec_automl.errors import AtecError, DataError
 from atec_automl.features.cache import DamagedCache, cache_key, load_cached, save_cached
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.features.memory import reuse_freed_memory
@@ -29,13 +27,20 @@ from atec_automl.staging import remove_stale_staging
 log = logging.getLogger(__name__)
 
 
+SPECS: dict[str, type[FeatureSpec]] = {f"{cls.__module__}.{cls.__name__}": cls for cls in (RawEventFeatures, PrelimFeatures)}
+"""The feature definitions by the `_target_` that `conf/features/*.yaml` and a submission's `features.json` name."""
+
+
 def as_spec(features_cfg: Any) -> FeatureSpec:
-    """A feature spec from a spec object or a config with `_target_` (e.g. `cfg.features`)."""
+    """A feature spec from a spec object or a plain mapping with `_target_` (e.g. `cfg.features` as a dict)."""
     if isinstance(features_cfg, (RawEventFeatures, PrelimFeatures)):
         return features_cfg
-    if isinstance(features_cfg, (DictConfig, Mapping)):
-        return instantiate(features_cfg, _convert_="all")
-    raise TypeError(f"features config must be a spec or a mapping with _target_, got {type(features_cfg).__name__}")
+    if not isinstance(features_cfg, Mapping):
+        raise TypeError(f"features config must be a spec or a mapping with _target_, got {type(features_cfg).__name__}")
+    target = features_cfg.get("_target_")
+    if target not in SPECS:
+        raise AtecError(f"features._target_: {target!r} is not a feature definition; choose one of {sorted(SPECS)}")
+    return SPECS[target](**{key: value for key, value in features_cfg.items() if key != "_target_"})
 
 
 def cache_location(dataset: Dataset, features_cfg: Any, cache_dir: Path | str | None = None) -> Path | None:

@@ -1,4 +1,4 @@
-"""Feature definitions, instantiated from `conf/features/*.yaml` (`_target_`).
+"""Feature definitions, built from `conf/features/*.yaml` (`_target_` names the class; `features.build.as_spec`).
 
 Two formats, two spec classes, picked by the config group: `features=default` (semi-final raw
 fields: entity window aggregates, novelty/usual flags, sequences) and `features=prelim`
@@ -15,8 +15,6 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
-
-from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from atec_automl.data.calendar import HOLIDAYS
 from atec_automl.errors import AtecError
@@ -38,13 +36,6 @@ def window_seconds(name: str) -> int | None:
     return int(match.group(1)) * WINDOW_UNITS[match.group(2)]
 
 
-def _plain(value: Any) -> Any:
-    """OmegaConf containers -> plain dicts and lists."""
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
 @dataclass
 class EntitySpec:
     """Aggregates over the strictly-past events sharing `columns` (one column or a pair)."""
@@ -56,8 +47,8 @@ class EntitySpec:
     distinct: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.columns, self.windows, self.stats = list(_plain(self.columns)), list(_plain(self.windows)), list(_plain(self.stats))
-        self.distinct = {k: list(v) for k, v in dict(_plain(self.distinct)).items()}
+        self.columns, self.windows, self.stats = list(self.columns), list(self.windows), list(self.stats)
+        self.distinct = {k: list(v) for k, v in dict(self.distinct).items()}
         unknown = sorted(set(self.stats) - set(STATS))
         if unknown:
             raise AtecError(f"features: unknown stats {unknown}; choose from {list(STATS)}")
@@ -74,7 +65,7 @@ class SequenceSpec:
     novelty: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.categorical, self.novelty = list(_plain(self.categorical)), list(_plain(self.novelty))
+        self.categorical, self.novelty = list(self.categorical), list(self.novelty)
         if self.length < 1:
             raise AtecError(f"features: sequence.length must be >= 1, got {self.length}")
 
@@ -97,15 +88,15 @@ class RawEventFeatures:
 
     def __post_init__(self) -> None:
         self.entities = {
-            name: spec if isinstance(spec, EntitySpec) else EntitySpec(**_plain(spec))
-            for name, spec in dict(_plain(self.entities)).items()
+            name: spec if isinstance(spec, EntitySpec) else EntitySpec(**spec)
+            for name, spec in dict(self.entities).items()
         }
-        self.first_seen = {k: list(v) for k, v in dict(_plain(self.first_seen)).items()}
-        self.mismatches = {k: list(v) for k, v in dict(_plain(self.mismatches)).items()}
-        self.usual, self.categorical = list(_plain(self.usual)), list(_plain(self.categorical))
-        self.holidays = [list(h) for h in _plain(self.holidays)]
+        self.first_seen = {k: list(v) for k, v in dict(self.first_seen).items()}
+        self.mismatches = {k: list(v) for k, v in dict(self.mismatches).items()}
+        self.usual, self.categorical = list(self.usual), list(self.categorical)
+        self.holidays = [list(h) for h in self.holidays]
         if self.sequence is not None and not isinstance(self.sequence, SequenceSpec):
-            self.sequence = SequenceSpec(**_plain(self.sequence))
+            self.sequence = SequenceSpec(**self.sequence)
         for name, pair in {**self.first_seen, **self.mismatches}.items():
             if len(pair) != 2:
                 raise AtecError(f"features: {name!r} needs exactly two columns, got {pair}")
@@ -131,7 +122,7 @@ class PrelimFeatures:
     export: str | None = None
 
     def __post_init__(self) -> None:
-        self.holidays = [list(h) for h in _plain(self.holidays)]
+        self.holidays = [list(h) for h in self.holidays]
 
     def feature_columns(self, columns: list[str]) -> list[str]:
         """The f-columns of the dataset, in their file order."""

@@ -163,13 +163,14 @@ def promote(study: optuna.Study, climbed: list[Rung] | tuple[Rung, ...], schedul
     return queued
 
 
-def promote_the_best(study: optuna.Study, climbed: list[Rung] | tuple[Rung, ...]) -> bool:
-    """Queue the full-size fit of the deferred trial that climbed highest (best score there), if any."""
+def promote_the_best(study: optuna.Study, climbed: list[Rung] | tuple[Rung, ...]) -> int | None:
+    """Queue the full-size fit of the deferred trial that climbed highest (best score there); its number,
+    None when no trial waits deferred."""
     trials = study.get_trials(deepcopy=False)
     done = {t.user_attrs[PROMOTED_FROM] for t in trials if PROMOTED_FROM in t.user_attrs}
     deferred = [t for t in trials if t.user_attrs.get(DEFERRED) in t.intermediate_values and t.number not in done]
     if not climbed or not deferred:
-        return False
+        return None
     best = max(deferred, key=lambda t: (t.user_attrs[DEFERRED], t.intermediate_values[t.user_attrs[DEFERRED]]))
     enqueue_promotion(study, best, climbed[-1].step)
-    return True
+    return best.number

@@ -24,23 +24,21 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import optuna
-from omegaconf import DictConfig, OmegaConf
 
 from atec_automl.errors import AtecError
 from atec_automl.evaluation import FoldResult, build_entry
-from atec_automl.labels import build_policy
 from atec_automl.leaderboard import DuplicateEntryError, Entry, Leaderboard
 from atec_automl.loggers import TrialLogger
 from atec_automl.models.base import Model, Report
-from atec_automl.models import family_class
-from atec_automl.pipeline import (Prepared, fit_fold, label_policy, model_family, policy_queries, predict_boards,
-                                  with_fixed_steps)
+from atec_automl.pipeline import Prepared, fit_fold, label_policy, policy_queries, predict_boards
 from atec_automl.progress import TrialStatus
-from atec_automl.search.fidelity import DEFERRED, PROMOTED_PAST, Rung, among_the_best, rung_quota, rung_values, scored_at
-from atec_automl.search.space import SearchSpace, apply, suggest
+from atec_automl.recipe import Recipe
+from atec_automl.search.fidelity import DEFERRED, PROMOTED_FROM, PROMOTED_PAST, Rung, among_the_best, rung_quota, rung_values, scored_at
+from atec_automl.search.space import SearchSpace, suggest
 
 
 ENQUEUED = "enqueued"
@@ -49,10 +47,11 @@ ENQUEUED = "enqueued"
 
 @dataclass
 class TrialContext:
-    """What every trial of one family's study shares."""
+    """What every trial of one family's study shares; `trial_recipe` turns a trial's sampled values
+    (parameter name -> value) into the recipe it fits (built by the task layer from the config)."""
 
     family: str
-    cfg: DictConfig
+    trial_recipe: Callable[[Mapping[str, Any]], Recipe]
     space: SearchSpace
     prepared: Prepared
     board: Leaderboard
@@ -66,8 +65,8 @@ class TrialContext:
     rungs: tuple[Rung, ...] = ()
     explore_trials: int = 0
     reduction_factor: int = 3
-    finishing: bool = False
-    """Past the budget with no full-size fit yet: a promoted trial skips its remaining rungs."""
+    finishing: int | None = None
+    """Past the budget with no full-size fit yet: the deferred trial whose promotion alone is fitted."""
 
 
 def pruning_report(trial: optuna.Trial, logger: TrialLogger, every: int) -> Report:
@@ -117,13 +116,6 @@ def fold_report(pruning: Report | None, status: TrialStatus) -> Report | None:
     return report
 
 
-def at_rung(trial_cfg: DictConfig, rung: Rung) -> tuple[DictConfig, int]:
-    """The trial's configuration fitting only the rung's share of its model steps, and that step count."""
-    step_key = family_class(model_family(trial_cfg)).step_key
-    steps = rung.model_steps(int(trial_cfg.model[step_key]))
-    return with_fixed_steps(trial_cfg, steps - 1), steps
-
-
 def release_gpu_memory() -> None:
     """After a failed trial (a GPU out-of-memory above all), hand cached GPU blocks back for the next one."""
     import torch
@@ -151,12 +143,12 @@ class Objective:
         context = self.context
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         values = suggest(trial, context.space)
-        trial_cfg = apply(context.cfg, context.space, values)
+        recipe = context.trial_recipe(values)
         context.logger.start(f"{context.family}-{trial.number}", trial.study.study_name, dict(values))
         status = TrialStatus(f"{context.family} trial {trial.number}", "iteration" if context.family == "catboost" else "epoch",
                              context.deadline, best_value(trial.study))
         try:
-            score = self._run(trial, trial_cfg, values, status)
+            score = self._run(trial, recipe, values, status)
         except optuna.TrialPruned:
             context.logger.finish()
             raise
@@ -170,21 +162,24 @@ class Objective:
         context.logger.finish()
         return score
 
-    def _climb(self, trial: optuna.Trial, trial_cfg: DictConfig, status: TrialStatus) -> None:
+    def _climb(self, trial: optuna.Trial, recipe: Recipe, status: TrialStatus) -> None:
         """Fit and score the trial at each low-fidelity rung it has not climbed yet; raise TrialPruned where
         it falls behind, or where it passes a rung whose exploration is not over (deferred)."""
         context = self.context
         climbed = int(trial.user_attrs.get(PROMOTED_PAST, 0))
-        if climbed and context.finishing:
-            return
+        if context.finishing is not None and trial.user_attrs.get(PROMOTED_FROM) != context.finishing:
+            trial.set_user_attr("pruned_at", f"skipped: the budget is spent, trial {context.finishing}'s full-size "
+                                             f"fit goes first")
+            raise optuna.TrialPruned("skipped: the budget is spent")
         for index, rung in enumerate(context.rungs):
             if rung.step <= climbed:
                 continue
             status.fold = f"{rung.share:.0%} of the users"
             root = context.run_dir / "trials" / f"{context.family}-{trial.number}" / rung.fold.name
-            rung_cfg, steps = at_rung(trial_cfg, rung)
-            result, _ = fit_fold(rung_cfg, context.prepared, rung.fold, root, fold_report(None, status),
-                                 label_policy(rung_cfg, context.prepared))
+            steps = rung.model_steps(recipe.steps)
+            rung_recipe = recipe.with_steps(steps)
+            result, _ = fit_fold(rung_recipe, context.prepared, rung.fold, root, fold_report(None, status),
+                                 label_policy(rung_recipe, context.prepared))
             score = result.atec.score
             trial.set_user_attr(f"rung_{rung.share:g}_score", score)
             trial.set_user_attr(f"rung_{rung.share:g}_steps", [steps, result.best_step])
@@ -207,11 +202,11 @@ class Objective:
         quota = rung_quota(context.explore_trials, context.reduction_factor, index)
         return in_time and scored_at(trial.study, context.rungs[index].step) + 1 < quota
 
-    def _run(self, trial: optuna.Trial, trial_cfg: DictConfig, values: dict, status: TrialStatus) -> float:
+    def _run(self, trial: optuna.Trial, recipe: Recipe, values: dict, status: TrialStatus) -> float:
         """Climb the low-fidelity rungs, then fit every fold (without rungs, pruning on the first fold's
         validation values and on each fold's running mean)."""
         context = self.context
-        self._climb(trial, trial_cfg, status)
+        self._climb(trial, recipe, status)
         prune_folds_after = None if context.rungs or trial.user_attrs.get(ENQUEUED) else context.prune_folds_after
         results: list[FoldResult] = []
         queries: list[list[dict] | None] = []
@@ -221,15 +216,15 @@ class Objective:
             status.fold = f"fold {k + 1}/{len(folds)}"
             pruning = pruning_report(trial, context.logger, context.report_every) if k == 0 and not context.rungs else None
             root = context.run_dir / "trials" / f"{context.family}-{trial.number}" / fold.name
-            policy = label_policy(trial_cfg, context.prepared)
-            result, model = fit_fold(trial_cfg, context.prepared, fold, root, fold_report(pruning, status), policy)
+            policy = label_policy(recipe, context.prepared)
+            result, model = fit_fold(recipe, context.prepared, fold, root, fold_report(pruning, status), policy)
             results.append(result)
             queries.append(policy_queries(policy, context.prepared))
             fold_scores = [float(r.atec.score) for r in results]
             trial.set_user_attr("fold_scores", fold_scores)
             if k + 1 < len(folds) and fold_pruned(trial, fold_scores, prune_folds_after):
                 raise optuna.TrialPruned(f"pruned after {fold.name} with mean score {np.mean(fold_scores):.5f}")
-        entry = with_queries(self._entry(trial, trial_cfg, values, results, predict_boards(model, context.prepared)),
+        entry = with_queries(self._entry(trial, recipe, values, results, predict_boards(model, context.prepared)),
                              queries)
         if not math.isfinite(entry.score):
             raise AtecError(f"trial {trial.number}: the mean ATEC score is {entry.score}")
@@ -238,7 +233,7 @@ class Objective:
                             "auc": entry.auc, "fit_seconds": entry.fit_seconds})
         return entry.score
 
-    def _entry(self, trial: optuna.Trial, trial_cfg: DictConfig, values: dict, results: list[FoldResult],
+    def _entry(self, trial: optuna.Trial, recipe: Recipe, values: dict, results: list[FoldResult],
                boards: dict[str, np.ndarray]) -> Entry:
         """The leaderboard entry of a finished trial (best step: the last fold's, the one nearest the test)."""
         context = self.context
@@ -246,9 +241,9 @@ class Objective:
         true = truth.board_scores(boards) if truth is not None else {}
         return build_entry(
             results, context.bootstrap, family=context.family, study=trial.study.study_name, trial=trial.number,
-            params=values, config_yaml=OmegaConf.to_yaml(trial_cfg, resolve=True),
+            params=values, config_yaml=recipe.config_yaml,
             data_fingerprint=context.prepared.dataset.fingerprint,
-            split="; ".join(f.describe() for f in context.prepared.folds), policy=build_policy(trial_cfg).name,
+            split="; ".join(f.describe() for f in context.prepared.folds), policy=recipe.policy.name,
             test_scores=boards, true_a=true.get("test_a"), true_b=true.get("test_b"))
 
     def _record(self, trial: optuna.Trial, entry: Entry) -> None:

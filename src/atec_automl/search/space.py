@@ -12,16 +12,18 @@ library defaults).
 - An enqueued trial that does not give a group parameter is enqueued once per choice, so every
   option starts from the same library-default trial.
 
-A sweep engine samples with `suggest(trial, space)` and sets the values with `apply(cfg, space, values)`.
+A sweep engine samples with `suggest(trial, space)`; the task layer sets the values in a copy of the
+config (`tasks._sweep.apply`) and builds the trial's recipe from it.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import optuna
-from omegaconf import DictConfig, OmegaConf
+import yaml
 
 from atec_automl.errors import AtecError
 
@@ -77,13 +79,12 @@ class SearchSpace:
     enqueue: tuple[dict, ...]
 
 
-def load_space(source: str | Path | Mapping | DictConfig, conf_dir: Path | None = None) -> SearchSpace:
-    """A SearchSpace from a YAML file path or an already-loaded mapping (e.g. `cfg.search`).
+def load_space(source: str | Path | Mapping, conf_dir: Path | None = None) -> SearchSpace:
+    """A SearchSpace from a YAML file path or an already-loaded plain mapping (e.g. `cfg.search` as a dict).
 
     `conf_dir` (the Hydra config directory) is where group parameters find their options.
     """
-    raw = OmegaConf.load(source) if isinstance(source, (str, Path)) else source
-    data = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else dict(raw)
+    data = read_yaml(Path(source)) if isinstance(source, (str, Path)) else dict(source)
     where = f"search space {source}" if isinstance(source, (str, Path)) else f"search space {data.get('family')}"
     params = tuple(_param(where, name, spec, conf_dir) for name, spec in data.get("params", {}).items())
     by_name = {p.name: p for p in params}
@@ -148,8 +149,23 @@ def _group_options(where: str, name: str, spec: Mapping, choices: tuple, conf_di
         if not path.is_file():
             raise AtecError(f"{where}: parameter {name!r}: no option {choice!r} in {path.parent} "
                             f"(choose among {sorted(p.stem for p in path.parent.glob('*.yaml'))})")
-        options.append((choice, OmegaConf.to_container(OmegaConf.load(path), resolve=False)))
+        options.append((choice, read_yaml(path)))
     return tuple(options)
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 floats as OmegaConf reads them: `1e-3` is a number, not text."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+    r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+"
+    r"|\.(?:inf|Inf|INF)|[-+]\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
+
+
+def read_yaml(path: Path) -> dict:
+    """A YAML file's mapping, as written (interpolations such as `${seed}` stay text for the config to resolve)."""
+    with open(path, encoding="utf-8") as stream:
+        return yaml.load(stream, Loader=_Loader) or {}
 
 
 def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
@@ -159,15 +175,3 @@ def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
         if param.active(values):
             values[param.name] = param.suggest(trial)
     return values
-
-
-def apply(cfg: DictConfig, space: SearchSpace, values: Mapping[str, Any]) -> DictConfig:
-    """A copy of `cfg` with each sampled value set at its parameter's path (group options first)."""
-    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
-    params = {p.name: p for p in space.params}
-    for name in sorted(values, key=lambda n: params[n].type != "group"):
-        param = params[name]
-        if OmegaConf.select(out, param.path, default="<absent>") == "<absent>":
-            raise AtecError(f"search space {space.family}: path {param.path!r} of {name!r} is not in the config")
-        OmegaConf.update(out, param.path, param.value_to_set(values[name]), merge=False)
-    return out

@@ -1,4 +1,5 @@
-"""Opening a study: storage with heartbeats, explicit sampler and pruner, named per family and data.
+"""Opening a study: storage with heartbeats, explicit sampler and pruner (the task layer names the
+study per family and data, `tasks._sweep.study_name`, and builds its sampler and pruner).
 
 Sampling is seeded per trial, not per worker: trial k of a study draws from a generator seeded by
 (`study.sampler.seed`, k). Trial numbers are handed out by the storage, so workers sharing a study
@@ -8,17 +9,14 @@ repeats its trials exactly, with nothing per worker (host, pid, index) to config
 from __future__ import annotations
 
 import copy
-import hashlib
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
 import sqlalchemy
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
@@ -36,16 +34,19 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def storage_for(study_cfg: DictConfig) -> optuna.storages.RDBStorage:
-    """RDB storage (SQLite file or PostgreSQL URL) whose heartbeats fail and retry a killed worker's trial."""
-    if not study_cfg.get("storage"):
+def storage_for(settings: Mapping[str, Any]) -> optuna.storages.RDBStorage:
+    """RDB storage (SQLite file or PostgreSQL URL) whose heartbeats fail and retry a killed worker's trial.
+
+    `settings` holds the `study` section as plain values: `storage` (the URL), `heartbeat_interval`,
+    `grace_period`, `max_retry` and optionally `engine_kwargs`."""
+    if not settings.get("storage"):
         raise AtecError("study.storage is not set: give the study's database URL, e.g. "
                         "study.storage=postgresql+psycopg://USER:PASSWORD@HOST:5432/atec")
-    url = str(study_cfg.storage)
+    url = str(settings["storage"])
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
-        return retry_schema_race(lambda: _rdb_storage(url, study_cfg))
+        return retry_schema_race(lambda: _rdb_storage(url, settings))
     except Exception as error:
         raise cannot_open(url, error) from error
 
@@ -55,14 +56,14 @@ def cannot_open(url: str, error: Exception) -> AtecError:
     return AtecError(f"study.storage {redacted(url)}: cannot open ({type(error).__name__}: {str(error).splitlines()[0]})")
 
 
-def _rdb_storage(url: str, study_cfg: DictConfig) -> optuna.storages.RDBStorage:
+def _rdb_storage(url: str, settings: Mapping[str, Any]) -> optuna.storages.RDBStorage:
     """Open (and on an empty database, create) the storage."""
     return optuna.storages.RDBStorage(
         url,
-        engine_kwargs=dict(study_cfg.get("engine_kwargs") or {}),
-        heartbeat_interval=int(study_cfg.heartbeat_interval),
-        grace_period=int(study_cfg.grace_period),
-        heartbeat_stale_trial_callback=RetryKilledTrial(max_retry=int(study_cfg.max_retry)),
+        engine_kwargs=dict(settings.get("engine_kwargs") or {}),
+        heartbeat_interval=int(settings["heartbeat_interval"]),
+        grace_period=int(settings["grace_period"]),
+        heartbeat_stale_trial_callback=RetryKilledTrial(max_retry=int(settings["max_retry"])),
     )
 
 
@@ -91,30 +92,16 @@ class RetryKilledTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
         super().__call__(study, trial)
 
 
-def study_name(cfg: DictConfig, family: str, data_fingerprint: str) -> str:
-    """`study.study_name` if set, else `<prefix>-<family>-<hash of data, features, labels, split>`.
-
-    Rerunning the same command resumes the same study; changing the data or the experiment's
-    fixed parts starts a new one instead of mixing incomparable trials.
-    """
-    if cfg.study.get("study_name"):
-        return f"{cfg.study.study_name}-{family}"
-    fixed = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("features", "labels", "split") if key in cfg}
-    digest = hashlib.sha256(f"{data_fingerprint}|{fixed}".encode()).hexdigest()[:10]
-    return f"{cfg.study.name_prefix}-{family}-{digest}"
-
-
-def open_study(cfg: DictConfig, family: str, data_fingerprint: str,
-               pruner: optuna.pruners.BasePruner | None = None) -> tuple[optuna.Study, bool]:
-    """Create or resume the family's study (maximising the mean ATEC score over folds), pruned by
-    `pruner` (default: `cfg.study.pruner`).
+def open_study(storage_settings: Mapping[str, Any], name: str, sampler: BaseSampler,
+               pruner: optuna.pruners.BasePruner) -> tuple[optuna.Study, bool]:
+    """Create or resume the study `name` (maximising the mean ATEC score over folds) in the storage of
+    `storage_settings` (see `storage_for`).
 
     Returns the study and whether this call created it: creation is atomic in the storage, so of
     several workers starting at once exactly one learns that it created the study.
     """
     quiet_optuna()
-    settings = dict(storage=storage_for(cfg.study), study_name=study_name(cfg, family, data_fingerprint),
-                    sampler=build_sampler(cfg.study.sampler), pruner=pruner or instantiate(cfg.study.pruner))
+    settings = dict(storage=storage_for(storage_settings), study_name=name, sampler=sampler, pruner=pruner)
     try:
         return optuna.create_study(direction="maximize", **settings), True
     except optuna.exceptions.DuplicatedStudyError:
@@ -175,10 +162,3 @@ class TrialSeededSampler(BaseSampler):
                     values: Sequence[float] | None) -> None:
         self._sampler(trial).after_trial(study, trial, state, values)
         del self._by_trial[trial.number]
-
-
-def build_sampler(sampler_cfg: DictConfig) -> BaseSampler:
-    """`study.sampler`, seeded per trial from its `seed` (unseeded when the seed is null)."""
-    if sampler_cfg.get("seed") is None:
-        return instantiate(sampler_cfg)
-    return TrialSeededSampler(instantiate(sampler_cfg, _partial_=True), int(sampler_cfg.seed))

@@ -24,30 +24,25 @@ kill left in between. `benchmarks/chaos.py` kills workers at random moments and 
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import optuna
 import pandas as pd
-from hydra import compose
-from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.storages._heartbeat import is_heartbeat_enabled
 
-from atec_automl.labels import build_policy
 from atec_automl.leaderboard import Leaderboard
-from atec_automl.search.space import SearchSpace, load_space
+from atec_automl.loggers import TrialLogger
 from atec_automl.pipeline import Prepared
 from atec_automl.progress import progress
+from atec_automl.recipe import Recipe
 from atec_automl.search.fidelity import PROMOTED_FROM, FidelitySchedule, Rung, promote, promote_the_best, rungs
 from atec_automl.search.objective import ENQUEUED, Objective, TrialContext
-from atec_automl.provenance import current_git_commit
+from atec_automl.search.space import SearchSpace
 from atec_automl.search.study import describe_study, open_study, trials_with_heartbeat
 
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -64,57 +59,36 @@ class FamilyResult:
     best_score: float | None
 
 
-def user_overrides() -> list[str]:
-    """The command line's overrides, less the `model` and `search` choices that the sweep makes per family."""
-    return [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in ("model", "search")]
+@dataclass(frozen=True)
+class FamilyPlan:
+    """One family's study as the task layer sets it up: its search space, how a trial's sampled values
+    become a recipe, the study's storage settings, name, sampler, pruner and shared attributes."""
+
+    family: str
+    space: SearchSpace
+    trial_recipe: Callable[[Mapping[str, Any]], Recipe]
+    storage: Mapping[str, Any]
+    study_name: str
+    sampler: optuna.samplers.BaseSampler
+    pruner: optuna.pruners.BasePruner
+    metadata: Mapping[str, str]
+    logger: TrialLogger
+    report_every: int = 1
 
 
-def family_config(cfg: DictConfig, family: str) -> DictConfig:
-    """The run's config recomposed for one family: the user's overrides, `model=<family>`, then
-    the family's `sweep.family_overrides`; the grey-label policy joins its search space unless the
-    user fixed `labels=` or turned `sweep.search_labels` off."""
-    user = user_overrides()
-    extra = list(cfg.sweep.family_overrides.get(family) or [])
-    composed = compose(config_name="config", overrides=[*user, f"model={family}", f"+search={family}", *extra])
-    if searches_labels(cfg, user):
-        with open_dict(composed):
-            composed.search.params = OmegaConf.merge(composed.search.params, cfg.sweep.grey_labels)
-    return composed
+@dataclass(frozen=True)
+class SweepSettings:
+    """What every family's study of one sweep shares: the trial budget and time per family, recovery,
+    pruning between folds, bootstrap replicates, the low-fidelity rungs and the seed of their users."""
 
-
-def searches_labels(cfg: DictConfig, user_overrides: list[str]) -> bool:
-    """Whether the grey-label policy is searched: on by default, off when the user chose one."""
-    fixed = any(o.split("=", 1)[0].lstrip("+~") == "labels" for o in user_overrides)
-    return bool(cfg.sweep.get("search_labels", True)) and not fixed
-
-
-def config_dir() -> Path:
-    """The directory of the primary Hydra config (where group options such as `labels/` live)."""
-    for source in HydraConfig.get().runtime.config_sources:
-        if source.provider == "main" and source.schema == "file":
-            return Path(source.path)
-    raise RuntimeError("no primary config directory in Hydra's config sources")
-
-
-def features_summary(features: dict) -> str:
-    """The feature spec in a few words: its class, its entity groups (if any) and a hash of the whole spec."""
-    digest = hashlib.sha256(json.dumps(features, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    kind = str(features.get("_target_", "features")).rsplit(".", 1)[-1]
-    groups = features.get("entities")
-    return f"{kind}" + (f" ({', '.join(groups)})" if isinstance(groups, dict) else "") + f", spec {digest}"
-
-
-def study_metadata(cfg: DictConfig, family: str, prepared: Prepared) -> dict[str, str]:
-    """What every trial of the family's study shares, as the study's user attributes show it."""
-    user = user_overrides()
-    return {
-        "family": family,
-        "data_fingerprint": prepared.dataset.fingerprint,
-        "features": features_summary(OmegaConf.to_container(cfg.features, resolve=True)),
-        "split": "; ".join(fold.describe() for fold in prepared.folds),
-        "label_policy": "searched" if searches_labels(cfg, user) else build_policy(cfg).name,
-        "git_commit": current_git_commit(),
-    }
+    n_trials: int
+    timeout_s: float | None = None
+    enqueue_defaults: bool = True
+    grace_period: float = 60.0
+    prune_folds_after: int | None = 3
+    bootstrap: int = 200
+    fidelity: FidelitySchedule = FidelitySchedule()
+    seed: int = 0
 
 
 def enqueue_defaults(study: optuna.Study, space: SearchSpace) -> None:
@@ -205,21 +179,11 @@ def progress_line(family: str, study: optuna.Study, trial: optuna.trial.FrozenTr
             f"best {'-' if best is None else f'{best:.4f}'} | {time.perf_counter() - started:.0f} s")
 
 
-def fidelity_schedule(cfg: DictConfig) -> FidelitySchedule:
-    """The low-fidelity rungs of `sweep.fidelity` (none when the section is absent)."""
-    section = cfg.sweep.get("fidelity")
-    if section is None:
-        return FidelitySchedule()
-    return FidelitySchedule(tuple(float(s) for s in section.shares), int(section.min_train_rows),
-                            int(section.reduction_factor), int(section.get("explore_trials", 10)),
-                            bool(section.get("cut_steps", True)))
-
-
-def low_fidelity_rungs(cfg: DictConfig, prepared: Prepared) -> tuple[Rung, ...]:
-    """The rungs every trial of this run climbs (user subsets drawn from `seed`), announced in one line."""
-    schedule = fidelity_schedule(cfg)
+def low_fidelity_rungs(settings: SweepSettings, prepared: Prepared) -> tuple[Rung, ...]:
+    """The rungs every trial of this run climbs (user subsets drawn from the seed), announced in one line."""
+    schedule = settings.fidelity
     user_codes = pd.factorize(prepared.dataset.frame["user_id"], use_na_sentinel=False)[0].astype(np.int64)
-    climbed = tuple(rungs(schedule, prepared.folds, user_codes, int(cfg.seed)))
+    climbed = tuple(rungs(schedule, prepared.folds, user_codes, settings.seed))
     if climbed:
         shown = ", ".join(f"{r.share:.0%} of the users ({len(r.fold.train):,} training rows, "
                           f"{r.step_share:.0%} of the model steps)" for r in climbed)
@@ -228,28 +192,23 @@ def low_fidelity_rungs(cfg: DictConfig, prepared: Prepared) -> tuple[Rung, ...]:
     return climbed
 
 
-def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leaderboard, run_dir: Path,
+def sweep_family(plan: FamilyPlan, settings: SweepSettings, prepared: Prepared, board: Leaderboard, run_dir: Path,
                  climbed: tuple[Rung, ...] = ()) -> FamilyResult:
     """Run this worker's share of one family's study (until the budget or the timeout is reached)."""
-    family_cfg = family_config(cfg, family)
-    space = load_space(family_cfg.search, config_dir())
-    schedule = fidelity_schedule(cfg)
-    study, created = open_study(family_cfg, family, prepared.dataset.fingerprint)
-    describe_study(study, study_metadata(family_cfg, family, prepared))
-    budget = int(cfg.study.n_trials)
-    if created and bool(cfg.study.enqueue_defaults):
-        enqueue_defaults(study, space)
-    recover(study, board, float(cfg.study.grace_period))
+    family, schedule, budget = plan.family, settings.fidelity, settings.n_trials
+    study, created = open_study(plan.storage, plan.study_name, plan.sampler, plan.pruner)
+    describe_study(study, dict(plan.metadata))
+    if created and settings.enqueue_defaults:
+        enqueue_defaults(study, plan.space)
+    recover(study, board, settings.grace_period)
     started = time.perf_counter()
     remaining = budget - counted_trials(study)
     progress(f"[sweep] {family}: study {study.study_name}, {budget - remaining}/{budget} trials already done")
     remaining = max(remaining, waiting_retries(study))
     if remaining > 0:
-        timeout = cfg.study.timeout_s
-        after = cfg.sweep.get("prune_folds_after", 3)
-        context = TrialContext(family, family_cfg, space, prepared, board, instantiate(cfg.logger), run_dir,
-                               int(cfg.sweep.report_every.get(family, 1)), int(cfg.leaderboard.get("bootstrap", 200)),
-                               prune_folds_after=None if after is None else int(after),
+        timeout = settings.timeout_s
+        context = TrialContext(family, plan.trial_recipe, plan.space, prepared, board, plan.logger, run_dir,
+                               plan.report_every, settings.bootstrap, prune_folds_after=settings.prune_folds_after,
                                deadline=None if timeout is None else time.monotonic() + float(timeout),
                                rungs=climbed, explore_trials=min(schedule.explore_trials, budget),
                                reduction_factor=schedule.reduction_factor)
@@ -264,32 +223,48 @@ def sweep_family(cfg: DictConfig, family: str, prepared: Prepared, board: Leader
 
 def run_promotions(study: optuna.Study, objective: Objective, callbacks: list, schedule: FidelitySchedule,
                    timeout_s: float | None, started: float) -> None:
-    """Fit the promotions queued or earned when this worker's trial count ran out, within the time budget.
-    Past it, only while the family has no full-size fit: then one promotion at a time (the best deferred
-    trial's when none is queued) goes straight to its full-size fit, so that every family has an entry."""
+    """Fit the promotions queued or earned when this worker's trial count ran out, within the time budget
+    (and, if the family has no full-size fit yet, the best deferred trial's); past the budget, see
+    `finish_with_the_best`."""
     context = objective.context
     while True:
         complete = bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
         left = None if timeout_s is None else float(timeout_s) - (time.perf_counter() - started)
-        past_budget = left is not None and left <= 0
-        if past_budget and complete:
+        if left is not None and left <= 0:
+            if not complete:
+                finish_with_the_best(study, objective, callbacks)
             return
         if not waiting_retries(study):
             promote(study, context.rungs, schedule, budget=0)
-        if not complete and not waiting_retries(study):
-            promote_the_best(study, context.rungs)
         waiting = waiting_retries(study)
+        if waiting == 0 and not complete and promote_the_best(study, context.rungs) is not None:
+            waiting = 1
         if waiting == 0:
             return
-        if past_budget:
-            waiting, left, context.finishing = 1, None, True
         progress(f"[sweep] {context.family}: {waiting} queued fit(s) of trials promoted at the rungs")
         study.optimize(objective, n_trials=waiting, timeout=left, catch=(Exception,), gc_after_trial=True,
                        callbacks=callbacks)
 
 
-def run_sweep(cfg: DictConfig, prepared: Prepared, run_dir: Path) -> list[FamilyResult]:
-    """Sweep every family of `cfg.sweep.models`, in order."""
-    board = Leaderboard(cfg.leaderboard.url or cfg.leaderboard.path)
-    climbed = low_fidelity_rungs(cfg, prepared)
-    return [sweep_family(cfg, family, prepared, board, run_dir, climbed) for family in cfg.sweep.models]
+def finish_with_the_best(study: optuna.Study, objective: Objective, callbacks: list) -> None:
+    """Past the budget with no full-size fit yet: the deferred trial that climbed highest gets its full-size
+    fit at once, and the trials queued before it are skipped (pruned, unfitted), so that the family has
+    one entry and the best one the rungs could find. Without rungs, one queued retry runs."""
+    context = objective.context
+    source = promote_the_best(study, context.rungs)
+    if source is None:
+        waiting = min(1, waiting_retries(study))
+    else:
+        context.finishing = source
+        waiting = len(study.get_trials(deepcopy=False, states=WAITING))
+        progress(f"[sweep] {context.family}: the budget is spent and no trial has a full-size fit yet: trial "
+                 f"{source}, the best at the highest rung reached, gets one now")
+    if waiting:
+        study.optimize(objective, n_trials=waiting, catch=(Exception,), gc_after_trial=True, callbacks=callbacks)
+
+
+def run_sweep(plans: list[FamilyPlan], settings: SweepSettings, prepared: Prepared, board: Leaderboard,
+              run_dir: Path) -> list[FamilyResult]:
+    """Sweep every family's plan, in order."""
+    climbed = low_fidelity_rungs(settings, prepared)
+    return [sweep_family(plan, settings, prepared, board, run_dir, climbed) for plan in plans]

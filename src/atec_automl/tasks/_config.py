@@ -14,6 +14,7 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
@@ -95,13 +96,12 @@ def check_family(cfg: DictConfig, family: str) -> None:
     """The family's config as the sweep will recompose it (`model=<family>`, `sweep.family_overrides`) composes and passes.
 
     Imports the sweep's modules (and torch) here, not at the top: only a sweep needs them."""
-    from atec_automl.search.space import load_space
-    from atec_automl.search.sweep import config_dir, family_config
+    from atec_automl.tasks._sweep import compose_config, config_dir, family_config, family_space
 
     try:
-        family_cfg = family_config(cfg, family)
+        family_cfg = family_config(cfg, family, HydraConfig.get().overrides.task, compose_config)
         check_model(resolved(family_cfg)["model"], "model")
-        load_space(family_cfg.search, config_dir())
+        family_space(family_cfg, config_dir())
     except (HydraException, OmegaConfBaseException, ValueError) as error:
         raise AtecError(f"sweep family {family} (sweep.family_overrides.{family}): {describe(error)}") from None
     except AtecError as error:

@@ -12,13 +12,13 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from atec_automl.data.dataset import PARTS, TIMELINE_COLUMNS, Dataset
-from atec_automl.data.load import load_dataset
+from atec_automl.tasks._experiment import load_data
 
 
 def run(cfg: DictConfig) -> None:
     """Load the data of `cfg.data` and print its summary."""
     started = time.perf_counter()
-    dataset = load_dataset(cfg.data)
+    dataset = load_data(cfg.data)
     seconds = time.perf_counter() - started
     options = cfg.get("check_data") or {}
     top = None if options.get("all_columns", False) else int(options.get("top", 10))

@@ -12,17 +12,17 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from atec_automl.data.load import load_dataset
 from atec_automl.errors import AtecError
 from atec_automl.features.build import as_spec, cache_location, load_or_build
 from atec_automl.features.cache import export_table, read_meta
 from atec_automl.features.featureset import FeatureSet
+from atec_automl.tasks._experiment import load_data, plain
 
 
 def run(cfg: DictConfig) -> None:
     """Load the data, build or load its features, optionally export the table, print the summary."""
-    dataset = load_dataset(cfg.data)
-    spec = as_spec(cfg.features)
+    dataset = load_data(cfg.data)
+    spec = as_spec(plain(cfg.features))
     location = cache_location(dataset, spec)
     started = time.perf_counter()
     features, reused = load_or_build(dataset, spec)

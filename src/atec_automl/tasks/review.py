@@ -21,10 +21,10 @@ from omegaconf import DictConfig
 from atec_automl.data.dataset import TIMELINE_COLUMNS, Dataset
 from atec_automl.errors import AtecError
 from atec_automl.experts import ReviewExpert
-from atec_automl.labels import GREY, ActivePU, Batch, build_policy, check_labels
-from atec_automl.models import build_model
+from atec_automl.labels import GREY, ActivePU, Batch, check_labels
 from atec_automl.models.base import Model, ModelData
-from atec_automl.pipeline import Prepared, prepare, review_store
+from atec_automl.pipeline import Prepared
+from atec_automl.tasks._experiment import build_policy, prepare, recipe, review_store
 from atec_automl.staging import write_atomically
 
 def review_policy(cfg: DictConfig) -> ActivePU:
@@ -53,8 +53,10 @@ def next_batch(cfg: DictConfig, prepared: Prepared, root_dir: Path) -> tuple[Bat
     if not ((labels == GREY) & ~asked).any():
         raise AtecError("task=review: every grey training row has been reviewed; nothing left to ask")
 
+    fit_recipe = recipe(cfg)
+
     def make_model() -> Model:
-        return build_model(cfg, root_dir=root_dir)
+        return fit_recipe.build_model(root_dir)
 
     batch = policy.next_batch(ModelData(prepared.features, rows, None, weight), labels, make_model, None,
                               batch_size(cfg, policy), asked)

@@ -17,11 +17,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from atec_automl.data.dataset import Dataset
-from atec_automl.data.load import load_dataset
 from atec_automl.errors import AtecError, DataError
 from atec_automl.evaluation import FoldResult, build_entry
 from atec_automl.leaderboard import DuplicateEntryError, Entry, Leaderboard
 from atec_automl.split import Fold
+from atec_automl.tasks._experiment import load_data
 
 NAN_TEXTS = {"", "nan", "na", "n/a", "null", "none"}
 
@@ -111,7 +111,7 @@ def run(cfg: DictConfig) -> None:
         raise AtecError("task=score needs file=<prediction CSV with columns id (or the data's id column) and score>")
     path = Path(str(cfg.file))
     predictions = read_prediction_file(path, instantiate(cfg.data.format).id_column)
-    dataset = load_dataset(cfg.data)
+    dataset = load_data(cfg.data)
     split = instantiate(cfg.split)
     fold = split.folds(dataset)[-1]
     scored = fold_predictions(predictions, dataset, fold, str(path))

@@ -11,8 +11,9 @@ from omegaconf import DictConfig
 
 from atec_automl.evaluation import FoldResult
 from atec_automl.models.base import Model
-from atec_automl.pipeline import fit_fold, model_family, prepare
+from atec_automl.pipeline import fit_fold
 from atec_automl.staging import replacing_dir, write_text_atomically
+from atec_automl.tasks._experiment import prepare, recipe
 
 
 def save_model(model: Model, target: Path) -> None:
@@ -32,12 +33,13 @@ def summary(family: str, fold: str, result: FoldResult) -> dict:
 def run(cfg: DictConfig) -> None:
     """Prepare data, features and folds; fit and score the last fold; save the model and its figures."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    family = model_family(cfg)
+    fit_recipe = recipe(cfg)
+    family = fit_recipe.family
     prepared = prepare(cfg)
     fold = prepared.folds[-1]
     labels = HydraConfig.get().runtime.choices.get("labels")
     print(f"[train] model={family} labels={labels} on {fold.describe()}", flush=True)
-    result, model = fit_fold(cfg, prepared, fold, root_dir=run_dir / "work")
+    result, model = fit_fold(fit_recipe, prepared, fold, root_dir=run_dir / "work")
     figures = summary(family, fold.describe(), result)
     save_model(model, run_dir / "model")
     text = json.dumps(figures, indent=2)
