@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import re
 import sqlite3
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -241,6 +243,14 @@ def test_bad_entries_are_refused(location: str) -> None:
         board.get(5)
     assert board.ranked() == []
 
+
+
+def test_families_are_the_model_registry_and_the_leaderboard_own_without_loading_torch() -> None:
+    """The leaderboard takes its model families from `models.FAMILIES`; importing it loads no model library."""
+    code = ("import sys; from atec_automl.leaderboard import FAMILIES; "
+            "print(','.join(FAMILIES)); print(sorted({'torch', 'lightning', 'catboost', 'pandas'} & set(sys.modules)))")
+    lines = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert lines == ["catboost,mlp,cnn_lstm,blend,file", "[]"]
 
 def _add_many(path: str, worker: int, barrier: multiprocessing.synchronize.Barrier,
               results: multiprocessing.Queue) -> None:

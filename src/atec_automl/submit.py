@@ -34,7 +34,7 @@ from atec_automl.data.dataset import Dataset
 from atec_automl.errors import AtecError
 from atec_automl.evaluation import distinguishable
 from atec_automl.features.build import as_spec, build_features
-from atec_automl.leaderboard import Entry, Leaderboard
+from atec_automl.leaderboard import OUTSIDE_FAMILIES, Entry, Leaderboard
 from atec_automl.models.base import ModelData
 from atec_automl.pipeline import Prepared, refit_all
 from atec_automl.progress import progress
@@ -92,7 +92,7 @@ def choose_entries(board: Leaderboard, fingerprint: str, entry_id: int | None, b
         return [entry]
     if choose not in CHOICES:
         raise AtecError(f"submit.choose: {choose!r} is not one of {', '.join(CHOICES)}")
-    ranked = [e for e in board.ranked(data=fingerprint) if e.family not in ("file", "blend")]
+    ranked = [e for e in board.ranked(data=fingerprint) if e.family not in OUTSIDE_FAMILIES]
     if not ranked:
         raise AtecError(f"submit: the leaderboard {board.location} has no model entry for data {fingerprint[:12]}; "
                         "run a sweep (python run.py task=sweep) first")

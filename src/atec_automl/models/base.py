@@ -4,12 +4,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import numpy as np
 
 from atec_automl.errors import AtecError
-from atec_automl.features.featureset import FeatureSet
+
+if TYPE_CHECKING:
+    from atec_automl.features.featureset import FeatureSet
 
 
 Report = Callable[[int, float], None]
