@@ -80,15 +80,15 @@ def compare(name: str, make: Callable[[], NeuralModel], toy: ToyData, rows: np.n
     """Print samples/s of the harness batching, the DataLoader reference and a Lightning fit of one epoch."""
     data = ModelData(toy.features, rows, toy.true_label[rows].astype(np.float64))
     model = make()
-    model._fit_inputs(data)
-    store = model._store(data, data.target)
+    model.fit_inputs(data)
+    store = model.input_store(data, data.target)
     everything = store.gather(torch.arange(len(rows), device=device), training=False)
     materialised = {k: v.cpu() for k, v in everything.items() if k != "weight"}
     mib = sum(v.numel() * v.element_size() for v in materialised.values()) / 2 ** 20
     figures = {}
     for label, batches in (("index batching", lambda: IndexBatches(store, batch_size, device, shuffle=True)),
                            ("DataLoader(TensorDataset)", lambda: dataloader_batches(materialised, batch_size, device))):
-        net = model._build_net().to(device)
+        net = model.build_net().to(device)
         initialise(net, model.params.weight_init)
         timed_epoch(net, model, _take(batches(), 3))
         figures[label] = len(rows) / timed_epoch(net, model, batches())
@@ -106,13 +106,13 @@ def epoch_seconds_by_threads(make: Callable[[], NeuralModel], toy: ToyData, rows
     """Best seconds of one training epoch (harness batching) at each torch thread count, interleaved."""
     data = ModelData(toy.features, rows, toy.true_label[rows].astype(np.float64))
     model = make()
-    model._fit_inputs(data)
-    store = model._store(data, data.target)
+    model.fit_inputs(data)
+    store = model.input_store(data, data.target)
     best = {n: float("inf") for n in counts}
     for _ in range(rounds):
         for n in counts:
             set_torch_threads(n)
-            net = model._build_net()
+            net = model.build_net()
             initialise(net, model.params.weight_init)
             timed_epoch(net, model, _take(IndexBatches(store, batch_size, torch.device("cpu"), shuffle=True), 3))
             best[n] = min(best[n], timed_epoch(net, model, IndexBatches(store, batch_size, torch.device("cpu"), shuffle=True)))
@@ -252,15 +252,15 @@ def mlp_inputs(args: argparse.Namespace) -> tuple[MLPModel, ModelData, object]:
     rows = np.arange(args.rows)
     data = ModelData(toy.features, rows, toy.true_label[rows].astype(np.float64))
     model = MLPModel(trainer=TrainerSettings(), batch_size=args.batch_size)
-    model._fit_inputs(data)
-    return model, data, model._store(data, data.target)
+    model.fit_inputs(data)
+    return model, data, model.input_store(data, data.target)
 
 
 def dataloader_loop_rate(args: argparse.Namespace) -> float:
     """Samples/s of one MLP epoch fed by DataLoader(TensorDataset) with torch's default (per-tensor) Adam."""
     model, data, store = mlp_inputs(args)
     tensors = {k: v for k, v in store.gather(torch.arange(args.rows), training=False).items() if k != "weight"}
-    net = model._build_net()
+    net = model.build_net()
     initialise(net, model.params.weight_init)
     optimizer = torch.optim.Adam(net.parameters(), lr=model.params.learning_rate)
     net.train()
@@ -275,7 +275,7 @@ def dataloader_loop_rate(args: argparse.Namespace) -> float:
 def plain_loop_rate(args: argparse.Namespace) -> float:
     """Samples/s of one MLP epoch of this checkout's batching, net and optimizer without Lightning."""
     model, data, store = mlp_inputs(args)
-    net = model._build_net()
+    net = model.build_net()
     initialise(net, model.params.weight_init)
     return args.rows / timed_epoch(net, model, IndexBatches(store, args.batch_size, torch.device("cpu"), shuffle=True))
 

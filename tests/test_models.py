@@ -150,9 +150,9 @@ def test_sequence_batches_hold_past_events_then_the_event(toy):
     fs = toy.features
     model = CNNLSTMModel(scaling="standard", epochs=1)
     rows = np.flatnonzero(toy.label >= 0)
-    model._fit_inputs(ModelData(fs, rows, toy.label[rows]))
+    model.fit_inputs(ModelData(fs, rows, toy.label[rows]))
     row = int(np.flatnonzero((fs.seq_index >= 0).sum(axis=1) == 3)[0])
-    store = model._store(ModelData(fs, np.array([row])), None)
+    store = model.input_store(ModelData(fs, np.array([row])), None)
     sequence = store.gather(torch.tensor([0]), training=False)["sequence"][0].numpy()
     k = fs.seq_index.shape[1]
     past = fs.seq_index[row][fs.seq_index[row] >= 0]
@@ -167,8 +167,8 @@ def test_shift_augmentation_drops_the_most_recent_past_events(toy):
     fs = toy.features
     rows = np.flatnonzero((fs.seq_index >= 0).sum(axis=1) >= 2)[:50]
     model = CNNLSTMModel(shift_prob=1.0, max_shift=1, epochs=1)
-    model._fit_inputs(ModelData(fs, rows, np.zeros(len(rows))))
-    store = model._store(ModelData(fs, rows, np.zeros(len(rows))), np.zeros(len(rows)))
+    model.fit_inputs(ModelData(fs, rows, np.zeros(len(rows))))
+    store = model.input_store(ModelData(fs, rows, np.zeros(len(rows))), np.zeros(len(rows)))
     index = torch.arange(len(rows))
     plain = store.gather(index, training=False)["sequence"]
     shifted = store.gather(index, training=True)["sequence"]

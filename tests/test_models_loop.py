@@ -53,8 +53,8 @@ def test_stored_inputs_are_row_major_for_batch_gathers():
     rows = np.flatnonzero(toy.label >= 0)
     model = MLPModel(epochs=1)
     data = ModelData(toy.features, rows, toy.label[rows])
-    model._fit_inputs(data)
-    store = model._store(data, data.target)
+    model.fit_inputs(data)
+    store = model.input_store(data, data.target)
     assert store.numeric.is_contiguous() and store.categorical.is_contiguous()
 
 

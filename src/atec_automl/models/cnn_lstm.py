@@ -21,9 +21,9 @@ from atec_automl.features.featureset import FeatureSet
 from atec_automl.features.sequences import shift_sequences
 from atec_automl.models.base import ModelData
 from atec_automl.models.layers import TabularEncoder, activation, dense_stack
-from atec_automl.models.mlp import fit_table_inputs, tabular_store
 from atec_automl.models.neural import NeuralModel, NeuralParams, TabularStore
 from atec_automl.models.preprocess import NumericScaler, TabularPreprocessor
+from atec_automl.models.tabular_inputs import fit_table_inputs, tabular_store
 
 
 @dataclass
@@ -121,12 +121,12 @@ class CNNLSTMModel(NeuralModel):
         self.preprocessor: TabularPreprocessor | None = None
         self.step_scaler: NumericScaler | None = None
 
-    def _fit_inputs(self, train: ModelData) -> None:
+    def fit_inputs(self, train: ModelData) -> None:
         steps = sequence_inputs(train.features)[1]
         self.preprocessor = fit_table_inputs(train, self.params, self.seed)
         self.step_scaler = NumericScaler.fit(steps[np.asarray(train.rows)], self.params.scaling, self.seed)
 
-    def _store(self, data: ModelData, target: np.ndarray | None) -> SequenceStore:
+    def input_store(self, data: ModelData, target: np.ndarray | None) -> SequenceStore:
         device = self.trainer.device
         base = tabular_store(self.preprocessor, data, target, device)
         seq_index, steps = sequence_inputs(data.features)
@@ -141,7 +141,7 @@ class CNNLSTMModel(NeuralModel):
                              event=torch.as_tensor(np.searchsorted(needed, rows), device=device),
                              shift_prob=self.params.shift_prob, max_shift=self.params.max_shift, generator=generator)
 
-    def _build_net(self) -> nn.Module:
+    def build_net(self) -> nn.Module:
         encoder = TabularEncoder(self.preprocessor.n_inputs, self.preprocessor.cardinalities, self.params.embedding_dim)
         return CNNLSTMNet(encoder, self.step_scaler.n_columns + 1, self.params)
 

@@ -11,6 +11,7 @@ from atec_automl.models.base import ModelData
 from atec_automl.models.layers import TabularEncoder, dense_stack
 from atec_automl.models.neural import NeuralModel, NeuralParams, TabularStore
 from atec_automl.models.preprocess import TabularPreprocessor
+from atec_automl.models.tabular_inputs import fit_table_inputs, tabular_store
 
 
 @dataclass
@@ -47,13 +48,13 @@ class MLPModel(NeuralModel):
         super().__init__(**kwargs)
         self.preprocessor: TabularPreprocessor | None = None
 
-    def _fit_inputs(self, train: ModelData) -> None:
+    def fit_inputs(self, train: ModelData) -> None:
         self.preprocessor = fit_table_inputs(train, self.params, self.seed)
 
-    def _store(self, data: ModelData, target: np.ndarray | None) -> TabularStore:
+    def input_store(self, data: ModelData, target: np.ndarray | None) -> TabularStore:
         return tabular_store(self.preprocessor, data, target, self.trainer.device)
 
-    def _build_net(self) -> nn.Module:
+    def build_net(self) -> nn.Module:
         encoder = TabularEncoder(self.preprocessor.n_inputs, self.preprocessor.cardinalities, self.params.embedding_dim)
         return MLPNet(encoder, self.params)
 
@@ -62,24 +63,3 @@ class MLPModel(NeuralModel):
 
     def _load_inputs_state(self, state: dict) -> None:
         self.preprocessor = TabularPreprocessor.from_state(state["table"])
-
-
-def fit_table_inputs(train: ModelData, params: NeuralParams, seed: int) -> TabularPreprocessor:
-    """The tabular preprocessor of `params` fitted on the training rows."""
-    fs = train.features
-    return TabularPreprocessor.fit(fs.table, fs.categorical, np.asarray(train.rows), params.scaling,
-                                   params.max_categories, params.min_category_count, seed)
-
-
-def tabular_store(preprocessor: TabularPreprocessor, data: ModelData, target: np.ndarray | None,
-                  device: torch.device) -> TabularStore:
-    """Scaled inputs of `data`'s rows, with targets and weights, as tensors on `device`.
-
-    Row-major: a batch is a gather of whole rows (the table's column-major block made every batch
-    gather 80 strided columns, 100x slower).
-    """
-    numeric, categorical = preprocessor.transform(data.features.table, np.asarray(data.rows))
-    as_tensor = (lambda a: None if a is None else torch.as_tensor(np.asarray(a, dtype=np.float32), device=device))
-    return TabularStore(torch.as_tensor(np.ascontiguousarray(numeric), device=device),
-                        torch.as_tensor(np.ascontiguousarray(categorical), device=device),
-                        as_tensor(target), None if target is None else as_tensor(data.weight))

@@ -280,15 +280,15 @@ class NeuralModel(Model):
         self.net: nn.Module | None = None
 
     @abstractmethod
-    def _fit_inputs(self, train: ModelData) -> None:
-        """Fit input scaling / vocabularies on the training rows."""
+    def fit_inputs(self, train: ModelData) -> None:
+        """Fit input scaling / vocabularies on the training rows: `fit`'s first step (then `input_store`, `build_net`)."""
 
     @abstractmethod
-    def _store(self, data: ModelData, target: np.ndarray | None) -> InputStore:
+    def input_store(self, data: ModelData, target: np.ndarray | None) -> InputStore:
         """Inputs of `data`'s rows (and their targets/weights) as tensors on the training device."""
 
     @abstractmethod
-    def _build_net(self) -> nn.Module:
+    def build_net(self) -> nn.Module:
         """A fresh network for the fitted inputs; forward(batch) -> logits (B,)."""
 
     @abstractmethod
@@ -307,8 +307,8 @@ class NeuralModel(Model):
             raise AtecError(f"model={self.family}: report needs validation rows")
         with isolate_rng(), self.trainer.threads():
             pl.seed_everything(self.seed, workers=False, verbose=False)
-            self._fit_inputs(train)
-            self.net = self._build_net()
+            self.fit_inputs(train)
+            self.net = self.build_net()
             initialise(self.net, self.params.weight_init)
             keep_best = self._train(train, target, valid, valid_target, report)
         if keep_best is not None and keep_best.best_state is not None:
@@ -321,7 +321,7 @@ class NeuralModel(Model):
                valid_target: np.ndarray | None, report: Report | None) -> KeepBest | None:
         """Run the Lightning loop; returns the best-epoch tracker when validating."""
         device = self.trainer.device
-        store = self._store(train, target)
+        store = self.input_store(train, target)
         positives, negatives = class_balance(torch.as_tensor(target), None if train.weight is None
                                              else torch.as_tensor(np.asarray(train.weight, dtype=np.float32)))
         pos_weight = {"pos_weight": negatives / positives, "sqrt_pos_weight": math.sqrt(negatives / positives)}
@@ -338,7 +338,7 @@ class NeuralModel(Model):
             callbacks += [keep_best, EarlyStopping(monitor=monitor, mode=mode, patience=self.params.patience)]
             if report is not None:
                 callbacks.append(ReportEach(report, monitor))
-            valid_store = self._store(valid, valid_target)
+            valid_store = self.input_store(valid, valid_target)
             valid_batches = IndexBatches(valid_store, self.params.eval_batch_size, device, shuffle=False)
         with self.trainer.workspace(self.family) as root, quiet_lightning(), fresh_memory_left_unfilled():
             trainer = pl.Trainer(
@@ -365,7 +365,7 @@ class NeuralModel(Model):
         with torch.inference_mode(), self.trainer.autocast(), self.trainer.threads():
             for start in range(0, len(data.rows), PREDICT_CHUNK_ROWS):
                 chunk = ModelData(data.features, np.asarray(data.rows)[start:start + PREDICT_CHUNK_ROWS])
-                batches = IndexBatches(self._store(chunk, None), self.params.eval_batch_size, device, shuffle=False)
+                batches = IndexBatches(self.input_store(chunk, None), self.params.eval_batch_size, device, shuffle=False)
                 out += [torch.sigmoid(self.net(batch).float()).double().cpu() for batch in batches]
         return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float64)
 
@@ -385,7 +385,7 @@ class NeuralModel(Model):
         meta = read_meta(Path(directory), cls.family)
         model = cls(trainer=trainer, seed=meta["seed"], **meta["params"])
         model._load_inputs_state(meta["inputs"])
-        model.net = model._build_net()
+        model.net = model.build_net()
         state = torch.load(Path(directory) / WEIGHTS_FILE, map_location=model.trainer.device, weights_only=True)
         try:
             model.net.load_state_dict(state)
