@@ -11,7 +11,7 @@ import pytest
 from atec_automl.errors import DataError
 from atec_automl.leaderboard import Leaderboard
 from atec_automl.metric import atec_score, auc
-from atec_automl.tasks.score import read_prediction_file
+from atec_automl.prediction_file import read_prediction_file
 
 DAYS = 20
 ROWS_PER_DAY = 150

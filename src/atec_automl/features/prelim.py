@@ -10,7 +10,7 @@ import pandas as pd
 
 from atec_automl.features.columns import calendar_features
 from atec_automl.features.spec import PrelimFeatures
-from atec_automl.features.table import TableSink
+from atec_automl.features.table_sink import TableSink
 
 
 def build_prelim_table(frame: pd.DataFrame, spec: PrelimFeatures) -> pd.DataFrame:

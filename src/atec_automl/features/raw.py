@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from atec_automl.data.dataset import visible_from
 from atec_automl.features.columns import appearance_codes, calendar_features, frozen_codes, key_codes, shared_codes
 from atec_automl.features.sequences import sequence_index, step_table
-from atec_automl.features.table import TableSink
+from atec_automl.features.table_sink import TableSink
 from atec_automl.features.spec import ALL_HISTORY, EntitySpec, RawEventFeatures, window_seconds
 from atec_automl.features.windows import (
     KeyIndex,
