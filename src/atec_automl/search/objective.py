@@ -168,8 +168,7 @@ class Objective:
         context = self.context
         climbed = int(trial.user_attrs.get(PROMOTED_PAST, 0))
         if context.finishing is not None and trial.user_attrs.get(PROMOTED_FROM) != context.finishing:
-            trial.set_user_attr("pruned_at", f"skipped: the budget is spent, trial {context.finishing}'s full-size "
-                                             f"fit goes first")
+            trial.set_user_attr("skipped", f"the budget is spent, trial {context.finishing}'s full-size fit goes first")
             raise optuna.TrialPruned("skipped: the budget is spent")
         for index, rung in enumerate(context.rungs):
             if rung.step <= climbed:

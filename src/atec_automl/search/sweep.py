@@ -170,6 +170,8 @@ def progress_line(family: str, study: optuna.Study, trial: optuna.trial.FrozenTr
         outcome = f"score {trial.value:.4f}"
     elif trial.state == optuna.trial.TrialState.FAIL:
         outcome = f"FAILED ({trial.user_attrs.get('fail_reason', 'see log')})"
+    elif "skipped" in trial.user_attrs:
+        outcome = f"skipped ({trial.user_attrs['skipped']})"
     elif trial.state == optuna.trial.TrialState.PRUNED and "pruned_at" in trial.user_attrs:
         outcome = f"pruned at {trial.user_attrs['pruned_at']}"
     else:
