@@ -242,3 +242,37 @@ def test_the_per_entity_state_gives_the_batch_features_at_every_edge(tmp_path_fa
     assert difference.max() <= 1e-6, list(batch_features.columns[difference.max(0) > 1e-6])
     scores = np.asarray(first_scores + [s["score"] for s in answer.json()["scores"]])
     np.testing.assert_allclose(scores, batch_scores, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_a_batch_in_one_post_gets_what_the_same_events_get_one_by_one(tmp_path_factory) -> None:
+    """The vectorised batch path against the one-event path: the last real events and the crafted ones (one
+    busy user's events inside the batch, ties within a second, hour-written times among same-hour seconds,
+    exact window edges, unseen values, missing fields), posted to one service one by one and to another
+    in one request, get identical feature rows and scores, which are the offline batch ones."""
+    root = tmp_path_factory.mktemp("serve-batch-vs-single")
+    cfg = small_config(root, "catboost", "hour", data_root=tmp_path_factory.getbasetemp())
+    _, submission = refit_submission(cfg, prepared_data(cfg), "catboost")
+    history, _, records = split_test_b(cfg, root, 20)
+    events = records + crafted_events(records, history)
+    pd.DataFrame(events).to_csv(root / "events.csv", index=False)
+    (root / "single").mkdir()
+    (root / "batch").mkdir()
+    one_by_one = Service(submission, history, root / "single").start()
+    batched = Service(submission, history, root / "batch").start()
+    try:
+        single_rows, single_scores = stream(one_by_one, events)
+        answer = batched.client.post("/score", params={"features": "true"}, json=events)
+        assert answer.status_code == 200, answer.text
+    finally:
+        one_by_one.stop()
+        batched.stop()
+    columns = list(single_rows[0])
+    single = pd.DataFrame(single_rows)[columns].to_numpy(dtype=np.float64)
+    batch = pd.DataFrame(answer.json()["features"])[columns].to_numpy(dtype=np.float64)
+    assert np.array_equal(single, batch, equal_nan=True), [c for c, same in zip(columns, (
+        (single == batch) | (np.isnan(single) & np.isnan(batch))).all(0)) if not same]
+    assert [s["score"] for s in answer.json()["scores"]] == single_scores
+    batch_features, batch_scores = offline(submission, history, root / "events.csv")
+    assert np.nanmax(np.abs(batch - batch_features[columns].to_numpy(dtype=np.float64))) <= 1e-6
+    np.testing.assert_allclose(single_scores, batch_scores, rtol=1e-6, atol=1e-9)

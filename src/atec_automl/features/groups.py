@@ -2,7 +2,7 @@
 
 A `Group` holds the events sharing one key value (a user, a payee, a (user, device) pair), sorted
 by (`visible_from`, arrival), exactly the order of that value's block in a `windows.KeyIndex`.
-Beside each event's times, amount and codes of other columns it keeps the group's inclusive
+Beside each event's times (`visible_from` also as a list, for `bisect`), amount and codes of other columns it keeps the group's inclusive
 prefix sums of the amounts (missing as 0) and of their squares, summed with Kahan compensation
 the way `pandas` `groupby().cumsum()` (what `windows.segmented_cumsum` calls) sums them, so a
 window sum read from it is bit-for-bit the batch one. An event is inserted where its
@@ -32,6 +32,7 @@ class Group:
         self.visible_list = visible[order].astype(np.int64).tolist()
         self.size = len(order)
         capacity = max(INITIAL_CAPACITY, 2 * self.size)
+        self.visible = _with_room(visible[order].astype(np.int64), capacity)
         self.ts = _with_room(ts[order].astype(np.int64), capacity)
         self.amount = _with_room(amount[order].astype(np.float64), capacity)
         self.codes = {c: _with_room(v[order].astype(np.int64), capacity) for c, v in codes.items()}
@@ -56,7 +57,7 @@ class Group:
 
     def _columns(self) -> list[np.ndarray]:
         """The per-event arrays that move with an event."""
-        return [self.ts, self.amount, *self.codes.values()]
+        return [self.visible, self.ts, self.amount, *self.codes.values()]
 
     def insert(self, visible: int, ts: int, amount: float, codes: dict[str, int]) -> int:
         """Add an event where the batch order puts it; returns its position."""
@@ -65,7 +66,7 @@ class Group:
         if self.size == len(self.ts):
             self._grow()
         end = self.size
-        for array, value in zip(self._columns(), [ts, amount, *(codes[c] for c in self.codes)]):
+        for array, value in zip(self._columns(), [visible, ts, amount, *(codes[c] for c in self.codes)]):
             array[position + 1:end + 1] = array[position:end]
             array[position] = value
         self.size += 1
@@ -84,6 +85,7 @@ class Group:
     def _grow(self) -> None:
         """Double the room of every array."""
         capacity = 2 * len(self.ts)
+        self.visible = _with_room(self.visible, capacity)
         self.ts, self.amount = _with_room(self.ts, capacity), _with_room(self.amount, capacity)
         self.codes = {c: _with_room(v, capacity) for c, v in self.codes.items()}
         self.sums, self.squares = _with_room(self.sums, capacity), _with_room(self.squares, capacity)
@@ -93,15 +95,17 @@ class Group:
     def _prefix_from(self, start: int) -> None:
         """Recompute the prefix sums and known counts from `start` on (those before it are unchanged).
 
-        Kahan summation step by step as pandas' grouped cumsum does it, in Python floats (IEEE doubles).
+        Kahan summation step by step as pandas' grouped cumsum does it, in Python floats (IEEE doubles),
+        over plain lists written back in one slice per array.
         """
-        total = float(self.sums[start - 1]) if start else 0.0
-        square_total = float(self.squares[start - 1]) if start else 0.0
-        carry = float(self._carries[0, start - 1]) if start else 0.0
-        square_carry = float(self._carries[1, start - 1]) if start else 0.0
-        known = int(self.known[start - 1]) if start else 0
-        for position in range(start, self.size):
-            value = float(self.amount[position])
+        end = self.size
+        if start >= end:
+            return
+        total, square_total, carry, square_carry, known = (
+            (float(self.sums[start - 1]), float(self.squares[start - 1]), float(self._carries[0, start - 1]),
+             float(self._carries[1, start - 1]), int(self.known[start - 1])) if start else (0.0, 0.0, 0.0, 0.0, 0))
+        sums, squares, carries, square_carries, knowns = [], [], [], [], []
+        for value in self.amount[start:end].tolist():
             finite = math.isfinite(value)
             filled = value if finite else 0.0
             corrected = filled - carry
@@ -113,8 +117,13 @@ class Group:
             square_carry = running - square_total - corrected
             square_total = running
             known += finite
-            self.sums[position], self.squares[position], self.known[position] = total, square_total, known
-            self._carries[0, position], self._carries[1, position] = carry, square_carry
+            sums.append(total)
+            squares.append(square_total)
+            carries.append(carry)
+            square_carries.append(square_carry)
+            knowns.append(known)
+        self.sums[start:end], self.squares[start:end], self.known[start:end] = sums, squares, knowns
+        self._carries[0, start:end], self._carries[1, start:end] = carries, square_carries
 
 
 def _with_room(values: np.ndarray, capacity: int) -> np.ndarray:
