@@ -3,8 +3,10 @@
 `StateFeatures` joins `IncrementalFeatures` (aggregates over each key's past events, from its
 groups) and `EventFields` (what reads the event alone) into the feature table the model was
 trained on: the columns, their order and types are those of the batch table of one history event
-(`compute_features`, read once at start). Each new event's features are read before it joins the
-state, so a batch of events sees its earlier events as the batch computation does.
+(`compute_features`, read once at start). A request of fewer than `BATCHED_FROM` events reads each
+event's features before it joins the state; a larger one joins the state whole and reads every
+event's past at once (`features/batched.py`, one numpy pass per key tuple): each event sees the
+events before it, the request's earlier ones included, as the batch computation does.
 """
 from __future__ import annotations
 

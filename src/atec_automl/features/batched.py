@@ -16,7 +16,7 @@ from running counts of each value: one numpy pass per key tuple instead of one p
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,6 +43,7 @@ class Blocks:
     composite: np.ndarray
     base: int
     span: int
+    cache: dict[str, np.ndarray] = field(default_factory=dict)
 
     def lo(self, seconds: int | None) -> np.ndarray:
         """First flat position of each event's window of `seconds` (its block's start for all history)."""
@@ -52,11 +53,15 @@ class Blocks:
 
     def flat(self, name: str) -> np.ndarray:
         """A per-event array of the groups (`ts`, `amount`, `sums`, `squares`, `known`), end to end."""
-        return np.concatenate([getattr(g, name)[:g.size] for g in self.groups])
+        if name not in self.cache:
+            self.cache[name] = np.concatenate([getattr(g, name)[:g.size] for g in self.groups])
+        return self.cache[name]
 
     def codes(self, column: str) -> np.ndarray:
         """The codes of `column` of the groups' events, end to end."""
-        return np.concatenate([g.codes[column][:g.size] for g in self.groups])
+        if f"codes:{column}" not in self.cache:
+            self.cache[f"codes:{column}"] = np.concatenate([g.codes[column][:g.size] for g in self.groups])
+        return self.cache[f"codes:{column}"]
 
     def before(self, values: np.ndarray, position: np.ndarray) -> np.ndarray:
         """Inclusive prefix `values` at `position - 1`; 0 where `position` is its block's start."""
