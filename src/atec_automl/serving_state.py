@@ -62,6 +62,7 @@ class StateFeatures:
         """The features of the new events (in time order), each seeing the events before it, the batch's earlier
         ones included; the events join the state; and an undo that takes them out again."""
         events, ts, visible = new.records, new.ts, new.visible
+        own = self.fields.numeric(events, ts)
         inserted: list = []
         try:
             if len(events) < BATCHED_FROM:
@@ -69,21 +70,21 @@ class StateFeatures:
                 for event, t, seen_from in zip(events, ts.tolist(), visible.tolist()):
                     aggregates.append(self.state.features(event, t))
                     inserted += self.state.add(event, seen_from, t)
-                columns = {c: np.array([row.get(c, np.nan) for row in aggregates], dtype=np.float64) for c in self.numeric}
+                numeric = np.array([[own[c][i] if c in own else row.get(c, np.nan) for c in self.numeric]
+                                    for i, row in enumerate(aggregates)], dtype=np.float64)
             else:
                 columns = batch_features(self.state, events, ts, add_batch(self.state, events, ts, visible, inserted))
+                numeric = np.empty((len(events), len(self.numeric)), dtype=np.float64)
+                for j, column in enumerate(self.numeric):
+                    numeric[:, j] = own[column] if column in own else columns.get(column, np.nan)
         except BaseException:
             self.state.undo(inserted)
             raise
-        table = self._table(columns, events, ts)
+        table = self._table(numeric, events)
         return FeatureSet(table=table, categorical=list(self.categorical)), np.arange(len(events)), lambda: self.state.undo(inserted)
 
-    def _table(self, aggregates: dict[str, np.ndarray], events: list[dict], ts: np.ndarray) -> pd.DataFrame:
-        """The feature table: the event-alone fields and the aggregates (NaN where absent), as the batch table types them."""
-        own = self.fields.numeric(events, ts)
-        numeric = np.empty((len(events), len(self.numeric)), dtype=np.float64)
-        for j, column in enumerate(self.numeric):
-            numeric[:, j] = own[column] if column in own else aggregates.get(column, np.nan)
+    def _table(self, numeric: np.ndarray, events: list[dict]) -> pd.DataFrame:
+        """The feature table from the numeric columns (float64, in order) and the events' codes, typed as the batch table."""
         numeric = numeric.astype(np.float32)
         numeric[np.isinf(numeric)] = np.nan
         codes = self.fields.codes(events, self.vocabulary)
