@@ -12,8 +12,9 @@ which is what the batch computation numbers them. Two sources use that:
 
 - `serving_state.StateFeatures` (models that read the feature table: CatBoost, MLP): per-key
   groups of past events with compensated prefix sums (`features/groups.py`), read in a few binary
-  searches and O(window) numpy per feature (`features/incremental.py`), and the event-alone fields
-  per event (`features/event_fields.py`); no pandas pipeline per request.
+  searches and O(window) numpy per feature (`features/incremental.py`), a request of many events
+  all at once (`features/batched.py`), and the event-alone fields per event
+  (`features/event_fields.py`); no pandas pipeline per request.
 - `serving_timeline.SubTimelineFeatures` (models that read user sequences: CNN-LSTM): the batch
   `compute_features` rerun on the sub-timeline of the past events sharing a key with the new ones.
 
@@ -21,8 +22,8 @@ The parity tests (`tests/test_serve.py`) compare both with the batch features ov
 Events older than the timeline's clock (the latest accepted time), ids seen before and malformed
 events are refused with one line and change nothing; a request that fails after its features were
 read takes its events back out of the state. Accepted events are appended to a log
-(`events.jsonl`, fsynced before the scores are returned) that `OnlineScorer.replay` reads back at
-start, so a restart loses no acknowledged event.
+(`events.jsonl`, in the order they joined the timeline, fsynced before the scores are returned)
+that `OnlineScorer.replay` reads back at start, so a restart loses no acknowledged event.
 """
 from __future__ import annotations
 
@@ -105,6 +106,7 @@ class OnlineScorer:
         self.size = 0
         self.clock = np.iinfo(np.int64).min
         self.log_path = None if log_dir is None else Path(log_dir) / LOG_FILE
+        self._log_fd: int | None = None
         plain = self._plain(history.frame)
         self.vocabulary.extend_frame(plain)
         if isinstance(self.spec, RawEventFeatures) and saved.members[0].family not in SEQUENCE_FAMILIES and len(plain):
@@ -152,7 +154,7 @@ class OnlineScorer:
         features, rows, undo = self.source.features(new)
         try:
             scores = self.saved.score([features], rows)
-            self._log(records)
+            self._log([records[i] for i in new.order])
         except BaseException:
             undo()
             raise
@@ -163,23 +165,29 @@ class OnlineScorer:
         return Scored(new.ids, scores, rows_out)
 
     def _log(self, records: list[dict]) -> None:
-        """Append the accepted events to the log and fsync it."""
+        """Append the accepted events to the log, in the order they joined the timeline, and fsync it."""
         if self.log_path is None:
             return
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        with open(self.log_path, "a", encoding="utf-8") as stream:
-            stream.write(lines)
-            stream.flush()
-            os.fsync(stream.fileno())
+        if self._log_fd is None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            folder = os.open(self.log_path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        lines = memoryview("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
+        while lines:
+            lines = lines[os.write(self._log_fd, lines):]
+        os.fsync(self._log_fd)
 
-    def replay(self) -> int:
-        """Add the logged events (accepted before a restart) to the timeline; returns how many."""
+    def replay(self, chunk: int = REPLAY_CHUNK) -> int:
+        """Add the logged events (accepted before a restart) to the timeline, `chunk` at a time; returns how many."""
         if self.log_path is None or not self.log_path.is_file():
             return 0
         records = read_log(self.log_path)
-        for start in range(0, len(records), REPLAY_CHUNK):
-            new = self.parse(records[start:start + REPLAY_CHUNK], source=str(self.log_path))
+        for start in range(0, len(records), chunk):
+            new = self.parse(records[start:start + chunk], source=str(self.log_path))
             self.source.add_new(new)
             self._accept(new)
         return len(records)
