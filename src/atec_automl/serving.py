@@ -41,6 +41,7 @@ import pyarrow as pa
 from atec_automl.artifact import SavedSubmission
 from atec_automl.data.dataset import Dataset
 from atec_automl.data.load import event_frame, event_table_from_records
+from atec_automl.data.one_event import PlainEvents
 from atec_automl.errors import AtecError
 from atec_automl.features.event_fields import Vocabulary
 from atec_automl.features.spec import RawEventFeatures
@@ -58,17 +59,28 @@ class Rejected(AtecError):
 
 
 class NewEvents:
-    """Validated new events, in time order (stable): as plain values, and as a frame when one is asked for."""
+    """Validated new events, in time order (stable), as plain values; as a frame when one is asked for (events
+    validated by the general path only: `table`)."""
 
-    def __init__(self, table: pa.Table):
-        self.table = table
-        self.ts = table["ts"].to_numpy()
-        self.order = np.argsort(self.ts, kind="stable")
-        self.ts = self.ts[self.order].astype(np.int64)
-        self.visible = self.ts + table["ts_resolution"].to_numpy()[self.order].astype(np.int64)
+    def __init__(self, records: list[dict], ts: np.ndarray, visible: np.ndarray, order: np.ndarray,
+                 table: pa.Table | None = None):
+        self.records, self.ts, self.visible, self.order, self.table = records, ts, visible, order, table
+        self.ids = [r["event_id"] for r in records]
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> "NewEvents":
+        """The events of `event_table_from_records`."""
+        ts = table["ts"].to_numpy()
+        order = np.argsort(ts, kind="stable")
+        visible = ts[order].astype(np.int64) + table["ts_resolution"].to_numpy()[order].astype(np.int64)
         rows = table.to_pylist()
-        self.records = [rows[i] for i in self.order]
-        self.ids = [r["event_id"] for r in self.records]
+        return cls([rows[i] for i in order], ts[order].astype(np.int64), visible, order, table)
+
+    @classmethod
+    def from_row(cls, row: dict) -> "NewEvents":
+        """One event converted by `PlainEvents.row`."""
+        ts = np.array([row["ts"]], dtype=np.int64)
+        return cls([row], ts, ts + row["ts_resolution"], np.zeros(1, dtype=np.int64))
 
     def __len__(self) -> int:
         """Number of events."""
@@ -77,6 +89,8 @@ class NewEvents:
     @cached_property
     def frame(self) -> pd.DataFrame:
         """The events as `events_from_records` gives them."""
+        if self.table is None:
+            raise AtecError("serve: a frame of events is only kept for events validated by the general path")
         return event_frame(self.table)
 
 
@@ -115,6 +129,8 @@ class OnlineScorer:
         else:
             self.source = SubTimelineFeatures(saved, self.columns, self.file_format, self.vocabulary)
             self.source.add(plain)
+        self.plain = PlainEvents(self.file_format, self.file_format.kinds([self.columns])) \
+            if isinstance(self.source, StateFeatures) else None
         self._count(plain["event_id"].tolist(), plain["ts"].to_numpy())
 
     def _plain(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -137,7 +153,9 @@ class OnlineScorer:
 
     def parse(self, records: list[dict], source: str = "POST /score") -> NewEvents:
         """Validate new events as a file's rows and against the timeline: new ids, no earlier than the clock."""
-        new = NewEvents(event_table_from_records(records, self.file_format, source))
+        row = self.plain.row(records[0]) if len(records) == 1 and self.plain is not None else None
+        new = NewEvents.from_row(row) if row is not None else \
+            NewEvents.from_table(event_table_from_records(records, self.file_format, source))
         seen = [i for i in new.ids if i in self.ids]
         if seen:
             raise Rejected(f"{source}: event_id {seen[0]!r} was already accepted")

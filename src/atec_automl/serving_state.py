@@ -21,7 +21,7 @@ from atec_automl.data.dataset import TIMELINE_COLUMNS, Dataset
 from atec_automl.errors import AtecError
 from atec_automl.features.batched import add_batch, batch_features
 from atec_automl.features.event_fields import EventFields, Vocabulary
-from atec_automl.features.featureset import FeatureSet
+from atec_automl.features.featureset import BlockFeatures, FeatureSet
 from atec_automl.features.incremental import IncrementalFeatures
 from atec_automl.features.spec import RawEventFeatures
 
@@ -58,7 +58,7 @@ class StateFeatures:
         for event, t, seen_from in zip(new.records, new.ts.tolist(), new.visible.tolist()):
             self.state.add(event, seen_from, t)
 
-    def features(self, new: NewEvents) -> tuple[FeatureSet, np.ndarray, Callable[[], None]]:
+    def features(self, new: NewEvents) -> tuple[BlockFeatures, np.ndarray, Callable[[], None]]:
         """The features of the new events (in time order), each seeing the events before it, the batch's earlier
         ones included; the events join the state; and an undo that takes them out again."""
         events, ts, visible = new.records, new.ts, new.visible
@@ -80,13 +80,14 @@ class StateFeatures:
         except BaseException:
             self.state.undo(inserted)
             raise
-        table = self._table(numeric, events)
-        return FeatureSet(table=table, categorical=list(self.categorical)), np.arange(len(events)), lambda: self.state.undo(inserted)
+        return self._blocks(numeric, events), np.arange(len(events)), lambda: self.state.undo(inserted)
 
-    def _table(self, numeric: np.ndarray, events: list[dict]) -> pd.DataFrame:
-        """The feature table from the numeric columns (float64, in order) and the events' codes, typed as the batch table."""
+    def _blocks(self, numeric: np.ndarray, events: list[dict]) -> BlockFeatures:
+        """The features from the numeric columns (float64, in order) and the events' codes, typed as the batch table."""
         numeric = numeric.astype(np.float32)
         numeric[np.isinf(numeric)] = np.nan
         codes = self.fields.codes(events, self.vocabulary)
-        return pd.concat([pd.DataFrame(numeric, columns=self.numeric),
-                          pd.DataFrame({c: codes[c] for c in self.categorical})], axis=1)
+        block = np.empty((len(events), len(self.categorical)), dtype=np.int32)
+        for j, column in enumerate(self.categorical):
+            block[:, j] = codes[column]
+        return BlockFeatures(numeric, block, self.numeric, self.categorical)
