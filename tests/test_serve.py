@@ -23,6 +23,7 @@ import pytest
 from atec_automl.artifact import load_submission
 from atec_automl.data.load import load_event_files
 from atec_automl.reviews import ReviewStore
+from atec_automl.serving import OnlineScorer
 from saved_submissions import prepared_data, refit_submission, small_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -242,3 +243,55 @@ def test_the_per_entity_state_gives_the_batch_features_at_every_edge(tmp_path_fa
     assert difference.max() <= 1e-6, list(batch_features.columns[difference.max(0) > 1e-6])
     scores = np.asarray(first_scores + [s["score"] for s in answer.json()["scores"]])
     np.testing.assert_allclose(scores, batch_scores, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_a_batch_in_one_post_gets_what_the_same_events_get_one_by_one(tmp_path_factory) -> None:
+    """The vectorised batch path against the one-event path: the last real events and the crafted ones (one
+    busy user's events inside the batch, ties within a second, hour-written times among same-hour seconds,
+    exact window edges, unseen values, missing fields), posted to one service one by one and to another
+    in one request, get identical feature rows and scores, which are the offline batch ones."""
+    root = tmp_path_factory.mktemp("serve-batch-vs-single")
+    cfg = small_config(root, "catboost", "hour", data_root=tmp_path_factory.getbasetemp())
+    _, submission = refit_submission(cfg, prepared_data(cfg), "catboost")
+    history, _, records = split_test_b(cfg, root, 20)
+    events = records + crafted_events(records, history)
+    pd.DataFrame(events).to_csv(root / "events.csv", index=False)
+    (root / "single").mkdir()
+    (root / "batch").mkdir()
+    one_by_one = Service(submission, history, root / "single").start()
+    batched = Service(submission, history, root / "batch").start()
+    try:
+        single_rows, single_scores = stream(one_by_one, events)
+        answer = batched.client.post("/score", params={"features": "true"}, json=events)
+        assert answer.status_code == 200, answer.text
+    finally:
+        one_by_one.stop()
+        batched.stop()
+    columns = list(single_rows[0])
+    single = pd.DataFrame(single_rows)[columns].to_numpy(dtype=np.float64)
+    batch = pd.DataFrame(answer.json()["features"])[columns].to_numpy(dtype=np.float64)
+    assert np.array_equal(single, batch, equal_nan=True), [c for c, same in zip(columns, (
+        (single == batch) | (np.isnan(single) & np.isnan(batch))).all(0)) if not same]
+    assert [s["score"] for s in answer.json()["scores"]] == single_scores
+    batch_features, batch_scores = offline(submission, history, root / "events.csv")
+    assert np.nanmax(np.abs(batch - batch_features[columns].to_numpy(dtype=np.float64))) <= 1e-6
+    np.testing.assert_allclose(single_scores, batch_scores, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_a_batch_posted_out_of_time_order_is_logged_in_time_order_and_replayed(tmp_path_factory) -> None:
+    """The log holds the events in the order they joined the timeline, so a replay in chunks that cut a
+    request in two accepts them all (logged as posted, the chunk after the cut was older than the clock)."""
+    root = tmp_path_factory.mktemp("serve-log-order")
+    cfg = small_config(root, "catboost", data_root=tmp_path_factory.getbasetemp())
+    _, submission = refit_submission(cfg, prepared_data(cfg), "catboost")
+    history, _, records = split_test_b(cfg, root, 5)
+    saved = load_submission(submission)
+    timeline = load_event_files(saved.file_format(), history)
+    scorer = OnlineScorer(saved, timeline, log_dir=root / "state")
+    scorer.score(records[:1])
+    scorer.score(records[:0:-1])
+    restarted = OnlineScorer(saved, timeline, log_dir=root / "state")
+    assert restarted.replay(chunk=3) == 5
+    assert (restarted.size, restarted.clock, restarted.ids) == (scorer.size, scorer.clock, scorer.ids)

@@ -12,8 +12,9 @@ which is what the batch computation numbers them. Two sources use that:
 
 - `serving_state.StateFeatures` (models that read the feature table: CatBoost, MLP): per-key
   groups of past events with compensated prefix sums (`features/groups.py`), read in a few binary
-  searches and O(window) numpy per feature (`features/incremental.py`), and the event-alone fields
-  per event (`features/event_fields.py`); no pandas pipeline per request.
+  searches and O(window) numpy per feature (`features/incremental.py`), a request of many events
+  all at once (`features/batched.py`), and the event-alone fields per event
+  (`features/event_fields.py`); no pandas pipeline per request.
 - `serving_timeline.SubTimelineFeatures` (models that read user sequences: CNN-LSTM): the batch
   `compute_features` rerun on the sub-timeline of the past events sharing a key with the new ones.
 
@@ -21,8 +22,8 @@ The parity tests (`tests/test_serve.py`) compare both with the batch features ov
 Events older than the timeline's clock (the latest accepted time), ids seen before and malformed
 events are refused with one line and change nothing; a request that fails after its features were
 read takes its events back out of the state. Accepted events are appended to a log
-(`events.jsonl`, fsynced before the scores are returned) that `OnlineScorer.replay` reads back at
-start, so a restart loses no acknowledged event.
+(`events.jsonl`, in the order they joined the timeline, fsynced before the scores are returned)
+that `OnlineScorer.replay` reads back at start, so a restart loses no acknowledged event.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ import pyarrow as pa
 from atec_automl.artifact import SavedSubmission
 from atec_automl.data.dataset import Dataset
 from atec_automl.data.load import event_frame, event_table_from_records
+from atec_automl.data.one_event import PlainEvents
 from atec_automl.errors import AtecError
 from atec_automl.features.event_fields import Vocabulary
 from atec_automl.features.spec import RawEventFeatures
@@ -57,17 +59,28 @@ class Rejected(AtecError):
 
 
 class NewEvents:
-    """Validated new events, in time order (stable): as plain values, and as a frame when one is asked for."""
+    """Validated new events, in time order (stable), as plain values; as a frame when one is asked for (events
+    validated by the general path only: `table`)."""
 
-    def __init__(self, table: pa.Table):
-        self.table = table
-        self.ts = table["ts"].to_numpy()
-        self.order = np.argsort(self.ts, kind="stable")
-        self.ts = self.ts[self.order].astype(np.int64)
-        self.visible = self.ts + table["ts_resolution"].to_numpy()[self.order].astype(np.int64)
+    def __init__(self, records: list[dict], ts: np.ndarray, visible: np.ndarray, order: np.ndarray,
+                 table: pa.Table | None = None):
+        self.records, self.ts, self.visible, self.order, self.table = records, ts, visible, order, table
+        self.ids = [r["event_id"] for r in records]
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> "NewEvents":
+        """The events of `event_table_from_records`."""
+        ts = table["ts"].to_numpy()
+        order = np.argsort(ts, kind="stable")
+        visible = ts[order].astype(np.int64) + table["ts_resolution"].to_numpy()[order].astype(np.int64)
         rows = table.to_pylist()
-        self.records = [rows[i] for i in self.order]
-        self.ids = [r["event_id"] for r in self.records]
+        return cls([rows[i] for i in order], ts[order].astype(np.int64), visible, order, table)
+
+    @classmethod
+    def from_row(cls, row: dict) -> "NewEvents":
+        """One event converted by `PlainEvents.row`."""
+        ts = np.array([row["ts"]], dtype=np.int64)
+        return cls([row], ts, ts + row["ts_resolution"], np.zeros(1, dtype=np.int64))
 
     def __len__(self) -> int:
         """Number of events."""
@@ -76,6 +89,8 @@ class NewEvents:
     @cached_property
     def frame(self) -> pd.DataFrame:
         """The events as `events_from_records` gives them."""
+        if self.table is None:
+            raise AtecError("serve: a frame of events is only kept for events validated by the general path")
         return event_frame(self.table)
 
 
@@ -105,6 +120,7 @@ class OnlineScorer:
         self.size = 0
         self.clock = np.iinfo(np.int64).min
         self.log_path = None if log_dir is None else Path(log_dir) / LOG_FILE
+        self._log_fd: int | None = None
         plain = self._plain(history.frame)
         self.vocabulary.extend_frame(plain)
         if isinstance(self.spec, RawEventFeatures) and saved.members[0].family not in SEQUENCE_FAMILIES and len(plain):
@@ -113,6 +129,8 @@ class OnlineScorer:
         else:
             self.source = SubTimelineFeatures(saved, self.columns, self.file_format, self.vocabulary)
             self.source.add(plain)
+        self.plain = PlainEvents(self.file_format, self.file_format.kinds([self.columns])) \
+            if isinstance(self.source, StateFeatures) else None
         self._count(plain["event_id"].tolist(), plain["ts"].to_numpy())
 
     def _plain(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -135,7 +153,9 @@ class OnlineScorer:
 
     def parse(self, records: list[dict], source: str = "POST /score") -> NewEvents:
         """Validate new events as a file's rows and against the timeline: new ids, no earlier than the clock."""
-        new = NewEvents(event_table_from_records(records, self.file_format, source))
+        row = self.plain.row(records[0]) if len(records) == 1 and self.plain is not None else None
+        new = NewEvents.from_row(row) if row is not None else \
+            NewEvents.from_table(event_table_from_records(records, self.file_format, source))
         seen = [i for i in new.ids if i in self.ids]
         if seen:
             raise Rejected(f"{source}: event_id {seen[0]!r} was already accepted")
@@ -152,7 +172,7 @@ class OnlineScorer:
         features, rows, undo = self.source.features(new)
         try:
             scores = self.saved.score([features], rows)
-            self._log(records)
+            self._log([records[i] for i in new.order])
         except BaseException:
             undo()
             raise
@@ -163,23 +183,29 @@ class OnlineScorer:
         return Scored(new.ids, scores, rows_out)
 
     def _log(self, records: list[dict]) -> None:
-        """Append the accepted events to the log and fsync it."""
+        """Append the accepted events to the log, in the order they joined the timeline, and fsync it."""
         if self.log_path is None:
             return
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        with open(self.log_path, "a", encoding="utf-8") as stream:
-            stream.write(lines)
-            stream.flush()
-            os.fsync(stream.fileno())
+        if self._log_fd is None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            folder = os.open(self.log_path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        lines = memoryview("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
+        while lines:
+            lines = lines[os.write(self._log_fd, lines):]
+        os.fsync(self._log_fd)
 
-    def replay(self) -> int:
-        """Add the logged events (accepted before a restart) to the timeline; returns how many."""
+    def replay(self, chunk: int = REPLAY_CHUNK) -> int:
+        """Add the logged events (accepted before a restart) to the timeline, `chunk` at a time; returns how many."""
         if self.log_path is None or not self.log_path.is_file():
             return 0
         records = read_log(self.log_path)
-        for start in range(0, len(records), REPLAY_CHUNK):
-            new = self.parse(records[start:start + REPLAY_CHUNK], source=str(self.log_path))
+        for start in range(0, len(records), chunk):
+            new = self.parse(records[start:start + chunk], source=str(self.log_path))
             self.source.add_new(new)
             self._accept(new)
         return len(records)

@@ -3,8 +3,10 @@
 `StateFeatures` joins `IncrementalFeatures` (aggregates over each key's past events, from its
 groups) and `EventFields` (what reads the event alone) into the feature table the model was
 trained on: the columns, their order and types are those of the batch table of one history event
-(`compute_features`, read once at start). Each new event's features are read before it joins the
-state, so a batch of events sees its earlier events as the batch computation does.
+(`compute_features`, read once at start). A request of fewer than `BATCHED_FROM` events reads each
+event's features before it joins the state; a larger one joins the state whole and reads every
+event's past at once (`features/batched.py`, one numpy pass per key tuple): each event sees the
+events before it, the request's earlier ones included, as the batch computation does.
 """
 from __future__ import annotations
 
@@ -17,13 +19,16 @@ import pandas as pd
 from atec_automl.artifact import SavedSubmission
 from atec_automl.data.dataset import TIMELINE_COLUMNS, Dataset
 from atec_automl.errors import AtecError
+from atec_automl.features.batched import add_batch, batch_features
 from atec_automl.features.event_fields import EventFields, Vocabulary
-from atec_automl.features.featureset import FeatureSet
+from atec_automl.features.featureset import BlockFeatures, FeatureSet
 from atec_automl.features.incremental import IncrementalFeatures
 from atec_automl.features.spec import RawEventFeatures
 
 if TYPE_CHECKING:
     from atec_automl.serving import NewEvents
+
+BATCHED_FROM = 8
 
 
 class StateFeatures:
@@ -53,25 +58,36 @@ class StateFeatures:
         for event, t, seen_from in zip(new.records, new.ts.tolist(), new.visible.tolist()):
             self.state.add(event, seen_from, t)
 
-    def features(self, new: NewEvents) -> tuple[FeatureSet, np.ndarray, Callable[[], None]]:
-        """The features of the new events (in time order), each added to the state after its features are
-        read; and an undo that takes them out again."""
+    def features(self, new: NewEvents) -> tuple[BlockFeatures, np.ndarray, Callable[[], None]]:
+        """The features of the new events (in time order), each seeing the events before it, the batch's earlier
+        ones included; the events join the state; and an undo that takes them out again."""
         events, ts, visible = new.records, new.ts, new.visible
-        aggregates, inserted = [], []
+        own = self.fields.numeric(events, ts)
+        inserted: list = []
         try:
-            for event, t, seen_from in zip(events, ts.tolist(), visible.tolist()):
-                aggregates.append(self.state.features(event, t))
-                inserted += self.state.add(event, seen_from, t)
+            if len(events) < BATCHED_FROM:
+                aggregates = []
+                for event, t, seen_from in zip(events, ts.tolist(), visible.tolist()):
+                    aggregates.append(self.state.features(event, t))
+                    inserted += self.state.add(event, seen_from, t)
+                numeric = np.array([[own[c][i] if c in own else row.get(c, np.nan) for c in self.numeric]
+                                    for i, row in enumerate(aggregates)], dtype=np.float64)
+            else:
+                columns = batch_features(self.state, events, ts, add_batch(self.state, events, ts, visible, inserted))
+                numeric = np.empty((len(events), len(self.numeric)), dtype=np.float64)
+                for j, column in enumerate(self.numeric):
+                    numeric[:, j] = own[column] if column in own else columns.get(column, np.nan)
         except BaseException:
             self.state.undo(inserted)
             raise
-        own = self.fields.numeric(events, ts)
-        numeric = np.array([[own[c][i] if c in own else row.get(c, np.nan) for c in self.numeric]
-                            for i, row in enumerate(aggregates)], dtype=np.float64).astype(np.float32)
+        return self._blocks(numeric, events), np.arange(len(events)), lambda: self.state.undo(inserted)
+
+    def _blocks(self, numeric: np.ndarray, events: list[dict]) -> BlockFeatures:
+        """The features from the numeric columns (float64, in order) and the events' codes, typed as the batch table."""
+        numeric = numeric.astype(np.float32)
         numeric[np.isinf(numeric)] = np.nan
         codes = self.fields.codes(events, self.vocabulary)
-        table = pd.concat([pd.DataFrame(numeric, columns=self.numeric),
-                           pd.DataFrame({c: codes[c] for c in self.categorical})], axis=1)
-        return (FeatureSet(table=table, categorical=list(self.categorical)), np.arange(len(events)),
-                lambda: self.state.undo(inserted))
-
+        block = np.empty((len(events), len(self.categorical)), dtype=np.int32)
+        for j, column in enumerate(self.categorical):
+            block[:, j] = codes[column]
+        return BlockFeatures(numeric, block, self.numeric, self.categorical)

@@ -13,6 +13,8 @@ The user's event sequences (for `cnn_lstm`) are not kept here.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 
@@ -20,6 +22,7 @@ from atec_automl.features.groups import MISSING, Group
 from atec_automl.features.spec import EntitySpec, RawEventFeatures, window_seconds
 
 Key = tuple[str, ...]
+SHORT_SLICE = 256
 
 
 def is_missing(value: object) -> bool:
@@ -133,7 +136,7 @@ def entity_values(group: Group, name: str, entity: EntitySpec, amount: float, t:
     """One event's aggregates of one entity, by the formulas of `raw.entity_features` on the same numbers."""
     hi = group.past_end(t)
     windows = list(dict.fromkeys(entity.windows + [w for ws in entity.distinct.values() for w in ws]))
-    lo = {w: group.window_start(t, window_seconds(w)) for w in windows}
+    lo = {w: group.window_start(t, seconds_of(w)) for w in windows}
     out: dict[str, float] = {}
     if set(entity.stats) - {"count"}:
         out.update(amount_values(group, name, entity, amount, hi, [lo[w] for w in entity.windows]))
@@ -144,9 +147,19 @@ def entity_values(group: Group, name: str, entity: EntitySpec, amount: float, t:
     for other, other_windows in entity.distinct.items():
         codes = group.codes[other]
         for w in other_windows:
-            seen = codes[lo[w]:hi]
-            out[f"{name}_nuniq_{other}_{w}"] = float(len(np.unique(seen[seen >= 0])))
+            out[f"{name}_nuniq_{other}_{w}"] = float(distinct_known(codes[lo[w]:hi]))
     return out
+
+
+seconds_of = lru_cache(maxsize=None)(window_seconds)
+"""`window_seconds`, parsed once per window name."""
+
+
+def distinct_known(codes: np.ndarray) -> int:
+    """Number of distinct known (non-negative) codes; a Python set for short slices, where `np.unique` costs more."""
+    if len(codes) <= SHORT_SLICE:
+        return len({c for c in codes.tolist() if c >= 0})
+    return len(np.unique(codes[codes >= 0]))
 
 
 def amount_values(group: Group, name: str, entity: EntitySpec, amount: float, hi: int, lows: list[int]) -> dict[str, float]:

@@ -35,7 +35,7 @@ class ModelData:
     def check_rows(self, what: str) -> None:
         """Rows must be 1-D positions inside the FeatureSet's table; `what` names the caller in the error."""
         rows = np.asarray(self.rows)
-        n = len(self.features.table)
+        n = self.features.n_rows
         if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
             raise AtecError(f"{what}: rows must be a 1-D integer array of positions, got {rows.dtype} {rows.shape}")
         if len(rows) and (rows.min() < 0 or rows.max() >= n):

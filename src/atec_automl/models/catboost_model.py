@@ -23,6 +23,7 @@ import pandas as pd
 from catboost import CatBoostClassifier, FeaturesData, Pool
 
 from atec_automl.errors import AtecError
+from atec_automl.features.featureset import BlockFeatures
 from atec_automl.models.base import FitResult, Model, ModelData, Report
 from atec_automl.models.io import read_meta, write_meta
 from atec_automl.models.trainer import TrainerSettings
@@ -31,6 +32,9 @@ from atec_automl.staging import write_atomically
 MODEL_FILE = "model.cbm"
 EVAL_METRICS = ("AUC", "Logloss")
 CLASS_WEIGHTS = (None, "Balanced", "SqrtBalanced")
+ONE_THREAD_ROWS = 64
+"""Predictions of this many rows or fewer run on one thread: a pool of threads started per call costs more
+than a few rows' trees (the scoring service's one-event requests); the scores are the same."""
 
 
 @dataclass
@@ -170,16 +174,23 @@ class CatBoostModel(Model):
     def _prediction_pool(self, data: ModelData) -> Pool:
         """`_pool` for prediction, built from arrays when the codes come last (the feature table's layout):
         a Pool from a DataFrame costs milliseconds per call in column-by-column conversion, which a
-        one-event request of the scoring service would pay each time. Codes go in as their decimal
-        text, which is how CatBoost reads integer categorical columns of a DataFrame."""
+        one-event request of the scoring service would pay each time; `BlockFeatures` (the service's) give
+        their arrays without a frame. Codes go in as their decimal text, which is how CatBoost reads integer
+        categorical columns of a DataFrame."""
         numeric = self.columns[: len(self.columns) - len(self.categorical)]
         if self.columns[len(numeric):] != self.categorical:
             return self._pool(data, None, None)
-        table = self._checked_table(data).iloc[np.asarray(data.rows)]
-        codes = table[self.categorical].to_numpy(dtype=np.int64)
+        features, rows = data.features, np.asarray(data.rows)
+        positions = features.positions(numeric, self.categorical) if isinstance(features, BlockFeatures) else None
+        if positions is not None:
+            values = features.numeric_block[rows][:, positions[0]]
+            codes = features.code_block[rows][:, positions[1]].astype(np.int64)
+        else:
+            table = self._checked_table(data).iloc[rows]
+            values, codes = table[numeric].to_numpy(dtype=np.float32), table[self.categorical].to_numpy(dtype=np.int64)
         lowest = int(codes.min(initial=0))
         text = np.array([str(v) for v in range(lowest, int(codes.max(initial=0)) + 1)], dtype=object)
-        return Pool(FeaturesData(num_feature_data=np.ascontiguousarray(table[numeric].to_numpy(dtype=np.float32)),
+        return Pool(FeaturesData(num_feature_data=np.ascontiguousarray(values, dtype=np.float32),
                                  cat_feature_data=text[codes - lowest],
                                  num_feature_names=numeric, cat_feature_names=self.categorical))
 
@@ -199,7 +210,8 @@ class CatBoostModel(Model):
         if len(data.rows) == 0:
             return np.zeros(0, dtype=np.float64)
         pool = self._prediction_pool(data)
-        return self.booster.predict_proba(pool, thread_count=self._thread_count())[:, 1].astype(np.float64)
+        threads = 1 if len(data.rows) <= ONE_THREAD_ROWS else self._thread_count()
+        return self.booster.predict_proba(pool, thread_count=threads)[:, 1].astype(np.float64)
 
     def save(self, directory: Path) -> None:
         """`model.cbm` (CatBoost's own format) and `model.json`."""

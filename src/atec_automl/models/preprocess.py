@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from atec_automl.errors import AtecError
+from atec_automl.features.featureset import BlockFeatures
 
 SCALINGS = ("minmax", "quantile", "standard")
 FIT_SAMPLE_ROWS = 200_000
@@ -134,6 +135,20 @@ class TabularPreprocessor:
         cats = [encode_codes(_codes(table, c, rows), v) for c, v in zip(self.categorical, self.vocabularies)]
         categorical = np.column_stack(cats) if cats else np.zeros((len(rows), 0), dtype=np.int64)
         return numeric, categorical
+
+    def transform_blocks(self, features: BlockFeatures, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`transform` of a `BlockFeatures`, read from its arrays (the same values, no frame)."""
+        positions = features.positions(self.numeric + self.indicator_columns, self.categorical)
+        if positions is None:
+            return self.transform(features.table, rows)
+        numeric, codes = positions
+        block = features.numeric_block[rows]
+        x = block[:, numeric[:len(self.numeric)]].astype(np.float64)
+        indicators = np.isnan(block[:, numeric[len(self.numeric):]]).astype(np.float32)
+        code_block = features.code_block[rows][:, codes].astype(np.int64)
+        cats = [encode_codes(code_block[:, j], v) for j, v in enumerate(self.vocabularies)]
+        categorical = np.column_stack(cats) if cats else np.zeros((len(rows), 0), dtype=np.int64)
+        return np.concatenate([self.scaler.transform(x), indicators], axis=1), categorical
 
     def state(self) -> dict:
         """Everything needed to rebuild this preprocessor, JSON-serialisable."""

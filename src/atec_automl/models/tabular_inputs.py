@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from atec_automl.features.featureset import BlockFeatures
 from atec_automl.models.base import ModelData
 from atec_automl.models.neural import NeuralParams, TabularStore
 from atec_automl.models.preprocess import TabularPreprocessor
@@ -24,7 +25,9 @@ def tabular_store(preprocessor: TabularPreprocessor, data: ModelData, target: np
     Row-major: a batch is a gather of whole rows (the table's column-major block made every batch
     gather 80 strided columns, 100x slower).
     """
-    numeric, categorical = preprocessor.transform(data.features.table, np.asarray(data.rows))
+    features, rows = data.features, np.asarray(data.rows)
+    numeric, categorical = preprocessor.transform_blocks(features, rows) if isinstance(features, BlockFeatures) \
+        else preprocessor.transform(features.table, rows)
     as_tensor = (lambda a: None if a is None else torch.as_tensor(np.asarray(a, dtype=np.float32), device=device))
     return TabularStore(torch.as_tensor(np.ascontiguousarray(numeric), device=device),
                         torch.as_tensor(np.ascontiguousarray(categorical), device=device),
