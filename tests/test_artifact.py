@@ -12,7 +12,7 @@ import pytest
 
 from atec_automl.artifact import load_submission
 from atec_automl.errors import AtecError
-from atec_automl.features.columns import appearance_codes, frozen_codes
+from atec_automl.features.codes import appearance_codes, frozen_codes
 from saved_submissions import prepared_data, refit_submission, small_config
 
 

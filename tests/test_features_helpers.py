@@ -119,7 +119,7 @@ def test_random_dataset_follows_the_timeline_contract() -> None:
 
 
 def test_a_later_value_never_changes_how_earlier_province_fields_compare() -> None:
-    from atec_automl.features.columns import shared_codes
+    from atec_automl.features.codes import shared_codes
 
     numeric_only = pd.DataFrame({"ip_prov": pd.Categorical(["11", "31"]), "cert_prov": pd.Categorical(["11.0", "32"])})
     with_text_later = pd.DataFrame({"ip_prov": pd.Categorical(["11", "31", "unknown"]),

@@ -20,7 +20,7 @@ from atec_automl.features.cache import DamagedCache, cache_key, load_cached, sav
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.features.memory import reuse_freed_memory
 from atec_automl.features.prelim import build_prelim_table
-from atec_automl.features.raw import RawFeatureBuilder
+from atec_automl.features.semifinal import RawFeatureBuilder
 from atec_automl.features.spec import FeatureSpec, PrelimFeatures, RawEventFeatures
 from atec_automl.staging import remove_stale_staging
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from atec_automl.features.columns import _normalised_labels, calendar_features
+from atec_automl.features.calendar import calendar_features
+from atec_automl.features.codes import normalised_labels
 from atec_automl.features.incremental import is_missing
 from atec_automl.features.spec import RawEventFeatures
 
@@ -90,7 +91,7 @@ class EventFields:
         """A value's label as `shared_codes` compares it (numbers as float text), cached."""
         if value not in self._normalised:
             labels = pd.Categorical(pd.Series([value], dtype=object)).categories
-            self._normalised[value] = _normalised_labels(labels)[0]
+            self._normalised[value] = normalised_labels(labels)[0]
         return self._normalised[value]
 
     def numeric(self, events: list[dict], ts: np.ndarray) -> dict[str, np.ndarray]:

@@ -5,7 +5,7 @@ first-seen pair, the user and each (user, column) of the usual flags), the `grou
 key value: its events in the batch code's order with compensated prefix sums. A new event at
 time `t` reads each of its groups with a few binary searches (its past ends before the first
 event with `visible_from > t`, a window of `w` starts at the first one with `visible_from > t - w`)
-and O(window) numpy over slices, with the formulas of `raw.py` applied to the same numbers in the
+and O(window) numpy over slices, with the formulas of `semifinal.py` applied to the same numbers in the
 same order, so every value equals the one `compute_features` gives over the whole timeline (the
 parity tests in `tests/test_serve.py` compare them). Groups of the history are built on first use.
 Fields that read the event alone are `event_fields.py`'s.

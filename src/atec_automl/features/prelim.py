@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from atec_automl.features.columns import calendar_features
+from atec_automl.features.calendar import calendar_features
 from atec_automl.features.spec import PrelimFeatures
 from atec_automl.features.table_sink import TableSink
 

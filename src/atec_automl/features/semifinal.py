@@ -24,7 +24,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from atec_automl.data.dataset import visible_from
-from atec_automl.features.columns import appearance_codes, calendar_features, frozen_codes, key_codes, shared_codes
+from atec_automl.features.calendar import calendar_features
+from atec_automl.features.codes import appearance_codes, frozen_codes, key_codes, shared_codes
 from atec_automl.features.sequences import sequence_index, step_table
 from atec_automl.features.table_sink import TableSink
 from atec_automl.features.spec import ALL_HISTORY, EntitySpec, RawEventFeatures, window_seconds

@@ -1,10 +1,8 @@
-"""Column helpers: integer codes of fields and key pairs, shared code spaces, calendar features."""
+"""Integer codes of fields and key tuples: per-row codes, codes frozen to known values, code spaces shared by columns."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from atec_automl.data.dataset import SECONDS_PER_DAY
 
 
 def key_codes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -50,7 +48,7 @@ def frozen_codes(series: pd.Series, known: pd.Index) -> np.ndarray:
 def shared_codes(frame: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:
     """Codes of several columns in one code space, so that equal values compare equal."""
     categoricals = [pd.Categorical(frame[c]) for c in columns]
-    labels = [_normalised_labels(c.categories) for c in categoricals]
+    labels = [normalised_labels(c.categories) for c in categoricals]
     union = pd.Index(np.concatenate(labels)).unique()
     out = []
     for cat, lab in zip(categoricals, labels):
@@ -59,7 +57,7 @@ def shared_codes(frame: pd.DataFrame, columns: list[str]) -> list[np.ndarray]:
     return out
 
 
-def _normalised_labels(categories: pd.Index) -> np.ndarray:
+def normalised_labels(categories: pd.Index) -> np.ndarray:
     """Category labels as comparable values, each on its own: a number as float text ("11" and "11.0"
     compare equal), anything else as its text; so no other value, earlier or later, changes how one compares."""
     text = np.asarray(categories.astype(str), dtype=object).astype(str)
@@ -72,25 +70,3 @@ def _column_codes(series: pd.Series) -> np.ndarray:
     if isinstance(series.dtype, pd.CategoricalDtype):
         return np.asarray(series.cat.codes, dtype=np.int64)
     return pd.factorize(series, use_na_sentinel=True)[0].astype(np.int64)
-
-
-def calendar_features(ts: np.ndarray, holidays: list[list[str]], with_hour: bool = True) -> dict[str, np.ndarray]:
-    """Hour, weekday (Monday 0), day of month and a holiday flag of each timestamp."""
-    days = ts // SECONDS_PER_DAY
-    dates = days.astype("datetime64[D]")
-    out = {}
-    if with_hour:
-        out["hour"] = ((ts % SECONDS_PER_DAY) // 3600).astype(np.float32)
-    out["weekday"] = ((days + 3) % 7).astype(np.float32)
-    out["day_of_month"] = ((dates - dates.astype("datetime64[M]")).astype(np.int64) + 1).astype(np.float32)
-    out["holiday"] = holiday_flags(days, holidays)
-    return out
-
-
-def holiday_flags(days: np.ndarray, holidays: list[list[str]]) -> np.ndarray:
-    """1.0 for days inside any inclusive [start, end] holiday range, else 0.0."""
-    flag = np.zeros(len(days), dtype=np.float32)
-    for start, end in holidays:
-        first, last = (int(np.datetime64(d, "D").astype(np.int64)) for d in (start, end))
-        flag[(days >= first) & (days <= last)] = 1.0
-    return flag
