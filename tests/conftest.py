@@ -58,15 +58,17 @@ def wandb_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "disabled")
 
 
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose `conf/config.yaml` with overrides, as `run.py` would: the one way tests build a config
+    (test_config_check.py alone composes inside Hydra's context, which the check it tests reads)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
 @pytest.fixture
 def compose_cfg() -> Callable[[Sequence[str]], DictConfig]:
-    """Compose `conf/config.yaml` with overrides, as `run.py` would."""
-
-    def _compose(overrides: Sequence[str] = ()) -> DictConfig:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
-
-    return _compose
+    """`compose_config` as a fixture."""
+    return compose_config
 
 
 def _run_cli(args: Sequence[str], run_dir: Path) -> subprocess.CompletedProcess:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from atec_automl.evaluation import build_entry
@@ -13,8 +12,8 @@ from atec_automl.leaderboard import Leaderboard
 from atec_automl.pipeline import Prepared, fit_fold, predict_boards
 from atec_automl.submit import Submission, SubmitSettings, make_submission, write_submission
 from atec_automl.tasks._experiment import entry_recipe, plain, prepare, recipe
+from conftest import compose_config
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ROWS = 40_000
 FAMILY_OVERRIDES = {
     "catboost": ["model=catboost", "model.iterations=40", "model.early_stopping_rounds=10", "model.thread_count=1"],
@@ -33,8 +32,7 @@ def small_config(root: Path, family: str, resolution: str = "second", extra: tup
                  "features.cache_dir=null", "logger=none", f"leaderboard.path={root / 'leaderboard.sqlite'}",
                  f"submit.dir={root / 'submissions'}", "leaderboard.bootstrap=0", "split.n_folds=1",
                  *FAMILY_OVERRIDES[family], *extra]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+    return compose_config(overrides)
 
 
 def refit_submission(cfg: DictConfig, prepared: Prepared, name: str, refit: bool = True) -> tuple[Submission, Path]:

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
 from atec_automl.errors import AtecError
 from atec_automl.experts import OracleExpert, ReviewExpert
@@ -29,6 +28,7 @@ from atec_automl.pipeline import Prepared, fit_fold, label_policy, policy_querie
 from atec_automl.reviews import ReviewStore
 from atec_automl.tasks._experiment import build_policy, prepare, read_reviews, recipe
 from atec_automl.testing import ToyData, make_toy
+from conftest import compose_config
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ROWS = 40_000
@@ -42,8 +42,7 @@ def data_overrides(data_dir: Path, board: Path) -> list[str]:
 
 
 def config(data_dir: Path, board: Path, *overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=[*data_overrides(data_dir, board), *overrides])
+    return compose_config([*data_overrides(data_dir, board), *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +80,7 @@ def toy() -> ToyData:
 def test_answers_fold_in_as_the_seed_says(toy: ToyData) -> None:
     train = np.flatnonzero(toy.day < 9)
     valid = np.flatnonzero((toy.day >= 9) & (toy.label >= 0))
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["model.iterations=60", "model.thread_count=1"])
+    cfg = compose_config(["model.iterations=60", "model.thread_count=1"])
     policy = ActivePU(rounds=2, queries_per_round=15, positive_weight=4.0, expert=OracleExpert(toy.true_label.astype(float)))
     out = policy.apply(ModelData(toy.features, train), toy.label[train], lambda: recipe(cfg).build_model(),
                        ModelData(toy.features, valid, toy.label[valid]))
@@ -107,8 +105,7 @@ def test_earlier_reviews_count_as_answers(toy: ToyData) -> None:
     grey = train[toy.label[train] == -1]
     reviewed = np.full(len(toy.label), np.nan)
     reviewed[grey[0]], reviewed[grey[1]] = 1.0, 0.0
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["model.iterations=30", "model.thread_count=1"])
+    cfg = compose_config(["model.iterations=30", "model.thread_count=1"])
     policy = ActivePU(rounds=1, queries_per_round=5, expert=ReviewExpert(reviewed))
     out = policy.apply(ModelData(toy.features, train), toy.label[train], lambda: recipe(cfg).build_model())
     first, second = (np.flatnonzero(out.rows == row)[0] for row in grey[:2])

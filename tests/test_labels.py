@@ -1,11 +1,9 @@
 """Grey-label policies: fixed treatments and two-step PU with real base learners."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
 from atec_automl.errors import AtecError
 from atec_automl.labels import GreyPolicy, TwoStepPU
@@ -13,8 +11,8 @@ from atec_automl.metric import auc
 from atec_automl.models.base import ModelData
 from atec_automl.tasks._experiment import build_policy, recipe
 from atec_automl.testing import ToyData, make_toy
+from conftest import compose_config
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 BASE = {
     "catboost": ["model=catboost", "model.iterations=100", "model.thread_count=1"],
     "mlp": ["model=mlp", "model.epochs=4", "model.batch_size=256", "trainer.cpu_threads=1"],
@@ -22,8 +20,7 @@ BASE = {
 
 
 def compose_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    return compose_config(overrides)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 from test_features_helpers import RAW_CATEGORICAL, RAW_NUMERIC, START, as_dataset, prelim_events, raw_events
 
 from atec_automl.data.dataset import Dataset
@@ -21,15 +20,14 @@ from atec_automl.features.build import as_spec, compute_features
 from atec_automl.tasks._experiment import load_data, plain
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.features.spec import FeatureSpec
+from conftest import compose_config
 
-CONF = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "conf")
 DAYS = 20
 
 
 def spec_from_config(name: str) -> FeatureSpec:
     """The shipped feature config `conf/features/<name>.yaml`, without a cache."""
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose("config", overrides=[f"features={name}", "features.cache_dir=null"])
+    cfg = compose_config([f"features={name}", "features.cache_dir=null"])
     return as_spec(plain(cfg.features))
 
 
@@ -275,11 +273,8 @@ def test_generated_files_changed_after_t_leave_earlier_features_alone(tmp_path, 
     for index, (part, frame) in enumerate(files.items()):
         changed_paths[part] = tmp_path / "changed" / f"{part}.parquet"
         perturb_file(frame, cutoff, index).to_parquet(changed_paths[part], index=False)
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        configs = [
-            compose("config", overrides=["data=atec", *[f"data.{part}={path}" for part, path in chosen.items()]]).data
-            for chosen in ({p: paths[p] for p in files}, changed_paths)
-        ]
+    configs = [compose_config(["data=atec", *[f"data.{part}={path}" for part, path in chosen.items()]]).data
+               for chosen in ({p: paths[p] for p in files}, changed_paths)]
     base, other = (load_data(cfg) for cfg in configs)
     before = int(cutoff.timestamp())
     assert (base.frame["ts"] < before).sum() > 300 and (base.frame["ts"] >= before).sum() > 300

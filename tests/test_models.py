@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from atec_automl.errors import AtecError
@@ -22,8 +20,8 @@ from atec_automl.models.neural import IndexBatches, TabularStore
 from atec_automl.models.trainer import TrainerSettings
 from atec_automl.tasks._experiment import recipe
 from atec_automl.testing import ToyData, make_toy
+from conftest import compose_config
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 FAMILIES = ("catboost", "mlp", "cnn_lstm")
 SMALL = {
     "catboost": ["model.iterations=150", "model.early_stopping_rounds=40", "model.thread_count=1"],
@@ -34,9 +32,7 @@ SMALL = {
 
 def small_cfg(family: str, *overrides: str) -> DictConfig:
     """The composed config of a family with short training."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config",
-                       overrides=[f"model={family}", "trainer.cpu_threads=1", *SMALL[family], *overrides])
+    return compose_config([f"model={family}", "trainer.cpu_threads=1", *SMALL[family], *overrides])
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from atec_automl.errors import AtecError
@@ -13,13 +12,13 @@ from atec_automl.models import FAMILIES
 from atec_automl.search.space import load_space, suggest
 from atec_automl.tasks._experiment import recipe
 from atec_automl.tasks._sweep import apply
+from conftest import compose_config
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def compose_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    return compose_config(overrides)
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

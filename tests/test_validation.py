@@ -12,13 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
 from atec_automl.models.base import ModelData
 from atec_automl.pipeline import Prepared, fit_fold
 from atec_automl.tasks._experiment import prepare, recipe
+from conftest import compose_config
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 FAST = {
     "catboost": ["model.iterations=80", "model.early_stopping_rounds=10", "model.thread_count=1"],
     "mlp": ["model.epochs=3", "model.patience=1", "model.hidden_units=32", "trainer.cpu_threads=1"],
@@ -36,10 +35,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def config(data_dir: Path, family: str, policy: str):
     """The composed config of one family and policy on the module's small data."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=[
-            "data.rows=40000", f"data.dir={data_dir / 'synthetic'}", f"features.cache_dir={data_dir / 'cache'}",
-            f"model={family}", f"labels={policy}", *FAST[family]])
+    return compose_config([
+        "data.rows=40000", f"data.dir={data_dir / 'synthetic'}", f"features.cache_dir={data_dir / 'cache'}",
+        f"model={family}", f"labels={policy}", *FAST[family]])
 
 
 @pytest.fixture(scope="module")
