@@ -1,6 +1,6 @@
 """Feature cache write and read time against `np.save`/`np.load` of the same arrays, and the old parquet cache.
 
-    python benchmarks/cache.py [--rows 1000000] [--seed 0] [--repeat 3] [--work-dir data/cache/benchmark]
+    python benchmarks/cache.py [--rows 1000000] [--seed 0] [--repeat 5] [--work-dir data/cache/benchmark]
 
 Builds the default feature set on synthetic data (generated on first use under `data/synthetic/`),
 then, in rounds, times side by side (best of `--repeat` rounds, wall and CPU seconds, the order
@@ -101,7 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--work-dir", type=Path, default=Path("data/cache/benchmark"))
     args = parser.parse_args()
 
