@@ -136,12 +136,17 @@ def among_the_best(value: float, values: list[float], reduction_factor: int) -> 
 
 def promotions(study: optuna.Study, step: int, reduction_factor: int) -> list[optuna.trial.FrozenTrial]:
     """Trials deferred at the rung of `step`, not promoted yet, still among the best there (best first)."""
-    trials = study.get_trials(deepcopy=False)
-    done = {t.user_attrs[PROMOTED_FROM] for t in trials if PROMOTED_FROM in t.user_attrs}
     values = rung_values(study, step)
-    deferred = [t for t in trials if t.user_attrs.get(DEFERRED) == step and t.number not in done
+    deferred = [t for t in still_deferred(study) if t.user_attrs[DEFERRED] == step
                 and among_the_best(t.intermediate_values[step], values, reduction_factor)]
     return sorted(deferred, key=lambda t: -t.intermediate_values[step])
+
+
+def still_deferred(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials that stopped at a rung with its value reported and have not been promoted yet."""
+    trials = study.get_trials(deepcopy=False)
+    promoted = {t.user_attrs[PROMOTED_FROM] for t in trials if PROMOTED_FROM in t.user_attrs}
+    return [t for t in trials if t.user_attrs.get(DEFERRED) in t.intermediate_values and t.number not in promoted]
 
 
 def enqueue_promotion(study: optuna.Study, trial: optuna.trial.FrozenTrial, past_step: int) -> None:
@@ -166,9 +171,7 @@ def promote(study: optuna.Study, climbed: list[Rung] | tuple[Rung, ...], schedul
 def promote_the_best(study: optuna.Study, climbed: list[Rung] | tuple[Rung, ...]) -> int | None:
     """Queue the full-size fit of the deferred trial that climbed highest (best score there); its number,
     None when no trial waits deferred."""
-    trials = study.get_trials(deepcopy=False)
-    done = {t.user_attrs[PROMOTED_FROM] for t in trials if PROMOTED_FROM in t.user_attrs}
-    deferred = [t for t in trials if t.user_attrs.get(DEFERRED) in t.intermediate_values and t.number not in done]
+    deferred = still_deferred(study)
     if not climbed or not deferred:
         return None
     best = max(deferred, key=lambda t: (t.user_attrs[DEFERRED], t.intermediate_values[t.user_attrs[DEFERRED]]))

@@ -145,8 +145,8 @@ class Objective:
         values = suggest(trial, context.space)
         recipe = context.trial_recipe(values)
         context.logger.start(f"{context.family}-{trial.number}", trial.study.study_name, dict(values))
-        status = TrialStatus(f"{context.family} trial {trial.number}", "iteration" if context.family == "catboost" else "epoch",
-                             context.deadline, best_value(trial.study))
+        unit = recipe.model_class.step_key.removesuffix("s")  # "iteration" or "epoch"
+        status = TrialStatus(f"{context.family} trial {trial.number}", unit, context.deadline, best_value(trial.study))
         try:
             score = self._run(trial, recipe, values, status)
         except optuna.TrialPruned:
