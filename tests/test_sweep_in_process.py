@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from atec_automl.leaderboard import Leaderboard
 from atec_automl.search import sweep as search_sweep
+from atec_automl.search.fidelity import enqueue_promotion
 from atec_automl.tasks._experiment import entry_recipe, prepare, submit_configured, trainer_settings
 from atec_automl.tasks.sweep import sweep
 from test_submit import scored_entry
@@ -85,3 +86,29 @@ def test_past_the_budget_without_an_entry_the_best_deferred_trial_alone_gets_its
     assert promoted.intermediate_values == {}, "straight to the full-size fit: no rung left to climb"
     (entry,) = Leaderboard(tmp_path / "leaderboard.sqlite").ranked()
     assert entry.trial == promoted.number and all("@" not in fold["fold"] for fold in entry.fold_scores)
+
+
+def test_a_promotion_queued_twice_by_racing_workers_is_fitted_once(compose_cfg, tmp_path: Path, monkeypatch) -> None:
+    rungs = ["sweep.fidelity.min_train_rows=200", "sweep.fidelity.explore_trials=10", "study.n_trials=10"]
+    first = [*tiny_sweep_overrides(tmp_path), *rungs]
+    cfg = compose_cfg(first)
+    prepared = prepare(cfg)
+    with monkeypatch.context() as patch:  # the worker stops after its first trial, deferred at the first rung
+        patch.setattr(search_sweep.Budget, "__call__", lambda self, study, trial: study.stop())
+        patch.setattr(search_sweep, "run_promotions", lambda *args, **kwargs: None)
+        (result,) = sweep(cfg, prepared, tmp_path / "run", first, CONF_DIR, compose_cfg)
+    study = optuna.load_study(study_name=result.study_name, storage=f"sqlite:///{tmp_path}/optuna.sqlite")
+    (deferred,) = study.trials
+    for _ in range(2):  # what two workers finishing at once do: each queues the same promotion
+        enqueue_promotion(study, deferred, deferred.user_attrs["deferred"])
+
+    second = [*first, "study.n_trials=1"]  # the budget is met: only the queued promotions run
+    with monkeypatch.context() as patch:
+        patch.setattr(search_sweep, "run_promotions", lambda *args, **kwargs: None)
+        sweep(compose_cfg(second), prepared, tmp_path / "run", second, CONF_DIR, compose_cfg)
+    _, carrier, twin = study.get_trials()
+    assert "skipped" not in carrier.user_attrs and carrier.intermediate_values, "the first copy climbs on"
+    assert min(carrier.intermediate_values) > deferred.user_attrs["deferred"]
+    assert twin.state == optuna.trial.TrialState.PRUNED
+    assert twin.user_attrs["skipped"] == f"trial {carrier.number} already carries trial 0's promotion"
+    assert twin.intermediate_values == {}, "the second copy is never fitted"

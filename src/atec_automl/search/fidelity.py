@@ -149,6 +149,20 @@ def still_deferred(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in trials if t.user_attrs.get(DEFERRED) in t.intermediate_values and t.number not in promoted]
 
 
+def earlier_copy(study: optuna.Study, number: int, source: int) -> int | None:
+    """The number of an earlier trial carrying the same promotion of trial `source` (queued, running or
+    run; not failed, not skipped), None when trial `number` is the first.
+
+    Two workers that finish at once can both queue a deferred trial's promotion: optuna's storage has no
+    compare-and-set, but trial numbers are unique and ordered, so the lowest-numbered copy carries it.
+    """
+    for other in study.get_trials(deepcopy=False):
+        if other.number < number and other.user_attrs.get(PROMOTED_FROM) == source \
+                and other.state != optuna.trial.TrialState.FAIL and "skipped" not in other.user_attrs:
+            return other.number
+    return None
+
+
 def enqueue_promotion(study: optuna.Study, trial: optuna.trial.FrozenTrial, past_step: int) -> None:
     """Queue `trial`'s parameters again, to go on after the rung of `past_step`."""
     study.enqueue_trial(trial.params, user_attrs={PROMOTED_FROM: trial.number, PROMOTED_PAST: past_step})
