@@ -8,7 +8,7 @@ import pytest
 
 from atec_automl.errors import AtecError
 from atec_automl.leaderboard import Leaderboard
-from atec_automl.search.fidelity import FidelitySchedule, promote, promote_the_best, rung_quota, rungs, user_subsample
+from atec_automl.search.fidelity import FidelitySchedule, promote, promote_the_best, rung_quota, rungs, still_deferred, user_subsample
 from atec_automl.split import Fold
 from test_sweep import run, studies, sweep_command
 
@@ -147,3 +147,15 @@ def test_the_budgets_last_promotion_is_the_trial_that_climbed_highest() -> None:
     assert promote_the_best(study, climbed) == 3
     assert queued(study) == [(0.6, 3, 3)], "the best at the highest rung, straight to its full-size fit"
     assert promote_the_best(optuna.create_study(direction="maximize"), climbed) is None, "nothing deferred"
+
+
+def test_a_trial_marked_deferred_without_its_rung_value_is_never_promoted() -> None:
+    fold, codes = a_fold()
+    climbed = rungs(FidelitySchedule((0.1, 0.3), 100, 3), [fold], codes, seed=1)
+    study = a_study_with_deferred_trials([0.2, 0.5, 0.3])
+    study.add_trial(optuna.trial.create_trial(  # killed between marking itself deferred and its value landing
+        params={"x": 0.9}, distributions={"x": optuna.distributions.FloatDistribution(0.0, 1.0)},
+        state=optuna.trial.TrialState.PRUNED, user_attrs={"deferred": 1}))
+    assert [t.number for t in still_deferred(study)] == [0, 1, 2]
+    assert promote(study, climbed, FidelitySchedule((0.1, 0.3), 100, 3, explore_trials=3), budget=3) == 1
+    assert queued(study) == [(0.5, 1, 1)]

@@ -11,6 +11,7 @@ import optuna
 from omegaconf import OmegaConf
 
 from atec_automl.leaderboard import Leaderboard
+from atec_automl.pipeline import Prepared
 from atec_automl.search import sweep as search_sweep
 from atec_automl.search.fidelity import enqueue_promotion
 from atec_automl.tasks._experiment import entry_recipe, prepare, submit_configured, trainer_settings
@@ -62,9 +63,9 @@ def test_an_entry_swept_on_gpu_is_refit_on_this_runs_trainer(compose_cfg, tmp_pa
     assert "refitting it with this run's trainer accelerator=cpu" in said
 
 
-
-def test_past_the_budget_without_an_entry_the_best_deferred_trial_alone_gets_its_full_size_fit(
-        compose_cfg, tmp_path: Path, monkeypatch) -> None:
+def a_first_trial_deferred(compose_cfg, tmp_path: Path, monkeypatch) -> tuple[list[str], Prepared, optuna.Study]:
+    """A real in-process sweep on tiny data with rungs whose worker stops after its first trial, deferred at
+    the first rung, and no promotion run: (its overrides, the prepared data, the study)."""
     rungs = ["sweep.fidelity.min_train_rows=200", "sweep.fidelity.explore_trials=10", "study.n_trials=10"]
     first = [*tiny_sweep_overrides(tmp_path), *rungs]
     cfg = compose_cfg(first)
@@ -74,6 +75,12 @@ def test_past_the_budget_without_an_entry_the_best_deferred_trial_alone_gets_its
         patch.setattr(search_sweep, "run_promotions", lambda *args, **kwargs: None)
         (result,) = sweep(cfg, prepared, tmp_path / "run", first, CONF_DIR, compose_cfg)
     study = optuna.load_study(study_name=result.study_name, storage=f"sqlite:///{tmp_path}/optuna.sqlite")
+    return first, prepared, study
+
+
+def test_past_the_budget_without_an_entry_the_best_deferred_trial_alone_gets_its_full_size_fit(
+        compose_cfg, tmp_path: Path, monkeypatch) -> None:
+    first, prepared, study = a_first_trial_deferred(compose_cfg, tmp_path, monkeypatch)
     (deferred,) = study.trials
     assert deferred.user_attrs["deferred"] == 1, "the first trial waits at the first rung for the exploration"
     study.enqueue_trial(deferred.params)  # queued before the promotion: it must not take the spent budget
@@ -89,15 +96,7 @@ def test_past_the_budget_without_an_entry_the_best_deferred_trial_alone_gets_its
 
 
 def test_a_promotion_queued_twice_by_racing_workers_is_fitted_once(compose_cfg, tmp_path: Path, monkeypatch) -> None:
-    rungs = ["sweep.fidelity.min_train_rows=200", "sweep.fidelity.explore_trials=10", "study.n_trials=10"]
-    first = [*tiny_sweep_overrides(tmp_path), *rungs]
-    cfg = compose_cfg(first)
-    prepared = prepare(cfg)
-    with monkeypatch.context() as patch:  # the worker stops after its first trial, deferred at the first rung
-        patch.setattr(search_sweep.Budget, "__call__", lambda self, study, trial: study.stop())
-        patch.setattr(search_sweep, "run_promotions", lambda *args, **kwargs: None)
-        (result,) = sweep(cfg, prepared, tmp_path / "run", first, CONF_DIR, compose_cfg)
-    study = optuna.load_study(study_name=result.study_name, storage=f"sqlite:///{tmp_path}/optuna.sqlite")
+    first, prepared, study = a_first_trial_deferred(compose_cfg, tmp_path, monkeypatch)
     (deferred,) = study.trials
     for _ in range(2):  # what two workers finishing at once do: each queues the same promotion
         enqueue_promotion(study, deferred, deferred.user_attrs["deferred"])

@@ -109,6 +109,8 @@ PROMOTED_PAST = "promoted_past"
 """User attribute of a promoted trial: the step of the last rung its deferred trial fitted; it fits the later ones."""
 DEFERRED = "deferred"
 """User attribute of a deferred trial: the step of the rung where it stopped to wait for the exploration."""
+SKIPPED = "skipped"
+"""User attribute of a promoted trial that ended unfitted: why (another copy carries it, or the budget is spent)."""
 
 
 def rung_quota(explore_trials: int, reduction_factor: int, index: int) -> int:
@@ -158,7 +160,7 @@ def earlier_copy(study: optuna.Study, number: int, source: int) -> int | None:
     """
     for other in study.get_trials(deepcopy=False):
         if other.number < number and other.user_attrs.get(PROMOTED_FROM) == source \
-                and other.state != optuna.trial.TrialState.FAIL and "skipped" not in other.user_attrs:
+                and other.state != optuna.trial.TrialState.FAIL and SKIPPED not in other.user_attrs:
             return other.number
     return None
 

@@ -37,8 +37,8 @@ from atec_automl.models.base import Model, Report
 from atec_automl.pipeline import Prepared, fit_fold, label_policy, policy_queries, predict_boards
 from atec_automl.progress import TrialStatus
 from atec_automl.recipe import Recipe
-from atec_automl.search.fidelity import (DEFERRED, PROMOTED_FROM, PROMOTED_PAST, Rung, among_the_best, earlier_copy,
-                                         rung_quota, rung_values, scored_at)
+from atec_automl.search.fidelity import (DEFERRED, PROMOTED_FROM, PROMOTED_PAST, SKIPPED, Rung, among_the_best,
+                                         earlier_copy, rung_quota, rung_values, scored_at)
 from atec_automl.search.space import SearchSpace, suggest
 
 
@@ -171,10 +171,10 @@ class Objective:
         source = trial.user_attrs.get(PROMOTED_FROM)
         twin = None if source is None else earlier_copy(trial.study, trial.number, source)
         if twin is not None:
-            trial.set_user_attr("skipped", f"trial {twin} already carries trial {source}'s promotion")
+            trial.set_user_attr(SKIPPED, f"trial {twin} already carries trial {source}'s promotion")
             raise optuna.TrialPruned(f"skipped: trial {twin} carries the same promotion")
-        if context.finishing is not None and trial.user_attrs.get(PROMOTED_FROM) != context.finishing:
-            trial.set_user_attr("skipped", f"the budget is spent, trial {context.finishing}'s full-size fit goes first")
+        if context.finishing is not None and source != context.finishing:
+            trial.set_user_attr(SKIPPED, f"the budget is spent, trial {context.finishing}'s full-size fit goes first")
             raise optuna.TrialPruned("skipped: the budget is spent")
         for index, rung in enumerate(context.rungs):
             if rung.step <= climbed:

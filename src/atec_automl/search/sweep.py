@@ -40,7 +40,7 @@ from atec_automl.loggers import TrialLogger
 from atec_automl.pipeline import Prepared
 from atec_automl.progress import progress
 from atec_automl.recipe import Recipe
-from atec_automl.search.fidelity import PROMOTED_FROM, FidelitySchedule, Rung, promote, promote_the_best, rungs
+from atec_automl.search.fidelity import PROMOTED_FROM, SKIPPED, FidelitySchedule, Rung, promote, promote_the_best, rungs
 from atec_automl.search.objective import ENQUEUED, Objective, TrialContext
 from atec_automl.search.space import SearchSpace
 from atec_automl.search.study import describe_study, open_study, trials_with_heartbeat
@@ -170,8 +170,8 @@ def progress_line(family: str, study: optuna.Study, trial: optuna.trial.FrozenTr
         outcome = f"score {trial.value:.4f}"
     elif trial.state == optuna.trial.TrialState.FAIL:
         outcome = f"FAILED ({trial.user_attrs.get('fail_reason', 'see log')})"
-    elif "skipped" in trial.user_attrs:
-        outcome = f"skipped ({trial.user_attrs['skipped']})"
+    elif SKIPPED in trial.user_attrs:
+        outcome = f"skipped ({trial.user_attrs[SKIPPED]})"
     elif trial.state == optuna.trial.TrialState.PRUNED and "pruned_at" in trial.user_attrs:
         outcome = f"pruned at {trial.user_attrs['pruned_at']}"
     else:
