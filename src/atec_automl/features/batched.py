@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from atec_automl.features.groups import Group
-from atec_automl.features.incremental import IncrementalFeatures, Key, is_missing
+from atec_automl.features.incremental import IncrementalFeatures, Key, has_missing, is_missing
 from atec_automl.features.spec import EntitySpec, window_seconds
-from atec_automl.features.windows import distinct_in_ranges, previous_same, range_max
+from atec_automl.features.windows import distinct_in_ranges, previous_same, range_max, running_counts
 
 
 @dataclass
@@ -72,7 +72,7 @@ def add_batch(state: IncrementalFeatures, events: list[dict], ts: np.ndarray, vi
               inserted: list[tuple[Group, int]]) -> dict[Key, tuple[list[int], list[Group]]]:
     """Add the batch's events to their groups, key tuple by key tuple (each group takes its events in batch
     order, as one by one), recording each insertion in `inserted` (for `IncrementalFeatures.undo`);
-    returns, per key tuple, the rows whose key is known and their groups."""
+    returns, per key tuple, the rows whose key is known (ascending) and their groups."""
     amount = [np.nan if is_missing(e[state.spec.amount]) else float(e[state.spec.amount]) for e in events]
     coded = {c for columns in state.code_columns.values() for c in columns}
     codes = {c: [state.values[c].code(e[c]) for e in events] for c in coded}
@@ -80,14 +80,20 @@ def add_batch(state: IncrementalFeatures, events: list[dict], ts: np.ndarray, vi
     found: dict[Key, tuple[list[int], list[Group]]] = {}
     for key in state.keys:
         columns = state.code_columns.get(key, [])
-        rows, groups = found.setdefault(key, ([], []))
+        by_value: dict[tuple, list[int]] = {}
         for row, event in enumerate(events):
-            group = state.group(key, event)
-            if group is not None:
-                position = group.insert(seen_from[row], times[row], amount[row], {c: codes[c][row] for c in columns})
-                inserted.append((group, position))
-                rows.append(row)
-                groups.append(group)
+            value = tuple([event[c] for c in key])
+            if not has_missing(value):
+                by_value.setdefault(value, []).append(row)
+        group_of_row: dict[int, Group] = {}
+        for value, rows in by_value.items():
+            group = state.group_of(key, value)
+            positions = group.add([seen_from[r] for r in rows], [times[r] for r in rows], [amount[r] for r in rows],
+                                  {c: [codes[c][r] for r in rows] for c in columns})
+            inserted.extend([(group, position) for position in positions])
+            group_of_row.update(dict.fromkeys(rows, group))
+        rows = sorted(group_of_row)
+        found[key] = rows, [group_of_row[r] for r in rows]
     return found
 
 
@@ -214,12 +220,7 @@ def usual_flags(user: Blocks, column: str, pair: Blocks) -> np.ndarray:
     """`incremental.usual_flag` of the events of `pair` (each has a user block, the user being required for it):
     1.0 when the event's (user, value) past count equals the largest past count of any of the user's values."""
     codes = user.codes(column)
-    keys = user.flat_block * (int(codes.max()) + 2) + codes + 1
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    run_start = np.maximum.accumulate(np.where(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]], np.arange(len(keys)), 0))
-    seen = np.empty(len(keys), dtype=np.int64)
-    seen[order] = np.arange(len(keys)) - run_start + 1
+    seen = running_counts(user.flat_block * (int(codes.max()) + 2) + codes + 1)
     seen[codes < 0] = 0
     stride = int(seen.max()) + 1
     mode = np.maximum.accumulate(user.flat_block * stride + seen) - user.flat_block * stride

@@ -8,7 +8,12 @@ the way `pandas` `groupby().cumsum()` (what `windows.segmented_cumsum` calls) su
 window sum read from it is bit-for-bit the batch one. An event is inserted where its
 `visible_from` sorts (at the end, but for a time written to the hour followed by events of the
 same hour written to the second) and the prefix sums from it on are redone: one step when it
-goes at the end. Arrays keep spare capacity, so an append writes in place.
+goes at the end. Arrays keep spare capacity, so an append writes in place. A group whose key reads
+no amount statistic (counts, first-seen and usual flags only) is built with `summed=False` and
+keeps no prefix sums: its `sums`, `squares` and `known` rows stay zero. For each code column a
+group also answers, on demand, where each event's code occurred before and the largest count of one
+code so far (`code_stats`): a distinct count over a window and the usual flag then read one slice
+instead of sorting the window's codes.
 """
 from __future__ import annotations
 
@@ -17,8 +22,11 @@ from bisect import bisect_right
 
 import numpy as np
 
+from atec_automl.features.windows import previous_same, running_counts
+
 MISSING = -1
 INITIAL_CAPACITY = 8
+FEW_NEW = 8
 
 
 class Group:
@@ -27,13 +35,16 @@ class Group:
     Per-event values live in two arrays with spare columns after the `size` events (integers: visible
     from, ts, known amounts so far, the codes; floats: amount, the two prefix sums and their Kahan
     carries), so an insertion moves two blocks; `visible`, `ts`, `known`, `codes`, `amount`, `sums` and
-    `squares` are row views: read them through `[:size]` slices.
+    `squares` are row views: read them through `[:size]` slices. `in_order`: the events come sorted by
+    `visible` already (stable), so no sort is needed.
     """
 
-    def __init__(self, visible: np.ndarray, ts: np.ndarray, amount: np.ndarray, codes: dict[str, np.ndarray]):
-        order = np.argsort(visible, kind="stable") if len(visible) > 1 else np.arange(len(visible))
+    def __init__(self, visible: np.ndarray, ts: np.ndarray, amount: np.ndarray, codes: dict[str, np.ndarray],
+                 summed: bool = True, in_order: bool = False):
+        order = np.argsort(visible, kind="stable") if len(visible) > 1 and not in_order else slice(None)
         self.visible_list = visible[order].tolist()
-        self.size = len(order)
+        self.size = len(visible)
+        self.summed = summed
         self.code_names = list(codes)
         capacity = max(INITIAL_CAPACITY, 2 * self.size)
         self._ints = np.zeros((3 + len(codes), capacity), dtype=np.int64)
@@ -43,6 +54,8 @@ class Group:
         for row, values in enumerate(codes.values(), start=3):
             self._ints[row, :self.size] = values[order]
         self._floats[0, :self.size] = amount[order]
+        self._stats = np.zeros((2 * len(codes), capacity), dtype=np.int64)
+        self._stats_valid = 0
         self._bind()
         self._prefix_from(0)
 
@@ -51,6 +64,40 @@ class Group:
         self.visible, self.ts, self.known = self._ints[0], self._ints[1], self._ints[2]
         self.codes = {c: self._ints[row] for row, c in enumerate(self.code_names, start=3)}
         self.amount, self.sums, self.squares = self._floats[0], self._floats[1], self._floats[2]
+
+    def code_stats(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """(`previous`, `mode`) of a code column, read through `[:size]`: `previous[i]`, the position of the
+        previous event with the same known code (-1 for none; `i` itself for a missing code), so the distinct
+        known codes of `[lo, hi)` are the positions there with `previous < lo`; `mode[i]`, the largest number
+        of events sharing one known code among the first `i + 1`. Brought up to date here, from the first
+        position an insertion or removal changed."""
+        self._update_stats()
+        row = 2 * self.code_names.index(column)
+        return self._stats[row], self._stats[row + 1]
+
+    def _update_stats(self) -> None:
+        """Recompute the code statistics from the first position not up to date: a scan per new event when
+        there are few, else the whole group at once."""
+        start, end = self._stats_valid, self.size
+        if start >= end:
+            return
+        for number in range(len(self.code_names)):
+            codes = self._ints[3 + number, :end]
+            previous, mode = self._stats[2 * number], self._stats[2 * number + 1]
+            if end - start <= FEW_NEW:
+                for i in range(start, end):
+                    code = int(codes[i])
+                    before = np.flatnonzero(codes[:i] == code) if code >= 0 else None
+                    previous[i] = i if before is None else (int(before[-1]) if len(before) else -1)
+                    count = 0 if before is None else len(before) + 1
+                    mode[i] = max(int(mode[i - 1]) if i else 0, count)
+            else:
+                previous[:end] = previous_same(codes)
+                seen = running_counts(codes)
+                missing = np.flatnonzero(codes < 0)
+                previous[missing], seen[missing] = missing, 0
+                mode[:end] = np.maximum.accumulate(seen)
+        self._stats_valid = end
 
     def past_end(self, t: int) -> int:
         """First position whose event is not in the past of an event at `t` (`visible_from > t`)."""
@@ -79,8 +126,28 @@ class Group:
         self._ints[:, position] = [visible, ts, 0, *(codes[c] for c in self.code_names)]
         self._floats[0, position] = amount
         self.size += 1
-        self._prefix_from(position)
+        self._changed_from(position)
         return position
+
+    def add(self, visible: list[int], ts: list[int], amount: list[float], codes: dict[str, list[int]]) -> list[int]:
+        """Add events in their order, as `insert` one at a time would (at once when they go at the end, in order);
+        returns their positions."""
+        end, count = self.size, len(visible)
+        in_order = all(a <= b for a, b in zip(visible, visible[1:]))
+        if not in_order or (end and visible[0] < self.visible_list[-1]):
+            return [self.insert(v, t, a, {c: values[i] for c, values in codes.items()})
+                    for i, (v, t, a) in enumerate(zip(visible, ts, amount))]
+        while end + count > self._ints.shape[1]:
+            self._grow()
+        self.visible_list.extend(visible)
+        self._ints[0, end:end + count] = visible
+        self._ints[1, end:end + count] = ts
+        for row, column in enumerate(self.code_names, start=3):
+            self._ints[row, end:end + count] = codes[column]
+        self._floats[0, end:end + count] = amount
+        self.size += count
+        self._changed_from(end)
+        return list(range(end, end + count))
 
     def remove(self, position: int) -> None:
         """Undo an `insert` (the event at `position` goes)."""
@@ -89,47 +156,53 @@ class Group:
         self._ints[:, position:end - 1] = self._ints[:, position + 1:end]
         self._floats[0, position:end - 1] = self._floats[0, position + 1:end]
         self.size -= 1
+        self._changed_from(position)
+
+    def _changed_from(self, position: int) -> None:
+        """The events from `position` on changed: redo the prefix sums, mark the code statistics out of date."""
         self._prefix_from(position)
+        self._stats_valid = min(self._stats_valid, position)
 
     def _grow(self) -> None:
         """Double the room of the value arrays."""
         capacity = 2 * self._ints.shape[1]
         self._ints = _with_room(self._ints, capacity)
         self._floats = _with_room(self._floats, capacity)
+        self._stats = _with_room(self._stats, capacity)
         self._bind()
 
     def _prefix_from(self, start: int) -> None:
-        """Recompute the prefix sums and known counts from `start` on (those before it are unchanged).
-
-        Kahan summation step by step as pandas' grouped cumsum does it, in Python floats (IEEE doubles),
-        over plain lists written back in one slice per array.
-        """
+        """Recompute the prefix sums and known counts from `start` on (those before it are unchanged); nothing
+        for a group that keeps none."""
         end = self.size
-        if start >= end:
+        if start >= end or not self.summed:
             return
         floats = self._floats
-        total, square_total, carry, square_carry = floats[1:, start - 1].tolist() if start else (0.0, 0.0, 0.0, 0.0)
+        running = floats[1:, start - 1].tolist() if start else [0.0, 0.0, 0.0, 0.0]
         known = int(self._ints[2, start - 1]) if start else 0
-        sums, squares, carries, square_carries, knowns = [], [], [], [], []
-        for value in floats[0, start:end].tolist():
-            finite = math.isfinite(value)
-            filled = value if finite else 0.0
-            corrected = filled - carry
-            running = total + corrected
-            carry = running - total - corrected
-            total = running
-            corrected = filled * filled - square_carry
-            running = square_total + corrected
-            square_carry = running - square_total - corrected
-            square_total = running
-            known += finite
-            sums.append(total)
-            squares.append(square_total)
-            carries.append(carry)
-            square_carries.append(square_carry)
-            knowns.append(known)
-        floats[1:, start:end] = [sums, squares, carries, square_carries]
-        self._ints[2, start:end] = knowns
+        if start == end - 1:
+            floats[1:, start] = kahan_step(running, floats[0, start].item())
+            self._ints[2, start] = known + math.isfinite(floats[0, start])
+            return
+        steps = [kahan_step(running, value) for value in floats[0, start:end].tolist()]
+        floats[1:, start:end] = np.array(steps).T
+        self._ints[2, start:end] = known + np.cumsum(np.isfinite(floats[0, start:end]))
+
+
+def kahan_step(running: list[float], value: float) -> tuple[float, float, float, float]:
+    """Add one amount (missing as 0) and its square to `running` = [total, square total, carry, square carry],
+    in place, with Kahan compensation step by step as pandas' grouped cumsum does it, in Python floats (IEEE
+    doubles); returns the new state."""
+    total, square_total, carry, square_carry = running
+    filled = value if math.isfinite(value) else 0.0
+    corrected = filled - carry
+    new_total = total + corrected
+    carry = new_total - total - corrected
+    corrected = filled * filled - square_carry
+    new_square_total = square_total + corrected
+    square_carry = new_square_total - square_total - corrected
+    running[:] = new_total, new_square_total, carry, square_carry
+    return new_total, new_square_total, carry, square_carry
 
 
 def _with_room(values: np.ndarray, capacity: int) -> np.ndarray:

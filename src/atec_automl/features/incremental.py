@@ -5,7 +5,8 @@ first-seen pair, the user and each (user, column) of the usual flags), the `grou
 key value: its events in the batch code's order with compensated prefix sums. A new event at
 time `t` reads each of its groups with a few binary searches (its past ends before the first
 event with `visible_from > t`, a window of `w` starts at the first one with `visible_from > t - w`)
-and O(window) numpy over slices, with the formulas of `semifinal.py` applied to the same numbers in the
+and O(window) numpy over slices (distinct counts and usual flags over the groups' running code
+statistics, `Group.code_stats`), with the formulas of `semifinal.py` applied to the same numbers in the
 same order, so every value equals the one `compute_features` gives over the whole timeline (the
 parity tests in `tests/test_serve.py` compare them). Groups of the history are built on first use.
 Fields that read the event alone are `event_fields.py`'s.
@@ -22,12 +23,22 @@ from atec_automl.features.groups import MISSING, Group
 from atec_automl.features.spec import EntitySpec, RawEventFeatures, window_seconds
 
 Key = tuple[str, ...]
-SHORT_SLICE = 256
+
+
+NO_ROWS = np.zeros(0, dtype=np.int64)
 
 
 def is_missing(value: object) -> bool:
     """Whether a field's value is missing (None or NaN)."""
     return value is None or value != value
+
+
+def has_missing(value: tuple) -> bool:
+    """Whether a part of a key's value is missing (None or NaN)."""
+    for part in value:
+        if part is None or part != part:
+            return True
+    return False
 
 
 class ValueCodes:
@@ -59,11 +70,12 @@ class IncrementalFeatures:
                                        + list(self.first_seen.values()) + [(spec.user,)]
                                        + [(spec.user, c) for c in self.usual]))
         self.keys = [k for k in self.keys if set(k) <= present]
+        self.summed = {tuple(e.columns) for e in self.entities.values() if set(e.stats) - {"count"}}
         self.values = {c: ValueCodes(history[c].to_numpy()) for c in {c for cs in self.code_columns.values() for c in cs}}
         self.ts = history["ts"].to_numpy(dtype=np.int64)
         self.visible = self.ts + history["ts_resolution"].to_numpy(dtype=np.int64)
         self.amount = history[spec.amount].to_numpy(dtype=np.float64, na_value=np.nan)
-        self.history_rows = {k: _rows_by_value(history, k) for k in self.keys}
+        self.history_rows = {k: _rows_by_value(history, k, self.visible) for k in self.keys}
         self.groups: dict[Key, dict[tuple, Group]] = {k: {} for k in self.keys}
 
     def _code_columns(self) -> dict[Key, list[str]]:
@@ -76,15 +88,18 @@ class IncrementalFeatures:
 
     def group(self, key: Key, event: dict) -> Group | None:
         """The group of the event's value of `key` (built from the history on first use); None when a part is missing."""
-        value = tuple(event[c] for c in key)
-        if any(is_missing(v) for v in value):
-            return None
+        value = tuple([event[c] for c in key])
+        return None if has_missing(value) else self.group_of(key, value)
+
+    def group_of(self, key: Key, value: tuple) -> Group:
+        """The group of a value of `key` with no missing part (built from the history on first use)."""
         groups = self.groups[key]
         found = groups.get(value)
         if found is None:
-            rows = self.history_rows[key].get(value, np.zeros(0, dtype=np.int64))
+            rows = self.history_rows[key].get(value, NO_ROWS)
             codes = {c: self.values[c].history[rows] for c in self.code_columns.get(key, [])}
-            found = groups[value] = Group(self.visible[rows], self.ts[rows], self.amount[rows], codes)
+            found = groups[value] = Group(self.visible[rows], self.ts[rows], self.amount[rows], codes,
+                                          summed=key in self.summed, in_order=True)
         return found
 
     def features(self, event: dict, t: int) -> dict[str, float]:
@@ -124,12 +139,17 @@ class IncrementalFeatures:
             group.remove(position)
 
 
-def _rows_by_value(frame: pd.DataFrame, key: Key) -> dict[tuple, np.ndarray]:
-    """Timeline rows of each value (tuple) of `key`, ascending; rows with a missing part left out."""
-    if not len(frame):
+def _rows_by_value(frame: pd.DataFrame, key: Key, visible: np.ndarray) -> dict[tuple, np.ndarray]:
+    """Timeline rows of each value (tuple) of `key` in the groups' order (`visible`, then row); rows with a
+    missing part left out."""
+    indices = frame.groupby(list(key), sort=False, dropna=True).indices if len(frame) else {}
+    if not indices:
         return {}
-    indices = frame.groupby(list(key), sort=False, dropna=True).indices
-    return {(k if isinstance(k, tuple) else (k,)): np.asarray(v, dtype=np.int64) for k, v in indices.items()}
+    sizes = np.fromiter((len(v) for v in indices.values()), dtype=np.int64, count=len(indices))
+    rows = np.concatenate(list(indices.values())).astype(np.int64)
+    rows = rows[np.lexsort((rows, visible[rows], np.repeat(np.arange(len(sizes)), sizes)))]
+    return {(k if isinstance(k, tuple) else (k,)): part
+            for k, part in zip(indices, np.split(rows, np.cumsum(sizes)[:-1]))}
 
 
 def entity_values(group: Group, name: str, entity: EntitySpec, amount: float, t: int) -> dict[str, float]:
@@ -145,21 +165,14 @@ def entity_values(group: Group, name: str, entity: EntitySpec, amount: float, t:
     if entity.since_prev:
         out[f"{name}_since_prev"] = float(t - int(group.ts[:hi].max())) if hi else np.nan
     for other, other_windows in entity.distinct.items():
-        codes = group.codes[other]
+        previous = group.code_stats(other)[0][:hi]
         for w in other_windows:
-            out[f"{name}_nuniq_{other}_{w}"] = float(distinct_known(codes[lo[w]:hi]))
+            out[f"{name}_nuniq_{other}_{w}"] = float(np.count_nonzero(previous[lo[w]:] < lo[w]))
     return out
 
 
 seconds_of = lru_cache(maxsize=None)(window_seconds)
 """`window_seconds`, parsed once per window name."""
-
-
-def distinct_known(codes: np.ndarray) -> int:
-    """Number of distinct known (non-negative) codes; a Python set for short slices, where `np.unique` costs more."""
-    if len(codes) <= SHORT_SLICE:
-        return len({c for c in codes.tolist() if c >= 0})
-    return len(np.unique(codes[codes >= 0]))
 
 
 def amount_values(group: Group, name: str, entity: EntitySpec, amount: float, hi: int, lows: list[int]) -> dict[str, float]:
@@ -201,8 +214,7 @@ def window_max(amounts: np.ndarray, lo: np.ndarray, hi: int) -> np.ndarray:
 
 def usual_flag(user: Group, column: str, past_pair: int, t: int) -> float:
     """1.0 when the event's value is (one of) the user's most frequent past values, NaN when the user has none."""
-    codes = user.codes[column][:user.past_end(t)]
-    codes = codes[codes >= 0]
-    mode = int(np.unique(codes, return_counts=True)[1].max()) if len(codes) else 0
+    past = user.past_end(t)
+    mode = int(user.code_stats(column)[1][past - 1]) if past else 0
     return np.nan if mode == 0 else float(past_pair == mode)
 

@@ -193,6 +193,17 @@ def previous_same(pair_codes: np.ndarray) -> np.ndarray:
     return prev
 
 
+def running_counts(codes: np.ndarray) -> np.ndarray:
+    """How many times each position's code occurred up to and including it (1 at a first occurrence)."""
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    positions = np.arange(len(codes))
+    run_start = np.maximum.accumulate(np.where(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]], positions, 0))
+    seen = np.empty(len(codes), dtype=np.int64)
+    seen[order] = positions - run_start + 1
+    return seen
+
+
 def distinct_in_ranges(prev: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
     """Number of distinct values in `[lo, hi)` for each range, given `prev` from `previous_same`.
 

@@ -1,0 +1,112 @@
+"""The per-key groups of the serving state (`features/groups.py`) against the batch code's grouped cumsum.
+
+A group's prefix sums must be bit-for-bit what `windows.segmented_cumsum` (pandas' compensated
+grouped cumsum) gives over the same events in the same order, through inserts at the end, inserts
+in the middle and removals; a group of a key that reads no amount statistic keeps no sums but the
+same events in the same order.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from atec_automl.features.groups import Group
+from atec_automl.features.windows import segmented_cumsum
+
+
+def awkward_amounts(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Amounts whose sums lose digits without compensation: mixed magnitudes, negatives and missing values."""
+    values = rng.choice([1e9, 1e-3, 0.1, 3.0, 7e5], size=n) * rng.choice([1.0, -1.0], size=n) * rng.random(n)
+    values[rng.random(n) < 0.2] = np.nan
+    return values
+
+
+def batch_prefix(group: Group) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The batch code's inclusive sums of the group's amounts and squares (missing as 0), and its known counts."""
+    amount = group.amount[:group.size]
+    filled = np.nan_to_num(amount, nan=0.0)
+    one_group = np.zeros(group.size, dtype=np.int64)
+    return (segmented_cumsum(filled, one_group), segmented_cumsum(filled * filled, one_group),
+            np.cumsum(np.isfinite(amount)))
+
+
+def test_prefix_sums_are_the_batch_ones_through_inserts_and_removals() -> None:
+    rng = np.random.default_rng(7)
+    n = 300
+    visible = np.sort(rng.integers(0, 10_000, size=n))
+    group = Group(visible, visible - 1, awkward_amounts(rng, n), {"payee": rng.integers(-1, 5, size=n)})
+    inserted = []
+    for amount in awkward_amounts(rng, 40):
+        at = int(group.visible[group.size - 1]) + int(rng.integers(0, 3))
+        inserted.append(group.insert(at, at - 1, float(amount), {"payee": 1}))
+    for amount in awkward_amounts(rng, 10):
+        at = int(rng.integers(0, 10_000))
+        inserted.append(group.insert(at, at - 1, float(amount), {"payee": 2}))
+    assert any(p < group.size - 1 for p in inserted[-10:]), "no insert landed in the middle"
+    sums, squares, known = batch_prefix(group)
+    assert np.array_equal(group.sums[:group.size], sums)
+    assert np.array_equal(group.squares[:group.size], squares)
+    assert np.array_equal(group.known[:group.size], known)
+    assert np.array_equal(np.diff(group.visible[:group.size]) >= 0, np.ones(group.size - 1, dtype=bool))
+    for position in reversed(inserted[-10:]):
+        group.remove(position)
+    sums, squares, known = batch_prefix(group)
+    assert group.size == n + 40
+    assert np.array_equal(group.sums[:group.size], sums)
+    assert np.array_equal(group.squares[:group.size], squares)
+    assert np.array_equal(group.known[:group.size], known)
+
+
+def test_a_group_without_sums_keeps_the_same_events_in_the_same_order() -> None:
+    rng = np.random.default_rng(3)
+    n = 50
+    visible = rng.integers(0, 100, size=n)
+    amount, codes = awkward_amounts(rng, n), {"device": rng.integers(-1, 4, size=n)}
+    summed, plain = Group(visible, visible, amount, codes), Group(visible, visible, amount, codes, summed=False)
+    for group in (summed, plain):
+        group.insert(50, 50, 1.5, {"device": 3})
+    assert plain.visible_list == summed.visible_list
+    for row in ("visible", "ts", "amount"):
+        assert np.array_equal(getattr(plain, row)[:plain.size], getattr(summed, row)[:summed.size], equal_nan=True)
+    assert np.array_equal(plain.codes["device"][:plain.size], summed.codes["device"][:summed.size])
+    assert not plain.sums.any() and not plain.known.any()
+    assert summed.known[summed.size - 1] == np.isfinite(summed.amount[:summed.size]).sum()
+
+
+def test_adding_events_at_once_is_inserting_them_one_by_one() -> None:
+    rng = np.random.default_rng(11)
+    visible = np.sort(rng.integers(0, 1_000, size=30))
+    history = (visible, visible, awkward_amounts(rng, 30), {"ip": rng.integers(-1, 9, size=30)})
+    batches = [[1_000, 1_000, 1_200], [1_500], [1_400, 1_600], [1_550, 1_545], [1_700, 1_700]]  # in order or not
+    at_once, one_by_one = Group(*history), Group(*history)
+    positions, expected = [], []
+    for batch in batches:
+        amounts, codes = awkward_amounts(rng, len(batch)).tolist(), rng.integers(-1, 9, size=len(batch)).tolist()
+        positions += at_once.add(batch, [v - 3 for v in batch], amounts, {"ip": codes})
+        expected += [one_by_one.insert(v, v - 3, a, {"ip": c}) for v, a, c in zip(batch, amounts, codes)]
+    assert positions == expected
+    assert at_once.size == one_by_one.size == 30 + 10
+    assert at_once.visible_list == one_by_one.visible_list
+    for row in ("visible", "ts", "known", "amount", "sums", "squares"):
+        assert np.array_equal(getattr(at_once, row)[:at_once.size], getattr(one_by_one, row)[:one_by_one.size],
+                              equal_nan=True), row
+    assert np.array_equal(at_once.codes["ip"][:at_once.size], one_by_one.codes["ip"][:one_by_one.size])
+
+
+def test_code_statistics_give_each_windows_distinct_count_and_the_mode_so_far() -> None:
+    rng = np.random.default_rng(5)
+    visible = np.sort(rng.integers(0, 500, size=40))
+    group = Group(visible, visible, np.ones(40), {"device": rng.integers(-1, 6, size=40)})
+    for step in range(30):  # appends read one by one (a scan each), inserts and several at once (all recomputed)
+        at = int(group.visible[group.size - 1]) + 1 if step % 3 else int(rng.integers(0, 600))
+        group.add([at, at][: 1 + step % 2], [at, at][: 1 + step % 2], [1.0, 1.0][: 1 + step % 2],
+                  {"device": rng.integers(-1, 6, size=1 + step % 2).tolist()})
+        if step % 4 == 0:
+            group.remove(int(rng.integers(0, group.size)))
+        codes = group.codes["device"][:group.size]
+        previous, mode = (row[:group.size] for row in group.code_stats("device"))
+        for lo, hi in [(0, group.size), (group.size // 2, group.size), (3, 9), (0, 1)]:
+            window = codes[lo:hi]
+            assert np.count_nonzero(previous[lo:hi] < lo) == len(set(window[window >= 0].tolist()))
+        for end in range(1, group.size + 1):
+            known = codes[:end][codes[:end] >= 0]
+            assert mode[end - 1] == (np.unique(known, return_counts=True)[1].max() if len(known) else 0)
