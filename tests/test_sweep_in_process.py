@@ -86,9 +86,10 @@ def test_past_the_budget_without_an_entry_the_best_deferred_trial_alone_gets_its
     study.enqueue_trial(deferred.params)  # queued before the promotion: it must not take the spent budget
 
     second = [*first, "study.n_trials=5", "study.timeout_s=0.000001"]
-    sweep(compose_cfg(second), prepared, tmp_path / "run", second, CONF_DIR, compose_cfg)
+    (result,) = sweep(compose_cfg(second), prepared, tmp_path / "run", second, CONF_DIR, compose_cfg)
     _, skipped, promoted = study.get_trials()
     assert skipped.state == optuna.trial.TrialState.PRUNED and "budget is spent" in skipped.user_attrs["skipped"]
+    assert result.counted == 2, "the skipped trial, never fitted, does not use study.n_trials"
     assert promoted.state == optuna.trial.TrialState.COMPLETE and promoted.user_attrs["promoted_from"] == 0
     assert promoted.intermediate_values == {}, "straight to the full-size fit: no rung left to climb"
     (entry,) = Leaderboard(tmp_path / "leaderboard.sqlite").ranked()

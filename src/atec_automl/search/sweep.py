@@ -1,7 +1,8 @@
 """Sweeps: one Optuna study per model family, run one after another, each to its trial budget.
 
 The budget `study.n_trials` counts the study's complete and pruned trials over all workers and
-reruns, so rerunning the same command resumes a study instead of starting over, and N workers on
+reruns (not the queued copies skipped unfitted: a promotion another copy carries, a queued trial past
+the time budget), so rerunning the same command resumes a study instead of starting over, and N workers on
 one storage share the budget (they may overshoot it by at most N - 1 trials running at the end).
 Failed trials do not use the budget, but one invocation never runs more than the budget's
 remainder (or the retries waiting in the queue, if more), so a trial that always fails cannot loop
@@ -100,8 +101,8 @@ def enqueue_defaults(study: optuna.Study, space: SearchSpace) -> None:
 
 
 def counted_trials(study: optuna.Study) -> int:
-    """Trials that use the budget: complete or pruned."""
-    return len(study.get_trials(deepcopy=False, states=COUNTED))
+    """Trials that use the budget: complete or pruned, not those skipped unfitted (`fidelity.SKIPPED`)."""
+    return sum(SKIPPED not in t.user_attrs for t in study.get_trials(deepcopy=False, states=COUNTED))
 
 
 def waiting_retries(study: optuna.Study) -> int:
