@@ -159,3 +159,17 @@ def test_a_trial_marked_deferred_without_its_rung_value_is_never_promoted() -> N
     assert [t.number for t in still_deferred(study)] == [0, 1, 2]
     assert promote(study, climbed, FidelitySchedule((0.1, 0.3), 100, 3, explore_trials=3), budget=3) == 1
     assert queued(study) == [(0.5, 1, 1)]
+
+
+def test_a_promotion_skipped_unfitted_leaves_its_trial_deferred_for_a_later_sweep() -> None:
+    fold, codes = a_fold()
+    climbed = rungs(FidelitySchedule((0.1, 0.3), 100, 3), [fold], codes, seed=1)
+    study = a_study_with_deferred_trials([0.2, 0.5, 0.3])
+    distributions = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    for skipped, why in [(1, "the budget is spent, trial 2's full-size fit goes first"), (0, None)]:
+        study.add_trial(optuna.trial.create_trial(  # copies of trial 1's and trial 0's promotions
+            params={"x": 0.5}, distributions=distributions, state=optuna.trial.TrialState.PRUNED,
+            user_attrs={"promoted_from": skipped, "promoted_past": 1} | ({"skipped": why} if why else {})))
+    assert [t.number for t in still_deferred(study)] == [1, 2], "trial 1's copy fitted nothing; trial 0's was fitted"
+    assert promote_the_best(study, climbed) == 1
+    assert queued(study) == [(0.5, 1, 3)]

@@ -145,9 +145,10 @@ def promotions(study: optuna.Study, step: int, reduction_factor: int) -> list[op
 
 
 def still_deferred(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Trials that stopped at a rung with its value reported and have not been promoted yet."""
+    """Trials that stopped at a rung with its value reported and have not been promoted yet (a promotion
+    whose copies were all skipped unfitted, e.g. past the time budget, can be queued again by a later sweep)."""
     trials = study.get_trials(deepcopy=False)
-    promoted = {t.user_attrs[PROMOTED_FROM] for t in trials if PROMOTED_FROM in t.user_attrs}
+    promoted = {t.user_attrs[PROMOTED_FROM] for t in trials if PROMOTED_FROM in t.user_attrs and SKIPPED not in t.user_attrs}
     return [t for t in trials if t.user_attrs.get(DEFERRED) in t.intermediate_values and t.number not in promoted]
 
 
