@@ -82,3 +82,28 @@ def test_one_event_requests_get_the_general_paths_features_and_scores(tmp_path_f
         assert pd.DataFrame(quick.features).equals(pd.DataFrame(slow.features))
     assert (fast.size, fast.clock, fast.ids) == (general.size, general.clock, general.ids)
 
+
+
+@pytest.mark.slow
+def test_a_batch_taken_back_leaves_the_state_as_it_was(tmp_path_factory) -> None:
+    """A request whose scoring fails after its features were read (the model, the log) takes its events back:
+    a scorer that read a batch's features and undid them then scores batches and single events exactly as a
+    scorer that never saw that batch, groups read before the undo included."""
+    root = tmp_path_factory.mktemp("serve-undo")
+    cfg = small_config(root, "catboost", "hour", data_root=tmp_path_factory.getbasetemp())
+    _, submission = refit_submission(cfg, prepared_data(cfg), "catboost")
+    history, _, records = split_test_b(cfg, root, 20)
+    events = records + crafted_events(records, history)
+    saved = load_submission(submission)
+    timeline = load_event_files(saved.file_format(), history)
+    undone, fresh = OnlineScorer(saved, timeline), OnlineScorer(saved, timeline)
+    for scorer in (undone, fresh):
+        scorer.score(events[:3])  # single events: the groups of their keys are built
+    others = [{**e, "event_id": f"undone-{e['event_id']}", "amt": "999", "device_sign": "dev-undone"} for e in events]
+    for request in (others[3:], others[-10:-6]):  # a batch; a few events of one user, each read after the last joined
+        _, _, undo = undone.source.features(undone.parse(request))
+        undo()
+    for batch in [events[3:12], events[12:20], *([event] for event in events[20:])]:
+        taken, never = undone.score(batch, with_features=True), fresh.score(batch, with_features=True)
+        assert taken.scores.tolist() == never.scores.tolist()
+        assert pd.DataFrame(taken.features).equals(pd.DataFrame(never.features))

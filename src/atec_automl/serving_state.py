@@ -55,8 +55,7 @@ class StateFeatures:
 
     def add_new(self, new: NewEvents) -> None:
         """Add validated events to the state without scoring them."""
-        for event, t, seen_from in zip(new.records, new.ts.tolist(), new.visible.tolist()):
-            self.state.add(event, seen_from, t)
+        self.state.add_many(new.records, new.visible, new.ts)
 
     def features(self, new: NewEvents) -> tuple[BlockFeatures, np.ndarray, Callable[[], None]]:
         """The features of the new events (in time order), each seeing the events before it, the batch's earlier

@@ -1,48 +1,52 @@
-"""The history-dependent features of a batch of new events at once, read from the groups after the batch joined them.
+"""The history-dependent features of a batch of new events at once, read after the batch joined the timeline.
 
 `IncrementalFeatures.features` reads one event before it joins its groups. For a batch this
-module adds every event first (`IncrementalFeatures.add`, which keeps each group in the batch
-code's order with its compensated prefix sums) and then reads all of them together. That gives
-each event the same past: its past is the events of its group with `visible_from <= t`, and
+module adds every event first (`IncrementalFeatures.add_many`: stored once, listed under each of
+its key values; no per-value group is touched) and then reads all of them together. That gives
+each event the same past: its past is the events of its key value with `visible_from <= t`, and
 neither the event itself nor a later event of the batch is among them (`visible_from = ts +
 resolution > t` for every event at or after it), while the earlier events of the batch that are
-visible at `t` are, at the positions and with the prefix sums they had when it came. Ties in time
-do not see each other, as in the batch computation.
+visible at `t` are, in the order one-by-one insertion gives them. Ties in time do not see each
+other, as in the batch computation.
 
-For each key tuple the groups the batch touches are laid end to end (`Blocks`); an event's past
-and windows are binary searches of (block, time) composites, sums come from the groups' prefix
-sums, maxima and distinct counts from the batch kernels of `windows.py` (exact), the usual flags
-from running counts of each value: one numpy pass per key tuple instead of one per event.
+For each key tuple the past of every value the batch touches (its history rows, then its online
+events) is laid end to end in the groups' order (`Blocks`): an event's past and windows are binary
+searches of (block, time) composites, sums come from pandas' compensated grouped cumsum (what the
+batch code and `groups.Group` compute), maxima and distinct counts from the batch kernels of
+`windows.py` (exact), the usual flags from running counts of each value: one numpy pass per key
+tuple instead of one per event.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
-from atec_automl.features.groups import Group
-from atec_automl.features.incremental import IncrementalFeatures, Key, has_missing, is_missing
+from atec_automl.features.incremental import NO_ROWS, Added, IncrementalFeatures, Key, is_missing
 from atec_automl.features.spec import EntitySpec, window_seconds
-from atec_automl.features.windows import distinct_in_ranges, previous_same, range_max, running_counts
+from atec_automl.features.windows import distinct_in_ranges, previous_same, range_max, running_counts, segmented_cumsum
 
 
 @dataclass
 class Blocks:
-    """The groups of one key tuple touched by a batch, end to end, and where each batch event reads them.
+    """The past of one key tuple's values touched by a batch, end to end, and where each batch event reads it.
 
-    Flat arrays cover every touched group's events (in group order); per-event arrays cover the
-    batch events whose key is known (`rows`, their indices in the batch)."""
+    Flat arrays cover every touched value's events (history, then online ones, in the groups' order:
+    `visible`, history first, then arrival); per-event arrays cover the batch events whose key is
+    known (`rows`, their indices in the batch). `pick(name)` gives a stored column in flat order."""
 
     rows: np.ndarray
     block: np.ndarray
     start: np.ndarray
     hi: np.ndarray
     t: np.ndarray
-    groups: list[Group]
     flat_block: np.ndarray
     composite: np.ndarray
     base: int
     span: int
+    pick: Callable[[str], np.ndarray]
     cache: dict[str, np.ndarray] = field(default_factory=dict)
 
     def lo(self, seconds: int | None) -> np.ndarray:
@@ -52,16 +56,29 @@ class Blocks:
         return np.searchsorted(self.composite, self.block * self.span + (self.t - seconds - self.base), side="right")
 
     def flat(self, name: str) -> np.ndarray:
-        """A per-event array of the groups (`ts`, `amount`, `sums`, `squares`, `known`), end to end."""
+        """A per-event array of the blocks: `ts`, `amount`, or the inclusive prefix `sums` and `squares` of the
+        amounts (missing as 0; pandas' compensated grouped cumsum, as `groups.Group` and the batch code sum them)
+        and the `known` amounts so far."""
         if name not in self.cache:
-            self.cache[name] = np.concatenate([getattr(g, name)[:g.size] for g in self.groups])
+            if name in ("sums", "squares", "known"):
+                amount = self.flat("amount")
+                filled = np.where(np.isfinite(amount), amount, 0.0)
+                self.cache["sums"] = segmented_cumsum(filled, self.flat_block)
+                self.cache["squares"] = segmented_cumsum(filled * filled, self.flat_block)
+                running = np.cumsum(np.isfinite(amount))
+                self.cache["known"] = running - np.r_[0, running][self.start_of_block][self.flat_block]
+            else:
+                self.cache[name] = self.pick(name)
         return self.cache[name]
 
+    @property
+    def start_of_block(self) -> np.ndarray:
+        """Flat position where each block starts."""
+        return np.flatnonzero(np.r_[True, self.flat_block[1:] != self.flat_block[:-1]])
+
     def codes(self, column: str) -> np.ndarray:
-        """The codes of `column` of the groups' events, end to end."""
-        if f"codes:{column}" not in self.cache:
-            self.cache[f"codes:{column}"] = np.concatenate([g.codes[column][:g.size] for g in self.groups])
-        return self.cache[f"codes:{column}"]
+        """The codes of `column` of the blocks' events, end to end."""
+        return self.flat(column)
 
     def before(self, values: np.ndarray, position: np.ndarray) -> np.ndarray:
         """Inclusive prefix `values` at `position - 1`; 0 where `position` is its block's start."""
@@ -69,67 +86,56 @@ class Blocks:
 
 
 def add_batch(state: IncrementalFeatures, events: list[dict], ts: np.ndarray, visible: np.ndarray,
-              inserted: list[tuple[Group, int]]) -> dict[Key, tuple[list[int], list[Group]]]:
-    """Add the batch's events to their groups, key tuple by key tuple (each group takes its events in batch
-    order, as one by one), recording each insertion in `inserted` (for `IncrementalFeatures.undo`);
-    returns, per key tuple, the rows whose key is known (ascending) and their groups."""
-    amount = [np.nan if is_missing(e[state.spec.amount]) else float(e[state.spec.amount]) for e in events]
-    coded = {c for columns in state.code_columns.values() for c in columns}
-    codes = {c: [state.values[c].code(e[c]) for e in events] for c in coded}
-    times, seen_from = ts.tolist(), visible.tolist()
-    found: dict[Key, tuple[list[int], list[Group]]] = {}
-    for key in state.keys:
-        columns = state.code_columns.get(key, [])
-        by_value: dict[tuple, list[int]] = {}
-        for row, event in enumerate(events):
-            value = tuple([event[c] for c in key])
-            if not has_missing(value):
-                by_value.setdefault(value, []).append(row)
-        group_of_row: dict[int, Group] = {}
-        for value, rows in by_value.items():
-            group = state.group_of(key, value)
-            positions = group.add([seen_from[r] for r in rows], [times[r] for r in rows], [amount[r] for r in rows],
-                                  {c: [codes[c][r] for r in rows] for c in columns})
-            inserted.extend([(group, position) for position in positions])
-            group_of_row.update(dict.fromkeys(rows, group))
-        rows = sorted(group_of_row)
-        found[key] = rows, [group_of_row[r] for r in rows]
+              inserted: list[Added]) -> dict[Key, tuple[list[int], list[tuple]]]:
+    """Add the batch's events to the timeline (`IncrementalFeatures.add_many`), recording them in `inserted` (for
+    `IncrementalFeatures.undo`); returns, per key tuple, the rows whose key is known (ascending) and their values."""
+    added, found = state.add_many(events, visible, ts)
+    inserted.extend(added)
     return found
 
 
-def gather(rows: list[int], row_groups: list[Group], ts: np.ndarray, longest: int) -> Blocks | None:
-    """The blocks of one key tuple for the batch events `rows` (with their groups); None when there are none.
-    `longest`: the longest window, in seconds."""
+def gather(state: IncrementalFeatures, key: Key, rows: list[int], values: list[tuple], ts: np.ndarray,
+           longest: int) -> Blocks | None:
+    """The blocks of one key tuple for the batch events `rows` (with their values of `key`), from the history
+    rows and the online events listed under each value; None when there are none. `longest`: the longest
+    window, in seconds."""
     if not rows:
         return None
-    index: dict[int, int] = {}
-    groups: list[Group] = []
-    block = []
-    for group in row_groups:
-        number = index.setdefault(id(group), len(groups))
-        if number == len(groups):
-            groups.append(group)
-        block.append(number)
-    rows_array, block_array = np.asarray(rows, dtype=np.int64), np.asarray(block, dtype=np.int64)
-    sizes = np.array([g.size for g in groups], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    visible = np.concatenate([g.visible[:g.size] for g in groups])
+    index: dict[tuple, int] = {}
+    block_array = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values))
+    history = [state.history_rows[key].get(v, NO_ROWS) for v in index]
+    online = [state.online_rows[key][v] for v in index]
+    history_sizes = np.fromiter(map(len, history), dtype=np.int64, count=len(index))
+    online_sizes = np.fromiter(map(len, online), dtype=np.int64, count=len(index))
+    history_rows = np.concatenate(history).astype(np.int64)
+    online_rows = np.fromiter(chain.from_iterable(online), dtype=np.int64, count=int(online_sizes.sum()))
+    blocks = np.arange(len(index))
+    unsorted_block = np.concatenate([np.repeat(blocks, history_sizes), np.repeat(blocks, online_sizes)])
+
+    def pick_unsorted(name: str) -> np.ndarray:
+        return np.concatenate([state.history_column(name)[history_rows], state.online.column(name)[online_rows]])
+
+    unsorted_visible = pick_unsorted("visible")
+    order = np.lexsort((unsorted_visible, unsorted_block))  # stable: history first, then arrival, at equal times
+    visible, flat_block = unsorted_visible[order], unsorted_block[order]
+    starts = np.concatenate([[0], np.cumsum(history_sizes + online_sizes)[:-1]])
+    rows_array = np.asarray(rows, dtype=np.int64)
     t = ts[rows_array]
     base = int(min(visible.min(), t.min() - longest))
     span = int(max(visible.max(), t.max())) - base + 1
-    flat_block = np.repeat(np.arange(len(groups), dtype=np.int64), sizes)
     composite = flat_block * span + (visible - base)
     hi = np.searchsorted(composite, block_array * span + (t - base), side="right")
-    return Blocks(rows_array, block_array, starts[block_array], hi, t, groups, flat_block, composite, base, span)
+    return Blocks(rows_array, block_array, starts[block_array], hi, t, flat_block, composite, base, span,
+                  lambda name: pick_unsorted(name)[order])
 
 
 def batch_features(state: IncrementalFeatures, events: list[dict], ts: np.ndarray,
-                   added: dict[Key, tuple[list[int], list[Group]]]) -> dict[str, np.ndarray]:
+                   added: dict[Key, tuple[list[int], list[tuple]]]) -> dict[str, np.ndarray]:
     """The history-dependent features of the batch's events, once `add_batch` added them to `state` (`added`
     is what it returned), NaN where a key part is missing."""
     n = len(events)
     longest = max([s for s in (window_seconds(w) for e in state.entities.values() for w in _windows(e)) if s] + [0])
-    blocks = {k: gather(*added[k], ts, longest) for k in state.keys}
+    blocks = {k: gather(state, k, *added[k], ts, longest) for k in state.keys}
     amount = np.array([np.nan if is_missing(e[state.spec.amount]) else float(e[state.spec.amount]) for e in events])
     out: dict[str, np.ndarray] = {}
 

@@ -20,9 +20,12 @@ import numpy as np
 import pandas as pd
 
 from atec_automl.features.groups import MISSING, Group
+from atec_automl.features.online_events import OnlineEvents
 from atec_automl.features.spec import EntitySpec, RawEventFeatures, window_seconds
 
 Key = tuple[str, ...]
+Added = tuple[Key, tuple, int]
+"""One event listed under one key value: (key tuple, value, index in `OnlineEvents`), for `undo`."""
 
 
 NO_ROWS = np.zeros(0, dtype=np.int64)
@@ -76,6 +79,8 @@ class IncrementalFeatures:
         self.visible = self.ts + history["ts_resolution"].to_numpy(dtype=np.int64)
         self.amount = history[spec.amount].to_numpy(dtype=np.float64, na_value=np.nan)
         self.history_rows = {k: _rows_by_value(history, k, self.visible) for k in self.keys}
+        self.online = OnlineEvents(sorted(self.values))
+        self.online_rows: dict[Key, dict[tuple, list[int]]] = {k: {} for k in self.keys}
         self.groups: dict[Key, dict[tuple, Group]] = {k: {} for k in self.keys}
 
     def _code_columns(self) -> dict[Key, list[str]]:
@@ -92,15 +97,29 @@ class IncrementalFeatures:
         return None if has_missing(value) else self.group_of(key, value)
 
     def group_of(self, key: Key, value: tuple) -> Group:
-        """The group of a value of `key` with no missing part (built from the history on first use)."""
-        groups = self.groups[key]
-        found = groups.get(value)
+        """The group of a value of `key` with no missing part: built from its history and online events on first
+        use, then brought up to date with the online events added since."""
+        online = self.online_rows[key].get(value, ())
+        found = self.groups[key].get(value)
         if found is None:
             rows = self.history_rows[key].get(value, NO_ROWS)
-            codes = {c: self.values[c].history[rows] for c in self.code_columns.get(key, [])}
-            found = groups[value] = Group(self.visible[rows], self.ts[rows], self.amount[rows], codes,
-                                          summed=key in self.summed, in_order=True)
+            added = np.asarray(online, dtype=np.int64)
+            picked = {name: np.concatenate([self.history_column(name)[rows], self.online.column(name)[added]])
+                      for name in ("visible", "ts", "amount", *self.code_columns.get(key, []))}
+            found = self.groups[key][value] = Group(
+                picked.pop("visible"), picked.pop("ts"), picked.pop("amount"), picked, summed=key in self.summed,
+                in_order=not len(added))
+            found.absorbed = len(online)
+        elif found.absorbed < len(online):
+            added = np.asarray(online[found.absorbed:], dtype=np.int64)
+            found.add(*(self.online.column(name)[added].tolist() for name in ("visible", "ts", "amount")),
+                      {c: self.online.column(c)[added].tolist() for c in found.code_names})
+            found.absorbed = len(online)
         return found
+
+    def history_column(self, name: str) -> np.ndarray:
+        """The history's `visible`, `ts`, `amount` or codes of a code column, by row."""
+        return getattr(self, name) if name in ("visible", "ts", "amount") else self.values[name].history
 
     def features(self, event: dict, t: int) -> dict[str, float]:
         """The history-dependent features of an event at time `t` (absent names are NaN: a key part is missing)."""
@@ -121,22 +140,41 @@ class IncrementalFeatures:
                 out[f"usual_{column}"] = usual_flag(user, column, pair.past_end(t), t)
         return out
 
-    def add(self, event: dict, visible: int, ts: int) -> list[tuple[Group, int]]:
-        """Add an event to its groups; returns (group, position) of each insertion, for `undo`."""
-        amount = float(event[self.spec.amount]) if not is_missing(event[self.spec.amount]) else np.nan
-        inserted = []
-        for key in self.keys:
-            group = self.group(key, event)
-            if group is not None:
-                codes = {c: self.values[c].code(event[c]) for c in self.code_columns.get(key, [])}
-                inserted.append((group, group.insert(visible, ts, amount, codes)))
-        return inserted
+    def add(self, event: dict, visible: int, ts: int) -> list[Added]:
+        """Add an event to the timeline; returns what `undo` takes back."""
+        return self.add_many([event], np.array([visible]), np.array([ts]))[0]
 
-    @staticmethod
-    def undo(inserted: list[tuple[Group, int]]) -> None:
-        """Take back insertions made by `add`, latest first."""
-        for group, position in reversed(inserted):
-            group.remove(position)
+    def add_many(self, events: list[dict], visible: np.ndarray, ts: np.ndarray) -> tuple[list[Added], dict[Key, tuple[list[int], list[tuple]]]]:
+        """Add events (in time order) to the timeline: stored once, listed under each of their key values (the
+        groups catch up when read). Returns what `undo` takes back and, per key tuple, the events whose key
+        is known (their positions in `events`, ascending) with their values."""
+        amount = [np.nan if is_missing(e[self.spec.amount]) else float(e[self.spec.amount]) for e in events]
+        codes = {c: [self.values[c].code(e[c]) for e in events] for c in self.online.code_names}
+        first = self.online.append(visible, ts, amount, codes)
+        added: list[Added] = []
+        found: dict[Key, tuple[list[int], list[tuple]]] = {}
+        for key in self.keys:
+            lists = self.online_rows[key]
+            rows, values = found.setdefault(key, ([], []))
+            for row, event in enumerate(events):
+                value = tuple([event[c] for c in key])
+                if not has_missing(value):
+                    lists.setdefault(value, []).append(first + row)
+                    added.append((key, value, first + row))
+                    rows.append(row)
+                    values.append(value)
+        return added, found
+
+    def undo(self, added: list[Added]) -> None:
+        """Take back events added by `add` or `add_many`, latest first; the groups they reached are rebuilt when
+        next read."""
+        for key, value, index in reversed(added):
+            listed = self.online_rows[key][value]
+            listed.pop()
+            if not listed:
+                del self.online_rows[key][value]
+            self.groups[key].pop(value, None)
+            self.online.truncate(index)
 
 
 def _rows_by_value(frame: pd.DataFrame, key: Key, visible: np.ndarray) -> dict[tuple, np.ndarray]:
