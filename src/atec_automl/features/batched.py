@@ -116,14 +116,14 @@ def gather(state: IncrementalFeatures, key: Key, rows: list[int], values: list[t
         return np.concatenate([state.history_column(name)[history_rows], state.online.column(name)[online_rows]])
 
     unsorted_visible = pick_unsorted("visible")
-    order = np.lexsort((unsorted_visible, unsorted_block))  # stable: history first, then arrival, at equal times
-    visible, flat_block = unsorted_visible[order], unsorted_block[order]
-    starts = np.concatenate([[0], np.cumsum(history_sizes + online_sizes)[:-1]])
     rows_array = np.asarray(rows, dtype=np.int64)
     t = ts[rows_array]
-    base = int(min(visible.min(), t.min() - longest))
-    span = int(max(visible.max(), t.max())) - base + 1
-    composite = flat_block * span + (visible - base)
+    base = int(min(unsorted_visible.min(), t.min() - longest))
+    span = int(max(unsorted_visible.max(), t.max())) - base + 1
+    unsorted_composite = unsorted_block * span + (unsorted_visible - base)
+    order = np.argsort(unsorted_composite, kind="stable")  # history first, then arrival, at equal times
+    composite, flat_block = unsorted_composite[order], unsorted_block[order]
+    starts = np.concatenate([[0], np.cumsum(history_sizes + online_sizes)[:-1]])
     hi = np.searchsorted(composite, block_array * span + (t - base), side="right")
     return Blocks(rows_array, block_array, starts[block_array], hi, t, flat_block, composite, base, span,
                   lambda name: pick_unsorted(name)[order])

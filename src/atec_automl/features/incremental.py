@@ -151,18 +151,19 @@ class IncrementalFeatures:
         amount = [np.nan if is_missing(e[self.spec.amount]) else float(e[self.spec.amount]) for e in events]
         codes = {c: [self.values[c].code(e[c]) for e in events] for c in self.online.code_names}
         first = self.online.append(visible, ts, amount, codes)
+        columns = {c: [e[c] for e in events] for c in {c for key in self.keys for c in key}}
+        missing = {c: [is_missing(v) for v in values] for c, values in columns.items()}
         added: list[Added] = []
         found: dict[Key, tuple[list[int], list[tuple]]] = {}
         for key in self.keys:
             lists = self.online_rows[key]
-            rows, values = found.setdefault(key, ([], []))
-            for row, event in enumerate(events):
-                value = tuple([event[c] for c in key])
-                if not has_missing(value):
-                    lists.setdefault(value, []).append(first + row)
-                    added.append((key, value, first + row))
-                    rows.append(row)
-                    values.append(value)
+            known = [row for row, gaps in enumerate(zip(*(missing[c] for c in key))) if not any(gaps)]
+            values = [value for value, gaps in zip(zip(*(columns[c] for c in key)), zip(*(missing[c] for c in key)))
+                      if not any(gaps)]
+            for row, value in zip(known, values):
+                lists.setdefault(value, []).append(first + row)
+            added += [(key, value, first + row) for row, value in zip(known, values)]
+            found[key] = known, values
         return added, found
 
     def undo(self, added: list[Added]) -> None:
