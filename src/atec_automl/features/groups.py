@@ -1,19 +1,19 @@
 """The events of one entity value kept in the order the batch feature code sorts them, for one-event updates.
 
-A `Group` holds the events sharing one key value (a user, a payee, a (user, device) pair), sorted
-by (`visible_from`, arrival), exactly the order of that value's block in a `windows.KeyIndex`.
-Beside each event's times (`visible_from` also as a list, for `bisect`), amount and codes of other columns it keeps the group's inclusive
-prefix sums of the amounts (missing as 0) and of their squares, summed with Kahan compensation
-the way `pandas` `groupby().cumsum()` (what `windows.segmented_cumsum` calls) sums them, so a
-window sum read from it is bit-for-bit the batch one. An event is inserted where its
-`visible_from` sorts (at the end, but for a time written to the hour followed by events of the
-same hour written to the second) and the prefix sums from it on are redone: one step when it
-goes at the end. Arrays keep spare capacity, so an append writes in place. A group whose key reads
-no amount statistic (counts, first-seen and usual flags only) is built with `summed=False` and
-keeps no prefix sums: its `sums`, `squares` and `known` rows stay zero. For each code column a
-group also answers, on demand, where each event's code occurred before and the largest count of one
-code so far (`code_stats`): a distinct count over a window and the usual flag then read one slice
-instead of sorting the window's codes.
+A `Group` holds the events sharing one key value (a user, a payee, a (user, device) pair), sorted by
+(`visible_from`, arrival), exactly the order of that value's block in a `windows.KeyIndex`. Beside
+each event's times (`visible_from` also as a list, for `bisect`), amount and codes of other columns
+it keeps the group's inclusive prefix sums of the amounts (missing as 0) and of their squares,
+summed with Kahan compensation the way `pandas` `groupby().cumsum()` (what
+`windows.segmented_cumsum` calls) sums them, so a window sum read from it is bit-for-bit the batch
+one. New events go where their `visible_from` sorts (at the end, but for a time written to the hour
+followed by events of the same hour written to the second) and the prefix sums from the first of
+them on are redone: one step per event at the end. Arrays keep spare capacity, so an append writes
+in place. A group whose key reads no amount statistic (counts, first-seen and usual flags only) is
+built with `summed=False` and keeps no prefix sums: its `sums`, `squares` and `known` rows stay
+zero. For each code column a group also answers, on demand, where each event's code occurred before
+and the largest count of one code so far (`code_stats`): a distinct count over a window and the
+usual flag then read one slice instead of sorting the window's codes.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class Group:
 
     Per-event values live in two arrays with spare columns after the `size` events (integers: visible
     from, ts, known amounts so far, the codes; floats: amount, the two prefix sums and their Kahan
-    carries), so an insertion moves two blocks; `visible`, `ts`, `known`, `codes`, `amount`, `sums` and
+    carries), so new events are written in place; `visible`, `ts`, `known`, `codes`, `amount`, `sums` and
     `squares` are row views: read them through `[:size]` slices. `in_order`: the events come sorted by
     `visible` already (stable), so no sort is needed.
     """
@@ -56,7 +56,7 @@ class Group:
         self._floats[0, :self.size] = amount[order]
         self._stats = np.zeros((2 * len(codes), capacity), dtype=np.int64)
         self._stats_valid = 0
-        self.absorbed = 0  # the online events of its value it holds (`IncrementalFeatures` keeps the count)
+        self.absorbed = 0  # how many online events of its value it holds (`IncrementalFeatures` keeps the count)
         self._bind()
         self._prefix_from(0)
 
@@ -71,7 +71,7 @@ class Group:
         previous event with the same known code (-1 for none; `i` itself for a missing code), so the distinct
         known codes of `[lo, hi)` are the positions there with `previous < lo`; `mode[i]`, the largest number
         of events sharing one known code among the first `i + 1`. Brought up to date here, from the first
-        position an insertion or removal changed."""
+        position new events changed."""
         self._update_stats()
         row = 2 * self.code_names.index(column)
         return self._stats[row], self._stats[row + 1]
@@ -114,53 +114,35 @@ class Group:
             return 0.0, 0.0, 0
         return float(self.sums[position - 1]), float(self.squares[position - 1]), int(self.known[position - 1])
 
-    def insert(self, visible: int, ts: int, amount: float, codes: dict[str, int]) -> int:
-        """Add an event where the batch order puts it; returns its position."""
-        position = bisect_right(self.visible_list, visible)
-        self.visible_list.insert(position, visible)
-        end = self.size
-        if end == self._ints.shape[1]:
-            self._grow()
-        if position < end:
-            self._ints[:, position + 1:end + 1] = self._ints[:, position:end]
-            self._floats[0, position + 1:end + 1] = self._floats[0, position:end]
-        self._ints[:, position] = [visible, ts, 0, *(codes[c] for c in self.code_names)]
-        self._floats[0, position] = amount
-        self.size += 1
-        self._changed_from(position)
-        return position
-
-    def add(self, visible: list[int], ts: list[int], amount: list[float], codes: dict[str, list[int]]) -> list[int]:
-        """Add events in their order, as `insert` one at a time would (at once when they go at the end, in order);
-        returns their positions."""
+    def add(self, visible: list[int], ts: list[int], amount: list[float], codes: dict[str, list[int]]) -> None:
+        """Add events (in arrival order) where the batch order puts them: after every event with the same or an
+        earlier `visible_from`, so the group stays what a stable sort of all its events by `visible_from` gives.
+        Written in place when they go at the end in order (the usual case), else merged in; the prefix sums
+        are redone from the first position that changed."""
         end, count = self.size, len(visible)
-        in_order = all(a <= b for a, b in zip(visible, visible[1:]))
-        if not in_order or (end and visible[0] < self.visible_list[-1]):
-            return [self.insert(v, t, a, {c: values[i] for c, values in codes.items()})
-                    for i, (v, t, a) in enumerate(zip(visible, ts, amount))]
         while end + count > self._ints.shape[1]:
             self._grow()
-        self.visible_list.extend(visible)
         self._ints[0, end:end + count] = visible
         self._ints[1, end:end + count] = ts
+        self._ints[2, end:end + count] = 0
         for row, column in enumerate(self.code_names, start=3):
             self._ints[row, end:end + count] = codes[column]
         self._floats[0, end:end + count] = amount
         self.size += count
-        self._changed_from(end)
-        return list(range(end, end + count))
-
-    def remove(self, position: int) -> None:
-        """Undo an `insert` (the event at `position` goes)."""
-        del self.visible_list[position]
-        end = self.size
-        self._ints[:, position:end - 1] = self._ints[:, position + 1:end]
-        self._floats[0, position:end - 1] = self._floats[0, position + 1:end]
-        self.size -= 1
-        self._changed_from(position)
+        in_order = all(a <= b for a, b in zip(visible, visible[1:])) and (not end or visible[0] >= self.visible_list[-1])
+        if in_order:
+            self.visible_list.extend(visible)
+            self._changed_from(end)
+            return
+        first = bisect_right(self.visible_list, min(visible))
+        order = first + np.argsort(self._ints[0, first:self.size], kind="stable")
+        self._ints[:, first:self.size] = self._ints[:, order]
+        self._floats[0, first:self.size] = self._floats[0, order]
+        self.visible_list = self._ints[0, :self.size].tolist()
+        self._changed_from(first)
 
     def _changed_from(self, position: int) -> None:
-        """The events from `position` on changed: redo the prefix sums, mark the code statistics out of date."""
+        """The events from `position` on are new or moved: redo the prefix sums, mark the code statistics out of date."""
         self._prefix_from(position)
         self._stats_valid = min(self._stats_valid, position)
 
