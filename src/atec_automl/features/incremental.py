@@ -1,14 +1,16 @@
 """The tabular raw-format features of one new event from per-key state: the batch features, one event at a time.
 
-`IncrementalFeatures` keeps, for every key tuple a feature reads (each entity's columns, each
-first-seen pair, the user and each (user, column) of the usual flags), the `groups.Group` of each
-key value: its events in the batch code's order with compensated prefix sums. A new event at
-time `t` reads each of its groups with a few binary searches (its past ends before the first
-event with `visible_from > t`, a window of `w` starts at the first one with `visible_from > t - w`)
-and O(window) numpy over slices (distinct counts and usual flags over the groups' running code
-statistics, `Group.code_stats`), with the formulas of `semifinal.py` applied to the same numbers in the
-same order, so every value equals the one `compute_features` gives over the whole timeline (the
-parity tests in `tests/test_serve.py` compare them). Groups of the history are built on first use.
+`IncrementalFeatures` keeps the events taken in after the history once (`OnlineEvents`) and, for
+every key tuple a feature reads (each entity's columns, each first-seen pair, the user and each
+(user, column) of the usual flags), the list of each key value's events among them. The
+`groups.Group` of a key value (its history and online events in the batch code's order with
+compensated prefix sums) is built when first read and brought up to date when read again. A new
+event at time `t` reads each of its groups with a few binary searches (its past ends before the
+first event with `visible_from > t`, a window of `w` starts at the first one with `visible_from > t
+- w`) and O(window) numpy over slices (distinct counts and usual flags over the groups' running code
+statistics, `Group.code_stats`), with the formulas of `semifinal.py` applied to the same numbers in
+the same order, so every value equals the one `compute_features` gives over the whole timeline (the
+parity tests in `tests/test_serve.py` compare them).
 Fields that read the event alone are `event_fields.py`'s.
 The user's event sequences (for `cnn_lstm`) are not kept here.
 """
@@ -92,7 +94,7 @@ class IncrementalFeatures:
         return {k: list(dict.fromkeys(v)) for k, v in out.items()}
 
     def group(self, key: Key, event: dict) -> Group | None:
-        """The group of the event's value of `key` (built from the history on first use); None when a part is missing."""
+        """The group of the event's value of `key` (see `group_of`); None when a part is missing."""
         value = tuple([event[c] for c in key])
         return None if has_missing(value) else self.group_of(key, value)
 
@@ -144,7 +146,8 @@ class IncrementalFeatures:
         """Add an event to the timeline; returns what `undo` takes back."""
         return self.add_many([event], np.array([visible]), np.array([ts]))[0]
 
-    def add_many(self, events: list[dict], visible: np.ndarray, ts: np.ndarray) -> tuple[list[Added], dict[Key, tuple[list[int], list[tuple]]]]:
+    def add_many(self, events: list[dict], visible: np.ndarray,
+                 ts: np.ndarray) -> tuple[list[Added], dict[Key, tuple[list[int], list[tuple]]]]:
         """Add events (in time order) to the timeline: stored once, listed under each of their key values (the
         groups catch up when read). Returns what `undo` takes back and, per key tuple, the events whose key
         is known (their positions in `events`, ascending) with their values."""
