@@ -6,8 +6,8 @@ every key tuple a feature reads (each entity's columns, each first-seen pair, th
 `groups.Group` of a key value (its history and online events in the batch code's order with
 compensated prefix sums) is built when first read and brought up to date when read again. A new
 event at time `t` reads each of its groups with a few binary searches (its past ends before the
-first event with `visible_from > t`, a window of `w` starts at the first one with `visible_from > t
-- w`) and O(window) numpy over slices (distinct counts and usual flags over the groups' running code
+first event with `visible_from > t`, a window of `w` starts at the first one with
+`visible_from > t - w`) and O(window) numpy over slices (distinct counts and usual flags over the groups' running code
 statistics, `Group.code_stats`), with the formulas of `semifinal.py` applied to the same numbers in
 the same order, so every value equals the one `compute_features` gives over the whole timeline (the
 parity tests in `tests/test_serve.py` compare them).
