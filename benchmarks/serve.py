@@ -1,6 +1,7 @@
 """Online scoring latency and throughput of `task=serve`, beside the offline batch scoring of the same model.
 
     python benchmarks/serve.py [--rows 100000] [--events 10000] [--single 1000] [--batch 1000] [--families catboost mlp]
+                               [--before REV]
 
 For each family: fits a small model on synthetic data and writes its refit submission; holds the
 last `--events` events of test_b out of the history; starts the service (`python run.py task=serve`,
@@ -8,7 +9,10 @@ uvicorn on loopback) on the rest and replays the held-out events through HTTP: t
 `--single` one request per event (p50/p95/p99 latency per event as the client sees it, events/s),
 the rest in requests of `--batch` events (events/s). Then the offline batch computation of the same
 submission over the same timeline (load + features + predict, what task=predict does) in the same run,
-and the ratio. Prints `uptime` beside the figures: other jobs on the machine move them.
+and the ratio. `--before REV` also replays the same events through the service of an earlier commit
+(checked out into a temporary git worktree; it must read this checkout's submissions), right before
+this checkout's, and prints the ratios. Prints `uptime` beside the figures: other jobs on the machine
+move them.
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ from atec_automl.leaderboard import Leaderboard
 from atec_automl.pipeline import fit_fold, predict_boards
 from atec_automl.submit import SubmitSettings, make_submission, write_submission
 from atec_automl.tasks._experiment import entry_recipe, plain, prepare, recipe
+from smoke_rate import checkout, remove_checkout
 
 REPO = Path(__file__).resolve().parents[1]
 FAMILY_OVERRIDES = {
@@ -72,27 +77,32 @@ def hold_out(cfg, root: Path, events: int) -> tuple[list[Path], Path, list[dict]
     test_b.iloc[:-events].to_parquet(head, index=False)
     test_b.iloc[-events:].to_csv(tail, index=False)
     records = pd.read_csv(tail, dtype=str, keep_default_na=False).to_dict("records")
-    return [Path(cfg.data.train), Path(cfg.data.test_a), head], tail, records
+    return [Path(cfg.data.train).resolve(), Path(cfg.data.test_a).resolve(), head], tail, records
 
 
-def start_service(submission: Path, history: list[Path], root: Path) -> tuple[subprocess.Popen, httpx.Client]:
-    """`python run.py task=serve` on a free loopback port; returns when /health answers."""
+def start_service(submission: Path, history: list[Path], root: Path,
+                  code: Path = REPO) -> tuple[subprocess.Popen, httpx.Client]:
+    """`python run.py task=serve` of the code at `code` on a free loopback port; returns when /health answers."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     args = [sys.executable, "run.py", "task=serve", f"serve.submission={submission}", f"serve.port={port}",
             f"serve.history=[{','.join(str(p) for p in history)}]", f"serve.state_dir={root / 'state'}",
             f"hydra.run.dir={root / 'run'}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(code / "src")}
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "service.log", "w") as log:
+        process = subprocess.Popen(args, cwd=code, env=env, stdout=log, stderr=subprocess.STDOUT)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
     for _ in range(1200):
+        if process.poll() is not None:
+            raise SystemExit(f"the service of {code} exited: {(root / 'service.log').read_text()[-2000:]}")
         try:
             if client.get("/health").status_code == 200:
                 return process, client
         except httpx.TransportError:
             time.sleep(0.25)
-    raise RuntimeError("the service did not start")
+    raise SystemExit(f"the service of {code} did not answer /health in 300 s")
 
 
 def replay(client: httpx.Client, records: list[dict], single: int, batch: int) -> dict:
@@ -126,6 +136,24 @@ def offline(submission: Path, history: list[Path], events: Path) -> tuple[int, f
     return len(rows), time.perf_counter() - started
 
 
+def online_figures(submission: Path, history: list[Path], records: list[dict], root: Path, code: Path,
+                   single: int, batch: int) -> dict:
+    """Replay the held-out events through a fresh service of the code at `code`."""
+    process, client = start_service(submission, history, root, code)
+    try:
+        return replay(client, records, single, batch)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def print_online(family: str, side: str, online: dict, batch: int) -> None:
+    """One service's figures, two lines."""
+    print(f"{family:9s} {side}online single: {online['single']:,} events, latency per event p50 {online['p50']:.1f} ms, "
+          f"p95 {online['p95']:.1f} ms, p99 {online['p99']:.1f} ms, {online['single_eps']:.1f} events/s")
+    print(f"{family:9s} {side}online batches of {batch:,}: {online['batched']:,} events, {online['batch_eps']:.1f} events/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -133,30 +161,39 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=1_000, help="events sent one per request (the rest in batches)")
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--families", nargs="+", default=["catboost", "mlp"])
+    parser.add_argument("--before", default=None, help="an earlier commit whose service runs beside this one")
     args = parser.parse_args()
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
     print(f"{args.rows:,} synthetic rows; {args.events:,} held-out events: {args.single:,} one per request, "
           f"the rest in requests of {args.batch:,}")
-    for family in args.families:
-        with tempfile.TemporaryDirectory(prefix=f"serve-bench-{family}-") as tmp:
-            root = Path(tmp)
-            submission, cfg = make_submission_folder(root, args.rows, family)
-            history, events, records = hold_out(cfg, root, args.events)
-            process, client = start_service(submission, history, root)
-            try:
-                online = replay(client, records, args.single, args.batch)
-            finally:
-                process.terminate()
-                process.wait(timeout=60)
-            n, seconds = offline(submission, history, events)
-            print(f"{family:9s} online single: {online['single']:,} events, latency per event p50 {online['p50']:.1f} ms, "
-                  f"p95 {online['p95']:.1f} ms, p99 {online['p99']:.1f} ms, {online['single_eps']:.1f} events/s")
-            print(f"{family:9s} online batches of {args.batch:,}: {online['batched']:,} events, "
-                  f"{online['batch_eps']:.1f} events/s")
-            print(f"{family:9s} offline batch (task=predict's load + features + predict over the same timeline): "
-                  f"{n:,} events in {seconds:.1f} s, {n / seconds:.1f} events/s "
-                  f"= {n / seconds / online['single_eps']:.1f}x the single-event service")
+    with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
+        earlier = checkout(args.before, Path(tmp) / "before") if args.before else None
+        try:
+            for family in args.families:
+                bench_family(family, args, Path(tmp) / family, earlier)
+        finally:
+            if earlier is not None:
+                remove_checkout(earlier)
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+
+
+def bench_family(family: str, args: argparse.Namespace, root: Path, earlier: Path | None) -> None:
+    """One family's submission, its replay through the service (the earlier commit's first) and offline."""
+    root.mkdir()
+    submission, cfg = make_submission_folder(root, args.rows, family)
+    history, events, records = hold_out(cfg, root, args.events)
+    if earlier is not None:
+        before = online_figures(submission, history, records, root / "before", earlier, args.single, args.batch)
+        print_online(family, f"{args.before} ", before, args.batch)
+    online = online_figures(submission, history, records, root / "after", REPO, args.single, args.batch)
+    print_online(family, "", online, args.batch)
+    if earlier is not None:
+        print(f"{family:9s} this checkout / {args.before}: single events/s {online['single_eps'] / before['single_eps']:.2f}x, "
+              f"p99 {online['p99'] / before['p99']:.2f}x, batched events/s {online['batch_eps'] / before['batch_eps']:.2f}x")
+    n, seconds = offline(submission, history, events)
+    print(f"{family:9s} offline batch (task=predict's load + features + predict over the same timeline): "
+          f"{n:,} events in {seconds:.1f} s, {n / seconds:.1f} events/s "
+          f"= {n / seconds / online['single_eps']:.1f}x the single-event service")
 
 
 if __name__ == "__main__":
