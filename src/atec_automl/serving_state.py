@@ -19,7 +19,7 @@ import pandas as pd
 from atec_automl.artifact import SavedSubmission
 from atec_automl.data.dataset import TIMELINE_COLUMNS, Dataset
 from atec_automl.errors import AtecError
-from atec_automl.features.batched import add_batch, batch_features
+from atec_automl.features.batched import batch_features
 from atec_automl.features.event_fields import EventFields, Vocabulary
 from atec_automl.features.featureset import BlockFeatures, FeatureSet
 from atec_automl.features.incremental import IncrementalFeatures
@@ -72,7 +72,9 @@ class StateFeatures:
                 numeric = np.array([[own[c][i] if c in own else row.get(c, np.nan) for c in self.numeric]
                                     for i, row in enumerate(aggregates)], dtype=np.float64)
             else:
-                columns = batch_features(self.state, events, ts, add_batch(self.state, events, ts, visible, inserted))
+                added, found = self.state.add_many(events, visible, ts)
+                inserted += added
+                columns = batch_features(self.state, events, ts, found)
                 numeric = np.empty((len(events), len(self.numeric)), dtype=np.float64)
                 for j, column in enumerate(self.numeric):
                     numeric[:, j] = own[column] if column in own else columns.get(column, np.nan)

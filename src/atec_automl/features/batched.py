@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import chain
 
 import numpy as np
 
-from atec_automl.features.incremental import NO_ROWS, Added, IncrementalFeatures, Key, is_missing
+from atec_automl.features.incremental import NO_ROWS, IncrementalFeatures, Key, is_missing
 from atec_automl.features.spec import EntitySpec, window_seconds
 from atec_automl.features.windows import distinct_in_ranges, previous_same, range_max, running_counts, segmented_cumsum
 
@@ -35,11 +36,12 @@ class Blocks:
 
     Flat arrays cover every touched value's events (history, then online ones, in the groups' order:
     `visible`, history first, then arrival); per-event arrays cover the batch events whose key is
-    known (`rows`, their indices in the batch). `pick(name)` gives a stored column in flat order."""
+    known (`rows`, their indices in the batch). `block_start`: each block's first flat position; `pick(name)`
+    gives a stored column in flat order."""
 
     rows: np.ndarray
     block: np.ndarray
-    start: np.ndarray
+    block_start: np.ndarray
     hi: np.ndarray
     t: np.ndarray
     flat_block: np.ndarray
@@ -56,9 +58,9 @@ class Blocks:
         return np.searchsorted(self.composite, self.block * self.span + (self.t - seconds - self.base), side="right")
 
     def flat(self, name: str) -> np.ndarray:
-        """A per-event array of the blocks: `ts`, `amount`, or the inclusive prefix `sums` and `squares` of the
-        amounts (missing as 0; pandas' compensated grouped cumsum, as `groups.Group` and the batch code sum them)
-        and the `known` amounts so far."""
+        """A per-event array of the blocks: `ts`, `amount`, the codes of a code column, or the inclusive prefix
+        `sums` and `squares` of the amounts (missing as 0; pandas' compensated grouped cumsum, as `groups.Group`
+        and the batch code sum them) and the `known` amounts so far."""
         if name not in self.cache:
             if name in ("sums", "squares", "known"):
                 amount = self.flat("amount")
@@ -66,32 +68,19 @@ class Blocks:
                 self.cache["sums"] = segmented_cumsum(filled, self.flat_block)
                 self.cache["squares"] = segmented_cumsum(filled * filled, self.flat_block)
                 running = np.cumsum(np.isfinite(amount))
-                self.cache["known"] = running - np.r_[0, running][self.start_of_block][self.flat_block]
+                self.cache["known"] = running - np.r_[0, running][self.block_start][self.flat_block]
             else:
                 self.cache[name] = self.pick(name)
         return self.cache[name]
 
-    @property
-    def start_of_block(self) -> np.ndarray:
-        """Flat position where each block starts."""
-        return np.flatnonzero(np.r_[True, self.flat_block[1:] != self.flat_block[:-1]])
-
-    def codes(self, column: str) -> np.ndarray:
-        """The codes of `column` of the blocks' events, end to end."""
-        return self.flat(column)
+    @cached_property
+    def start(self) -> np.ndarray:
+        """Flat position where each event's block starts."""
+        return self.block_start[self.block]
 
     def before(self, values: np.ndarray, position: np.ndarray) -> np.ndarray:
         """Inclusive prefix `values` at `position - 1`; 0 where `position` is its block's start."""
         return np.where(position > self.start, values[np.maximum(position - 1, 0)], 0)
-
-
-def add_batch(state: IncrementalFeatures, events: list[dict], ts: np.ndarray, visible: np.ndarray,
-              inserted: list[Added]) -> dict[Key, tuple[list[int], list[tuple]]]:
-    """Add the batch's events to the timeline (`IncrementalFeatures.add_many`), recording them in `inserted` (for
-    `IncrementalFeatures.undo`); returns, per key tuple, the rows whose key is known (ascending) and their values."""
-    added, found = state.add_many(events, visible, ts)
-    inserted.extend(added)
-    return found
 
 
 def gather(state: IncrementalFeatures, key: Key, rows: list[int], values: list[tuple], ts: np.ndarray,
@@ -125,14 +114,14 @@ def gather(state: IncrementalFeatures, key: Key, rows: list[int], values: list[t
     composite, flat_block = unsorted_composite[order], unsorted_block[order]
     starts = np.concatenate([[0], np.cumsum(history_sizes + online_sizes)[:-1]])
     hi = np.searchsorted(composite, block_array * span + (t - base), side="right")
-    return Blocks(rows_array, block_array, starts[block_array], hi, t, flat_block, composite, base, span,
+    return Blocks(rows_array, block_array, starts, hi, t, flat_block, composite, base, span,
                   lambda name: pick_unsorted(name)[order])
 
 
 def batch_features(state: IncrementalFeatures, events: list[dict], ts: np.ndarray,
                    added: dict[Key, tuple[list[int], list[tuple]]]) -> dict[str, np.ndarray]:
-    """The history-dependent features of the batch's events, once `add_batch` added them to `state` (`added`
-    is what it returned), NaN where a key part is missing."""
+    """The history-dependent features of the batch's events, once `IncrementalFeatures.add_many` added them to `state`
+    (`added`: the rows and key values it returned), NaN where a key part is missing."""
     n = len(events)
     longest = max([s for s in (window_seconds(w) for e in state.entities.values() for w in _windows(e)) if s] + [0])
     blocks = {k: gather(state, k, *added[k], ts, longest) for k in state.keys}
@@ -215,7 +204,7 @@ def since_previous(found: Blocks) -> np.ndarray:
 
 def distinct_prev(found: Blocks, column: str) -> np.ndarray:
     """`windows.previous_same` of the codes within each block; a missing code points at itself (never counted)."""
-    codes = found.codes(column)
+    codes = found.flat(column)
     prev = previous_same(found.flat_block * (int(codes.max()) + 2) + codes + 1)
     missing = np.flatnonzero(codes < 0)
     prev[missing] = missing
@@ -225,7 +214,7 @@ def distinct_prev(found: Blocks, column: str) -> np.ndarray:
 def usual_flags(user: Blocks, column: str, pair: Blocks) -> np.ndarray:
     """`incremental.usual_flag` of the events of `pair` (each has a user block, the user being required for it):
     1.0 when the event's (user, value) past count equals the largest past count of any of the user's values."""
-    codes = user.codes(column)
+    codes = user.flat(column)
     seen = running_counts(user.flat_block * (int(codes.max()) + 2) + codes + 1)
     seen[codes < 0] = 0
     stride = int(seen.max()) + 1

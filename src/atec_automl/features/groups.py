@@ -56,7 +56,6 @@ class Group:
         self._floats[0, :self.size] = amount[order]
         self._stats = np.zeros((2 * len(codes), capacity), dtype=np.int64)
         self._stats_valid = 0
-        self.absorbed = 0  # how many online events of its value it holds (`IncrementalFeatures` keeps the count)
         self._bind()
         self._prefix_from(0)
 

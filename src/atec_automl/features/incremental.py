@@ -102,21 +102,19 @@ class IncrementalFeatures:
         """The group of a value of `key` with no missing part: built from its history and online events on first
         use, then brought up to date with the online events added since."""
         online = self.online_rows[key].get(value, ())
+        rows = self.history_rows[key].get(value, NO_ROWS)
         found = self.groups[key].get(value)
         if found is None:
-            rows = self.history_rows[key].get(value, NO_ROWS)
             added = np.asarray(online, dtype=np.int64)
             picked = {name: np.concatenate([self.history_column(name)[rows], self.online.column(name)[added]])
                       for name in ("visible", "ts", "amount", *self.code_columns.get(key, []))}
             found = self.groups[key][value] = Group(
                 picked.pop("visible"), picked.pop("ts"), picked.pop("amount"), picked, summed=key in self.summed,
                 in_order=not len(added))
-            found.absorbed = len(online)
-        elif found.absorbed < len(online):
-            added = np.asarray(online[found.absorbed:], dtype=np.int64)
+        elif found.size < len(rows) + len(online):  # it holds the history and the online events read before
+            added = np.asarray(online[found.size - len(rows):], dtype=np.int64)
             found.add(*(self.online.column(name)[added].tolist() for name in ("visible", "ts", "amount")),
                       {c: self.online.column(c)[added].tolist() for c in found.code_names})
-            found.absorbed = len(online)
         return found
 
     def history_column(self, name: str) -> np.ndarray:
