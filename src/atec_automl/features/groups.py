@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from itertools import accumulate
 
 import numpy as np
 
@@ -162,29 +163,38 @@ class Group:
         floats = self._floats
         running = floats[1:, start - 1].tolist() if start else [0.0, 0.0, 0.0, 0.0]
         known = int(self._ints[2, start - 1]) if start else 0
+        amounts = floats[0, start:end].tolist()
+        finite = [math.isfinite(amount) for amount in amounts]
+        steps = kahan_prefix([amount if keep else 0.0 for amount, keep in zip(amounts, finite)], running)
         if start == end - 1:
-            floats[1:, start] = kahan_step(running, floats[0, start].item())
-            self._ints[2, start] = known + math.isfinite(floats[0, start])
+            floats[1:, start] = [row[0] for row in steps]
+            self._ints[2, start] = known + finite[0]
             return
-        steps = [kahan_step(running, value) for value in floats[0, start:end].tolist()]
-        floats[1:, start:end] = np.array(steps).T
-        self._ints[2, start:end] = known + np.cumsum(np.isfinite(floats[0, start:end]))
+        floats[1:, start:end] = steps
+        self._ints[2, start:end] = list(accumulate(finite, initial=known))[1:]
 
 
-def kahan_step(running: list[float], value: float) -> tuple[float, float, float, float]:
-    """Add one amount (missing as 0) and its square to `running` = [total, square total, carry, square carry],
-    in place, with Kahan compensation step by step as pandas' grouped cumsum does it, in Python floats (IEEE
-    doubles); returns the new state."""
+def kahan_prefix(filled: list[float], running: list[float]) -> list[list[float]]:
+    """Rows (total, square total, carry, square carry) after each amount (missing already 0) and its square,
+    continuing from `running` = [total, square total, carry, square carry], with Kahan compensation step by
+    step as pandas' grouped cumsum does it, in Python floats (IEEE doubles). One inline loop: a call per step
+    cost three times as much, which the first read of a busy key value paid for each of its past events."""
     total, square_total, carry, square_carry = running
-    filled = value if math.isfinite(value) else 0.0
-    corrected = filled - carry
-    new_total = total + corrected
-    carry = new_total - total - corrected
-    corrected = filled * filled - square_carry
-    new_square_total = square_total + corrected
-    square_carry = new_square_total - square_total - corrected
-    running[:] = new_total, new_square_total, carry, square_carry
-    return new_total, new_square_total, carry, square_carry
+    totals, square_totals, carries, square_carries = [], [], [], []
+    for value in filled:
+        corrected = value - carry
+        new_total = total + corrected
+        carry = new_total - total - corrected
+        total = new_total
+        corrected = value * value - square_carry
+        new_square_total = square_total + corrected
+        square_carry = new_square_total - square_total - corrected
+        square_total = new_square_total
+        totals.append(total)
+        square_totals.append(square_total)
+        carries.append(carry)
+        square_carries.append(square_carry)
+    return [totals, square_totals, carries, square_carries]
 
 
 def _with_room(values: np.ndarray, capacity: int) -> np.ndarray:
