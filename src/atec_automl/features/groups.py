@@ -163,14 +163,15 @@ class Group:
         floats = self._floats
         running = floats[1:, start - 1].tolist() if start else [0.0, 0.0, 0.0, 0.0]
         known = int(self._ints[2, start - 1]) if start else 0
+        if start == end - 1:
+            amount = floats[0, start].item()
+            finite = math.isfinite(amount)
+            floats[1:, start] = [row[0] for row in kahan_prefix([amount if finite else 0.0], running)]
+            self._ints[2, start] = known + finite
+            return
         amounts = floats[0, start:end].tolist()
         finite = [math.isfinite(amount) for amount in amounts]
-        steps = kahan_prefix([amount if keep else 0.0 for amount, keep in zip(amounts, finite)], running)
-        if start == end - 1:
-            floats[1:, start] = [row[0] for row in steps]
-            self._ints[2, start] = known + finite[0]
-            return
-        floats[1:, start:end] = steps
+        floats[1:, start:end] = kahan_prefix([amount if keep else 0.0 for amount, keep in zip(amounts, finite)], running)
         self._ints[2, start:end] = list(accumulate(finite, initial=known))[1:]
 
 

@@ -1,0 +1,101 @@
+"""Building one key value's `Group` (the serving state's per-value events with Kahan prefix sums), per event.
+
+    python benchmarks/groups.py [--sizes 100 1000 10000] [--rounds 5] [--old-src /tmp/oldmain/src]
+
+The first read of a key value by a one-event request builds its group from the value's past events:
+a Kahan pass over their amounts in Python, bit for bit what pandas' grouped cumsum gives. This prints
+the microseconds per event of that build at each size, beside pandas' grouped cumsum of the same
+amounts and squares (`windows.segmented_cumsum`, the batch path, in C) as the plain reference, and,
+with --old-src (the `src/` of another checkout, e.g. `git archive <commit> src | tar -x -C
+/tmp/oldmain`), the same build with that code in a fresh process, the two alternating twice; each
+figure is the best of --rounds builds. Also the cost of appending one event to a group of the largest size.
+Prints the load average.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def timings(sizes: list[int], rounds: int) -> dict:
+    """Best seconds per event of building a group of each size (and of the reference), and of a one-event append."""
+    from atec_automl.features.groups import Group
+    from atec_automl.features.windows import segmented_cumsum
+
+    rng = np.random.default_rng(0)
+    out: dict = {"build": {}, "reference": {}}
+    for size in sizes:
+        visible = np.sort(rng.integers(0, 10 ** 7, size))
+        amount = rng.lognormal(5, 2, size)
+        amount[rng.random(size) < 0.1] = np.nan
+        codes = {"payee": rng.integers(-1, 50, size)}
+        filled = np.nan_to_num(amount, nan=0.0)
+        starts = np.zeros(size, dtype=np.int64)
+        build, reference = [], []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            Group(visible, visible, amount, codes, summed=True, in_order=True)
+            build.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            segmented_cumsum(filled, starts), segmented_cumsum(filled * filled, starts)
+            reference.append(time.perf_counter() - start)
+        out["build"][size] = min(build) / size
+        out["reference"][size] = min(reference) / size
+    group = Group(visible, visible, amount, codes, summed=True, in_order=True)
+    appends = 2000
+    start = time.perf_counter()
+    for i in range(appends):
+        group.add([10 ** 7 + i], [10 ** 7 + i], [float(i)], {"payee": [3]})
+    out["append"] = (time.perf_counter() - start) / appends
+    return out
+
+
+def in_child(src: Path, args: argparse.Namespace) -> dict:
+    """`timings` in a fresh process importing `atec_automl` from `src`."""
+    command = [sys.executable, __file__, "--child", "--rounds", str(args.rounds), "--sizes", *map(str, args.sizes)]
+    done = subprocess.run(command, env=dict(os.environ, PYTHONPATH=str(src)), capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1_000, 10_000])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--old-src", type=Path, help="the src/ directory of the code to compare against")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(timings(args.sizes, args.rounds)))
+        return
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    sources = {"new": Path(__file__).resolve().parents[1] / "src"} | ({"old": args.old_src} if args.old_src else {})
+    best: dict[str, dict] = {}
+    for _ in range(2 if args.old_src else 1):
+        for name, src in sources.items():
+            figures = in_child(src, args)
+            kept = best.setdefault(name, figures)
+            for part in ("build", "reference"):
+                kept[part] = {size: min(kept[part][size], figures[part][size]) for size in figures[part]}
+            kept["append"] = min(kept["append"], figures["append"])
+    for size in map(str, args.sizes):
+        reference = best["new"]["reference"][size]
+        cells = "; ".join(f"{name} {figures['build'][size] * 1e6:.2f} us/event ({figures['build'][size] / reference:.1f}x "
+                          f"the reference)" for name, figures in best.items())
+        print(f"group of {int(size):>6,} events: build {cells}; pandas grouped cumsum {reference * 1e6:.3f} us/event")
+    print("one-event append to the largest group: " + "; ".join(f"{name} {figures['append'] * 1e6:.1f} us"
+                                                                  for name, figures in best.items()))
+    if args.old_src:
+        largest = str(args.sizes[-1])
+        print(f"new/old build speed at {int(largest):,} events: {best['old']['build'][largest] / best['new']['build'][largest]:.2f}x")
+    print(f"load average {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
