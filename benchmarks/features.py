@@ -18,11 +18,8 @@ alternating old and new in every round, and both are printed side by side.
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
 import resource
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -38,6 +35,7 @@ from atec_automl.features.build import as_spec, compute_features
 from atec_automl.tasks._experiment import load_data, plain
 from atec_automl.features.spec import ALL_HISTORY, EntitySpec, RawEventFeatures, window_seconds
 from atec_automl.features.windows import Timeline, build_key_index, segmented_cumsum, window_sum
+from child import last_line
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -134,9 +132,7 @@ def child_build_cpu(dataset_path: str) -> None:
 
 def build_cpu_in_child(dataset_path: Path, src: Path) -> float:
     """CPU seconds of one build of the pickled dataset by the code under `src`, in a fresh process."""
-    env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, __file__, "--child", str(dataset_path)], env=env, capture_output=True, text=True, check=True)
-    return float(done.stdout.strip().splitlines()[-1])
+    return float(last_line(__file__, ["--child", str(dataset_path)], src))
 
 
 def fitted_exponent(rows: list[int], seconds: list[float]) -> float:

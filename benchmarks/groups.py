@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import numpy as np
 
 from atec_automl.features.groups import Group
 from atec_automl.features.windows import segmented_cumsum
+from child import last_line
 
 
 def timings(sizes: list[int], rounds: int) -> dict:
@@ -67,9 +66,7 @@ def append_seconds(group: Group, appends: int = 2000) -> float:
 
 def in_child(src: Path, args: argparse.Namespace) -> dict:
     """`timings` in a fresh process importing `atec_automl` from `src`."""
-    command = [sys.executable, __file__, "--child", "--rounds", str(args.rounds), "--sizes", *map(str, args.sizes)]
-    done = subprocess.run(command, env=dict(os.environ, PYTHONPATH=str(src)), capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(last_line(__file__, ["--child", "--rounds", str(args.rounds), "--sizes", *map(str, args.sizes)], src))
 
 
 def main() -> None:

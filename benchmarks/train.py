@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -50,6 +48,7 @@ from atec_automl.models.neural import IndexBatches, NeuralModel, make_optimizer
 from atec_automl.models.threads import set_torch_threads, usable_cores
 from atec_automl.models.trainer import TrainerSettings
 from atec_automl.testing import ToyData, make_toy
+from child import last_line
 
 
 def timed_epoch(net: torch.nn.Module, model: NeuralModel, batches: Iterable[dict[str, torch.Tensor]]) -> float:
@@ -208,12 +207,10 @@ def fit_rate(family: str, args: argparse.Namespace) -> dict:
 
 def fit_rate_in_child(family: str, args: argparse.Namespace, src: Path) -> dict:
     """`fit_rate` in a fresh process importing `atec_automl` from `src`."""
-    command = [sys.executable, __file__, "--child-fit", family, "--rows", str(args.rows), "--epochs", str(args.epochs),
+    command = ["--child-fit", family, "--rows", str(args.rows), "--epochs", str(args.epochs),
                "--batch-size", str(args.batch_size), "--numeric", str(args.numeric), "--seq-len", str(args.seq_len),
                "--steps", str(args.steps)]
-    env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1")
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(last_line(__file__, command, src))
 
 
 def flops_per_sample(linear: list[list[int]]) -> float:
