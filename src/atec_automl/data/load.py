@@ -30,6 +30,8 @@ from atec_automl.errors import AtecError, DataError
 log = logging.getLogger(__name__)
 
 LOADER_VERSION = 2
+TEXT_TYPES = {str, type(None)}
+"""Value types a record's field holds as its CSV cell's text already."""
 
 
 def load_dataset(file_format: TableFormat, paths: Mapping[str, Path]) -> Dataset:
@@ -108,8 +110,7 @@ def event_table_from_records(records: list[dict], file_format: TableFormat, sour
             if record.get(column) in (None, ""):
                 raise DataError(source, "missing required field", column=column, row=row)
     wanted = [c for c, k in kinds.items() if k != "label"]
-    text = {c: pa.array([_cell_text(r.get(c), source, c, row) for row, r in enumerate(records, start=1)],
-                        type=pa.string()) for c in wanted}
+    text = {c: _column_text([r.get(c) for r in records], source, c) for c in wanted}
     table = _convert_request(pa.table(text), Path(source), kinds, file_format)
     _check_unique_ids({"request": table}, {"request": Path(source)}, file_format.id_column)
     as_text = {name: column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
@@ -141,6 +142,15 @@ def _convert_request(table: pa.Table, path: Path, kinds: dict[str, str], file_fo
     place = {column: number * rows for number, column in enumerate(categories)}
     return pa.table({name: text.slice(place[name], rows) if name in place else column
                      for name, column in zip(converted.column_names, converted.columns)})
+
+
+def _column_text(values: list[object], source: str, column: str) -> pa.Array:
+    """One field of every record as the text of its CSV cells: strings and missing values as they are (one type
+    check per distinct type, not per value: a batch of a thousand events has tens of thousands of values),
+    anything else value by value (`_cell_text`)."""
+    if set(map(type, values)) <= TEXT_TYPES:
+        return pa.array(values, type=pa.string())
+    return pa.array([_cell_text(v, source, column, row) for row, v in enumerate(values, start=1)], type=pa.string())
 
 
 def _cell_text(value: object, source: str, column: str, row: int) -> str | None:
