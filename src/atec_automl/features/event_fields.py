@@ -41,26 +41,28 @@ class Vocabulary:
     def codes(self, column: str, values: list[object]) -> np.ndarray:
         """`frozen_codes` of values (a request's, in time order): a known value's place, else the number of
         known values plus its order of first appearance among the unknown ones; -1 for missing."""
-        known, pending = self.position[column], {}
-        out = np.empty(len(values), dtype=np.int32)
-        for i, value in enumerate(values):
-            if is_missing(value):
-                out[i] = MISSING_CODE
+        known, pending, labels = self.position[column], {}, self._labels[column]
+        out = []
+        for value in values:
+            if value is None or value != value:
+                out.append(MISSING_CODE)
                 continue
-            label = self.label(column, value)
+            label = labels[value] if value in labels else self.label(column, value)
             code = known.get(label)
-            out[i] = code if code is not None else len(known) + pending.setdefault(label, len(pending))
-        return out
+            out.append(code if code is not None else len(known) + pending.setdefault(label, len(pending)))
+        return np.array(out, dtype=np.int32)
 
     def extend(self, column: str, values: list[object]) -> None:
         """Add the values not known yet, in order."""
+        position, labels = self.position[column], self._labels[column]
         for value in values:
-            if not is_missing(value):
-                label = self.label(column, value)
-                if label not in self.position[column]:
-                    self.position[column][label] = len(self.values[column])
-                    self.values[column].append(label)
-                    self._index.pop(column, None)
+            if value is None or value != value:
+                continue
+            label = labels[value] if value in labels else self.label(column, value)
+            if label not in position:
+                position[label] = len(self.values[column])
+                self.values[column].append(label)
+                self._index.pop(column, None)
 
     def extend_frame(self, frame: pd.DataFrame) -> None:
         """Add the unknown values of many events at once (the history)."""
@@ -102,9 +104,14 @@ class EventFields:
                 np.nan if is_missing(e[first]) or is_missing(e[second])
                 else float(self.normalised(e[first]) != self.normalised(e[second])) for e in events])
         out.update(calendar_features(ts, self.spec.holidays))
-        out["missing_count"] = np.array([sum(is_missing(e[c]) for c in self.format_columns) for e in events], dtype=np.float64)
+        out["missing_count"] = self.missing_count(events)
         out["amount"] = np.array([np.nan if is_missing(e[self.spec.amount]) else float(e[self.spec.amount]) for e in events])
         return out
+
+    def missing_count(self, events: list[dict]) -> np.ndarray:
+        """How many of the format's fields each event misses (None or NaN, as `is_missing`, tested inline)."""
+        return np.array([sum([value is None or value != value for value in map(event.__getitem__, self.format_columns)])
+                         for event in events], dtype=np.float64)
 
     def codes(self, events: list[dict], vocabulary: Vocabulary) -> dict[str, np.ndarray]:
         """`cat_<column>` codes of each event, frozen to the vocabulary."""
