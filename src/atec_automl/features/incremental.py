@@ -16,7 +16,9 @@ The user's event sequences (for `cnn_lstm`) are not kept here.
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,8 @@ Added = tuple[Key, tuple, int]
 
 
 NO_ROWS = np.zeros(0, dtype=np.int64)
+FEW_VALUES = 64
+"""Window sizes whose maximum a Python loop finds faster than numpy's fixed cost per call."""
 
 
 def is_missing(value: object) -> bool:
@@ -77,11 +81,18 @@ class IncrementalFeatures:
         self.keys = [k for k in self.keys if set(k) <= present]
         self.summed = {tuple(e.columns) for e in self.entities.values() if set(e.stats) - {"count"}}
         self.values = {c: ValueCodes(history[c].to_numpy()) for c in {c for cs in self.code_columns.values() for c in cs}}
-        self.ts = history["ts"].to_numpy(dtype=np.int64)
-        self.visible = self.ts + history["ts_resolution"].to_numpy(dtype=np.int64)
-        self.amount = history[spec.amount].to_numpy(dtype=np.float64, na_value=np.nan)
-        self.history_rows = {k: _rows_by_value(history, k, self.visible) for k in self.keys}
         self.online = OnlineEvents(sorted(self.values))
+        ts = history["ts"].to_numpy(dtype=np.int64)
+        visible = ts + history["ts_resolution"].to_numpy(dtype=np.int64)
+        self.history_ints = np.stack([visible, ts, *(self.values[c].history for c in self.online.code_names)])
+        """The history's integer columns by row, in the rows of `OnlineEvents`: one fancy index picks a group's."""
+        self.visible, self.ts = self.history_ints[0], self.history_ints[1]
+        for c in self.online.code_names:
+            self.values[c].history = self.history_ints[self.online.row(c)]
+        self.amount = history[spec.amount].to_numpy(dtype=np.float64, na_value=np.nan)
+        self.int_rows = {k: np.array([0, 1, *(self.online.row(c) for c in self.code_columns.get(k, []))])[:, None]
+                         for k in self.keys}
+        self.history_rows = {k: _rows_by_value(history, k, self.visible) for k in self.keys}
         self.online_rows: dict[Key, dict[tuple, list[int]]] = {k: {} for k in self.keys}
         self.groups: dict[Key, dict[tuple, Group]] = {k: {} for k in self.keys}
 
@@ -105,12 +116,14 @@ class IncrementalFeatures:
         rows = self.history_rows[key].get(value, NO_ROWS)
         found = self.groups[key].get(value)
         if found is None:
-            added = np.asarray(online, dtype=np.int64)
-            picked = {name: np.concatenate([self.history_column(name)[rows], self.online.column(name)[added]])
-                      for name in ("visible", "ts", "amount", *self.code_columns.get(key, []))}
-            found = self.groups[key][value] = Group(
-                picked.pop("visible"), picked.pop("ts"), picked.pop("amount"), picked, summed=key in self.summed,
-                in_order=not len(added))
+            ints, amount = self.history_ints[self.int_rows[key], rows], self.amount[rows]
+            if online:
+                added = np.asarray(online, dtype=np.int64)
+                ints = np.concatenate([ints, self.online.ints(self.int_rows[key], added)], axis=1)
+                amount = np.concatenate([amount, self.online.column("amount")[added]])
+            codes = {c: ints[row] for row, c in enumerate(self.code_columns.get(key, []), start=2)}
+            found = self.groups[key][value] = Group(ints[0], ints[1], amount, codes, summed=key in self.summed,
+                                                    in_order=not online)
         elif found.size < len(rows) + len(online):  # it holds the history and the online events read before
             added = np.asarray(online[found.size - len(rows):], dtype=np.int64)
             found.add(*(self.online.column(name)[added].tolist() for name in ("visible", "ts", "amount")),
@@ -153,17 +166,18 @@ class IncrementalFeatures:
         codes = {c: [self.values[c].code(e[c]) for e in events] for c in self.online.code_names}
         first = self.online.append(visible, ts, amount, codes)
         columns = {c: [e[c] for e in events] for c in {c for key in self.keys for c in key}}
-        missing = {c: [is_missing(v) for v in values] for c, values in columns.items()}
+        missing = {c: [value is None or value != value for value in values] for c, values in columns.items()}
         added: list[Added] = []
         found: dict[Key, tuple[list[int], list[tuple]]] = {}
         for key in self.keys:
+            gaps = missing[key[0]] if len(key) == 1 else [any(parts) for parts in zip(*(missing[c] for c in key))]
+            known = [row for row, gap in enumerate(gaps) if not gap]
+            values = list(zip(*([columns[c][row] for row in known] for c in key))) if known else []
+            indices = [first + row for row in known]
             lists = self.online_rows[key]
-            known = [row for row, gaps in enumerate(zip(*(missing[c] for c in key))) if not any(gaps)]
-            values = [value for value, gaps in zip(zip(*(columns[c] for c in key)), zip(*(missing[c] for c in key)))
-                      if not any(gaps)]
-            for row, value in zip(known, values):
-                lists.setdefault(value, []).append(first + row)
-            added += [(key, value, first + row) for row, value in zip(known, values)]
+            for value, index in zip(values, indices):
+                lists.setdefault(value, []).append(index)
+            added.extend(zip(repeat(key), values, indices))
             found[key] = known, values
         return added, found
 
@@ -216,40 +230,34 @@ seconds_of = lru_cache(maxsize=None)(window_seconds)
 
 
 def amount_values(group: Group, name: str, entity: EntitySpec, amount: float, hi: int, lows: list[int]) -> dict[str, float]:
-    """Sum, mean, max, std of the past amounts per window and the amount against them (`raw.amount_features`)."""
-    lo = np.asarray(lows, dtype=np.int64)
+    """Sum, mean, max, std of the past amounts per window and the amount against them (`raw.amount_features`), in
+    Python floats: the same IEEE double operations on the same numbers as the batch's numpy, without a numpy
+    call's fixed cost per value. Where the batch divides by zero (an infinity, NaN once the table is typed)
+    the value is NaN."""
     sums_hi, squares_hi, known_hi = group.sum_before(hi)
-    before = [group.sum_before(p) for p in lows]
-    sums_lo = np.array([b[0] for b in before])
-    squares_lo = np.array([b[1] for b in before])
-    n = (known_hi - np.array([b[2] for b in before], dtype=np.int64)).astype(np.float64)
-    value = np.float64(amount)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    wanted = set(entity.stats)
+    out: dict[str, float] = {}
+    for w, lo in zip(entity.windows, lows):
+        sums_lo, squares_lo, known_lo = group.sum_before(lo)
+        n = float(known_hi - known_lo)
         total = sums_hi - sums_lo
-        mean = np.where(n > 0, total / n, np.nan)
-        variance = np.maximum(squares_hi - squares_lo - total * mean, 0.0) / (n - 1)
-        maxima = window_max(group.amount, lo, hi) if {"amt_max", "amt_vs_max"} & set(entity.stats) else lo * np.nan
-        stats = {
-            "amt_sum": np.where(n > 0, total, np.nan),
-            "amt_mean": mean,
-            "amt_std": np.where(n > 1, np.sqrt(variance), np.nan),
-            "amt_vs_mean": value / mean,
-            "amt_max": maxima,
-            "amt_vs_max": value / maxima,
-        }
-    return {f"{name}_{s}_{w}": float(stats[s][i]) for i, w in enumerate(entity.windows)
-            for s in entity.stats if s in stats}
-
-
-def window_max(amounts: np.ndarray, lo: np.ndarray, hi: int) -> np.ndarray:
-    """Largest known amount in each `[lo, hi)`; NaN where there is none."""
-    out = np.full(len(lo), np.nan)
-    for i, start in enumerate(lo):
-        window = amounts[start:hi]
-        known = window[~np.isnan(window)]
-        if len(known):
-            out[i] = known.max()
+        mean = total / n if n > 0 else math.nan
+        largest = window_max(group.amount, lo, hi) if {"amt_max", "amt_vs_max"} & wanted else math.nan
+        stats = {"amt_sum": total if n > 0 else math.nan, "amt_mean": mean,
+                 "amt_std": math.sqrt(max(squares_hi - squares_lo - total * mean, 0.0) / (n - 1)) if n > 1 else math.nan,
+                 "amt_vs_mean": amount / mean if mean else math.nan,
+                 "amt_max": largest, "amt_vs_max": amount / largest if largest else math.nan}
+        out.update({f"{name}_{s}_{w}": stats[s] for s in entity.stats if s in stats})
     return out
+
+
+def window_max(amounts: np.ndarray, lo: int, hi: int) -> float:
+    """Largest known amount in `[lo, hi)`; NaN where there is none."""
+    if hi - lo <= FEW_VALUES:
+        return max([a for a in amounts[lo:hi].tolist() if a == a], default=math.nan)
+    window = amounts[lo:hi]
+    known = window[~np.isnan(window)]
+    return float(known.max()) if len(known) else math.nan
 
 
 def usual_flag(user: Group, column: str, past_pair: int, t: int) -> float:

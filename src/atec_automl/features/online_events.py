@@ -40,6 +40,14 @@ class OnlineEvents:
         """Drop the events from index `size` on (an undo of the latest appends)."""
         self.size = min(self.size, size)
 
+    def row(self, name: str) -> int:
+        """The row of `visible` (0), `ts` (1) or a code column in the integer columns (`ints`)."""
+        return self._rows[name]
+
+    def ints(self, rows: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """Integer columns `rows` (a column vector of `row`s) of the stored events at `indices`, one row each."""
+        return self._ints[rows, indices]
+
     def column(self, name: str) -> np.ndarray:
         """The stored events' `visible`, `ts`, `amount` or codes of a code column."""
         return self._amount[:self.size] if name == "amount" else self._ints[self._rows[name], :self.size]
