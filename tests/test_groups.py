@@ -9,6 +9,7 @@ same order; the running code statistics must count what the window's codes hold.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from atec_automl.features.groups import Group
 from atec_automl.features.windows import segmented_cumsum
@@ -86,10 +87,11 @@ def test_adding_events_gives_the_order_of_a_stable_sort_of_all_of_them() -> None
     assert np.array_equal(grown.codes["ip"][:grown.size], built.codes["ip"][:built.size])
 
 
-def test_code_statistics_give_each_windows_distinct_count_and_the_mode_so_far() -> None:
+@pytest.mark.parametrize("size", [5, 40, 200])  # stepped through from the start, then scans or vectorised passes
+def test_code_statistics_give_each_windows_distinct_count_and_the_mode_so_far(size: int) -> None:
     rng = np.random.default_rng(5)
-    visible = np.sort(rng.integers(0, 500, size=40))
-    group = Group(visible, visible, np.ones(40), {"device": rng.integers(-1, 6, size=40)})
+    visible = np.sort(rng.integers(0, 500, size=size))
+    group = Group(visible, visible, np.ones(size), {"device": rng.integers(-1, 6, size=size)})
     for step in range(30):  # appends read one by one (a scan each), merges into the middle (recomputed)
         at = int(group.visible[group.size - 1]) + 1 if step % 3 else int(rng.integers(0, 600))
         group.add([at, at][: 1 + step % 2], [at, at][: 1 + step % 2], [1.0, 1.0][: 1 + step % 2],

@@ -30,6 +30,9 @@ from atec_automl.features.windows import previous_same, running_counts
 MISSING = -1
 INITIAL_CAPACITY = 8
 FEW_NEW = 8
+SCAN_UP_TO = 64
+"""Events a Python step-through of the code statistics handles faster than the vectorised pass and the tallies
+(measured: 64 events of 3 code columns, 100 us either way)."""
 
 
 class Group:
@@ -80,13 +83,17 @@ class Group:
         return self._stats[row], self._stats[row + 1]
 
     def _update_stats(self) -> None:
-        """Bring the code statistics up to date from the first position not up to date: from each code's last
-        position and count so far (`_tallies`, one dict lookup per new event) when there are few new events,
-        else the whole group at once."""
+        """Bring the code statistics up to date from the first position not up to date, one step per event from
+        each code's last position and count so far (`_tallies`, one dict lookup per step) when there are few
+        events to step through; else the whole group at once, vectorised. A group of at most `SCAN_UP_TO`
+        events is stepped through from its start when it has no tallies: cheaper than the vectorised pass
+        and the tallies after it, which the next append would need."""
         start, end = self._stats_valid, self.size
         if start >= end:
             return
-        if end - start > FEW_NEW:
+        if self._tallies is None and end <= SCAN_UP_TO:
+            start, self._tallies = 0, [({}, {}) for _ in self.code_names]
+        if end - start > (FEW_NEW if self._tallies is None else SCAN_UP_TO):
             self._recompute_stats(end)
         else:
             if self._tallies is None:
