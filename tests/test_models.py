@@ -14,7 +14,7 @@ from atec_automl.metric import auc
 from atec_automl.models import FAMILIES as REGISTERED_FAMILIES
 from atec_automl.models import family_class, load_model
 from atec_automl.models.base import Model, ModelData
-from atec_automl.models.catboost_model import CatBoostModel
+from atec_automl.models.catboost_model import CatBoostModel, decimal_text
 from atec_automl.models.cnn_lstm import CNNLSTMModel, right_aligned
 from atec_automl.models.neural import IndexBatches, TabularStore
 from atec_automl.models.trainer import TrainerSettings
@@ -56,6 +56,14 @@ def fitted(toy: ToyData, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
         model = recipe(small_cfg(family)).build_model(root_dir=tmp_path_factory.mktemp(family))
         out[family] = (model, model.fit(train, valid))
     return out
+
+
+def test_codes_reach_catboost_as_their_decimal_text_past_the_cached_range() -> None:
+    """Codes go into a CatBoost pool as the text CatBoost reads integer columns of a frame as: `str` of each,
+    made per code (few codes, a wide range) or per value of their range (many codes, a narrow range)."""
+    for codes in ([[-1, 0, 7], [3, -1, 2]], [[1022, 1023], [40_000, 5]], [[-5, 9]], [[2, 1]] * 50, [[-1, 3]] * 0):
+        array = np.asarray(codes, dtype=np.int64)
+        assert decimal_text(array).tolist() == [[str(v) for v in row] for row in codes]
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -188,10 +188,8 @@ class CatBoostModel(Model):
         else:
             table = self._checked_table(data).iloc[rows]
             values, codes = table[numeric].to_numpy(dtype=np.float32), table[self.categorical].to_numpy(dtype=np.int64)
-        lowest = int(codes.min(initial=0))
-        text = np.array([str(v) for v in range(lowest, int(codes.max(initial=0)) + 1)], dtype=object)
         return Pool(FeaturesData(num_feature_data=np.ascontiguousarray(values, dtype=np.float32),
-                                 cat_feature_data=text[codes - lowest],
+                                 cat_feature_data=decimal_text(codes),
                                  num_feature_names=numeric, cat_feature_names=self.categorical))
 
     def _history(self) -> list[dict]:
@@ -259,3 +257,13 @@ def _time_ordered(data: ModelData) -> ModelData:
     order = np.argsort(rows, kind="stable")
     pick = (lambda a: None if a is None else np.asarray(a)[order])
     return ModelData(data.features, rows[order], pick(data.target), pick(data.weight))
+
+
+def decimal_text(codes: np.ndarray) -> np.ndarray:
+    """Each code's decimal text, as an object array of `codes`' shape: one `str` per code, or per value of the
+    codes' range when that is shorter (a batch of many events with a small vocabulary)."""
+    lowest, highest = int(codes.min(initial=0)), int(codes.max(initial=0))
+    if codes.size < highest - lowest + 1:
+        return np.array([str(v) for v in codes.ravel().tolist()], dtype=object).reshape(codes.shape)
+    text = np.array([str(v) for v in range(lowest, highest + 1)], dtype=object)
+    return text[codes - lowest]
