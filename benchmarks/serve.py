@@ -6,7 +6,8 @@
 For each family: fits a small model on synthetic data and writes its refit submission; holds the
 last `--events` events of test_b out of the history; starts the service (`python run.py task=serve`,
 uvicorn on loopback) on the rest and replays the held-out events through HTTP: the first
-`--single` one request per event (p50/p95/p99 latency per event as the client sees it, events/s),
+`--single` one request per event (p50/p95/p99 latency per event as the client sees it, events/s, and
+the service process's CPU time per event with the cores it kept busy, all its threads counted),
 the rest in requests of `--batch` events (events/s). Then the offline batch computation of the same
 submission over the same timeline (load + features + predict, what task=predict does) in the same run,
 and the ratio. `--before REV` also replays the same events through the service of an earlier commit
@@ -30,11 +31,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
+import psutil
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -138,15 +141,17 @@ class HttpxClient:
         self.client.post(path, json=body).raise_for_status()
 
 
-def replay(client: PlainClient | HttpxClient, records: list[dict], single: int, batch: int) -> dict:
-    """Latencies of the single-event requests and throughput of both kinds."""
+def replay(client: PlainClient | HttpxClient, records: list[dict], single: int, batch: int,
+           service_cpu: Callable[[], float]) -> dict:
+    """Latencies of the single-event requests, the service's CPU seconds (all its threads) over them, and
+    throughput of both kinds."""
     latencies = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), service_cpu()
     for record in records[:single]:
         t0 = time.perf_counter()
         client.post("/score", record)
         latencies.append(time.perf_counter() - t0)
-    single_seconds = time.perf_counter() - started
+    single_seconds, single_cpu = time.perf_counter() - started, service_cpu() - cpu_started
     rest = records[single:]
     started = time.perf_counter()
     for start in range(0, len(rest), batch):
@@ -155,6 +160,7 @@ def replay(client: PlainClient | HttpxClient, records: list[dict], single: int, 
     ms = np.asarray(latencies) * 1000
     return {"single": len(latencies), "p50": np.percentile(ms, 50), "p95": np.percentile(ms, 95),
             "p99": np.percentile(ms, 99), "single_eps": len(latencies) / single_seconds,
+            "single_cpu_ms": single_cpu * 1000 / len(latencies), "single_cores": single_cpu / single_seconds,
             "batched": len(rest), "batch_eps": len(rest) / batch_seconds if rest else float("nan")}
 
 
@@ -172,9 +178,11 @@ def online_figures(submission: Path, history: list[Path], records: list[dict], r
                    single: int, batch: int, client_kind: str) -> dict:
     """Replay the held-out events through a fresh service of the code at `code`."""
     process, client = start_service(submission, history, root, code)
+    service = psutil.Process(process.pid)
     try:
         port = client.base_url.port
-        return replay(PlainClient(port) if client_kind == "plain" else HttpxClient(client), records, single, batch)
+        return replay(PlainClient(port) if client_kind == "plain" else HttpxClient(client), records, single, batch,
+                      lambda: sum(service.cpu_times()[:2]))
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -183,7 +191,8 @@ def online_figures(submission: Path, history: list[Path], records: list[dict], r
 def print_online(family: str, side: str, online: dict, batch: int) -> None:
     """One service's figures, two lines."""
     print(f"{family:9s} {side}online single: {online['single']:,} events, latency per event p50 {online['p50']:.1f} ms, "
-          f"p95 {online['p95']:.1f} ms, p99 {online['p99']:.1f} ms, {online['single_eps']:.1f} events/s")
+          f"p95 {online['p95']:.1f} ms, p99 {online['p99']:.1f} ms, {online['single_eps']:.1f} events/s; service CPU "
+          f"{online['single_cpu_ms']:.2f} ms per event, {online['single_cores']:.2f} cores busy")
     print(f"{family:9s} {side}online batches of {batch:,}: {online['batched']:,} events, {online['batch_eps']:.1f} events/s")
 
 
