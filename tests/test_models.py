@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import os
+import pickle
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import optuna
@@ -86,6 +90,37 @@ def test_save_then_load_predicts_identically(family, toy, fitted, tmp_path):
     again = load_model(tmp_path / "saved")
     assert type(again) is type(model)
     np.testing.assert_array_equal(again.predict(everything), model.predict(everything))
+
+
+PREDICT_AND_COUNT_THREADS = textwrap.dedent("""
+    import pickle, sys
+    import psutil
+    from atec_automl.models import load_model
+    model = load_model(sys.argv[1])
+    with open(sys.argv[2], "rb") as handle:
+        data = pickle.load(handle)
+    before = psutil.Process().num_threads()
+    for _ in range(3):
+        model.predict(data)
+    print(before, psutil.Process().num_threads())
+""")
+
+
+def test_predicting_a_few_rows_wakes_no_catboost_worker_threads(toy, fitted, tmp_path):
+    """A scoring request's rows are pooled and predicted on the caller's thread: CatBoost's default pool,
+    built on every core, started worker threads, and one then spun after each request (a fresh process,
+    since training in this one has started workers already)."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one usable core: CatBoost's default is one thread anyway")
+    model, _ = fitted["catboost"]
+    model.save(tmp_path / "saved")
+    with open(tmp_path / "rows.pkl", "wb") as handle:
+        pickle.dump(ModelData(toy.features, np.arange(3)), handle)
+    done = subprocess.run([sys.executable, "-c", PREDICT_AND_COUNT_THREADS, str(tmp_path / "saved"),
+                           str(tmp_path / "rows.pkl")], capture_output=True, text=True, check=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    before, after = map(int, done.stdout.split())
+    assert after == before
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -104,8 +104,10 @@ class CatBoostModel(Model):
         soft = not np.isin(target, (0.0, 1.0)).all()
         self.columns = list(train.features.table.columns)
         self.categorical = [c for c in train.features.categorical if c in set(self.columns)]
-        train_pool = self._pool(train, target, self._row_weights(train, target, soft))
-        valid_pool = None if valid is None else self._pool(valid, np.asarray(valid.target, dtype=np.float64), None)
+        threads = self._thread_count()
+        train_pool = self._pool(train, target, self._row_weights(train, target, soft), threads)
+        valid_pool = None if valid is None else self._pool(valid, np.asarray(valid.target, dtype=np.float64), None,
+                                                           threads)
         on_gpu = self.trainer.catboost_task_type == "GPU"
         callback = None if report is None or on_gpu else IterationReport(report, self.params.eval_metric)
         with self.trainer.workspace("catboost") as root:
@@ -157,11 +159,12 @@ class CatBoostModel(Model):
             w_pos = math.sqrt(w_pos)
         return base * (target * w_pos + (1 - target))
 
-    def _pool(self, data: ModelData, target: np.ndarray | None, weight: np.ndarray | None) -> Pool:
-        """A CatBoost Pool of `data`'s rows with the training columns."""
+    def _pool(self, data: ModelData, target: np.ndarray | None, weight: np.ndarray | None, threads: int) -> Pool:
+        """A CatBoost Pool of `data`'s rows with the training columns, built on `threads` threads (CatBoost's
+        default is every core, whatever the model's own thread count)."""
         table = self._checked_table(data)
         frame = table[self.columns].iloc[np.asarray(data.rows)]
-        return Pool(frame, label=target, weight=weight, cat_features=self.categorical)
+        return Pool(frame, label=target, weight=weight, cat_features=self.categorical, thread_count=threads)
 
     def _checked_table(self, data: ModelData) -> pd.DataFrame:
         """`data`'s feature table, refused in one line when it lacks a training column."""
@@ -179,7 +182,7 @@ class CatBoostModel(Model):
         categorical columns of a DataFrame."""
         numeric = self.columns[: len(self.columns) - len(self.categorical)]
         if self.columns[len(numeric):] != self.categorical:
-            return self._pool(data, None, None)
+            return self._pool(data, None, None, self._prediction_threads(len(data.rows)))
         features, rows = data.features, np.asarray(data.rows)
         positions = features.positions(numeric, self.categorical) if isinstance(features, BlockFeatures) else None
         if positions is not None:
