@@ -84,14 +84,17 @@ class IncrementalFeatures:
         self.online = OnlineEvents(sorted(self.values))
         ts = history["ts"].to_numpy(dtype=np.int64)
         visible = ts + history["ts_resolution"].to_numpy(dtype=np.int64)
-        self.history_ints = np.stack([visible, ts, *(self.values[c].history for c in self.online.code_names)])
+        columns = {"visible": visible, "ts": ts} | {c: self.values[c].history for c in self.online.code_names}
+        self.history_ints = np.empty((len(columns), len(history)), dtype=np.int64)
         """The history's integer columns by row, in the rows of `OnlineEvents`: one fancy index picks a group's."""
-        self.visible, self.ts = self.history_ints[0], self.history_ints[1]
+        for name, values in columns.items():
+            self.history_ints[self.online.row(name)] = values
+        self.visible, self.ts = self.history_ints[self.online.row("visible")], self.history_ints[self.online.row("ts")]
         for c in self.online.code_names:
             self.values[c].history = self.history_ints[self.online.row(c)]
         self.amount = history[spec.amount].to_numpy(dtype=np.float64, na_value=np.nan)
-        self.int_rows = {k: np.array([0, 1, *(self.online.row(c) for c in self.code_columns.get(k, []))])[:, None]
-                         for k in self.keys}
+        self.int_rows = {k: np.array([self.online.row(n) for n in ("visible", "ts", *self.code_columns.get(k, []))])
+                         [:, None] for k in self.keys}
         self.history_rows = {k: _rows_by_value(history, k, self.visible) for k in self.keys}
         self.online_rows: dict[Key, dict[tuple, list[int]]] = {k: {} for k in self.keys}
         self.groups: dict[Key, dict[tuple, Group]] = {k: {} for k in self.keys}
@@ -235,14 +238,14 @@ def amount_values(group: Group, name: str, entity: EntitySpec, amount: float, hi
     call's fixed cost per value. Where the batch divides by zero (an infinity, NaN once the table is typed)
     the value is NaN."""
     sums_hi, squares_hi, known_hi = group.sum_before(hi)
-    wanted = set(entity.stats)
+    with_max = bool({"amt_max", "amt_vs_max"} & set(entity.stats))
     out: dict[str, float] = {}
     for w, lo in zip(entity.windows, lows):
         sums_lo, squares_lo, known_lo = group.sum_before(lo)
         n = float(known_hi - known_lo)
         total = sums_hi - sums_lo
         mean = total / n if n > 0 else math.nan
-        largest = window_max(group.amount, lo, hi) if {"amt_max", "amt_vs_max"} & wanted else math.nan
+        largest = window_max(group.amount, lo, hi) if with_max else math.nan
         stats = {"amt_sum": total if n > 0 else math.nan, "amt_mean": mean,
                  "amt_std": math.sqrt(max(squares_hi - squares_lo - total * mean, 0.0) / (n - 1)) if n > 1 else math.nan,
                  "amt_vs_mean": amount / mean if mean else math.nan,
