@@ -79,16 +79,22 @@ def without_hugepage_advice() -> Iterator[None]:
 def reuse_freed_memory() -> Iterator[None]:
     """Keep freed blocks in the heap for reuse inside the block, without numpy's huge-page advice;
     release the free pages after it."""
+    with without_hugepage_advice(), _heap_kept():
+        yield
+
+
+@contextmanager
+def _heap_kept() -> Iterator[None]:
+    """glibc's large blocks from the heap, and freed ones kept there, inside the block; the free heap
+    pages returned to the kernel after it (nothing where the C library is not glibc)."""
     libc = _glibc()
     if libc is None:
-        with without_hugepage_advice():
-            yield
+        yield
         return
     libc.mallopt(M_MMAP_THRESHOLD, KEEP_MMAP_THRESHOLD)
     libc.mallopt(M_TRIM_THRESHOLD, KEEP_TRIM_THRESHOLD)
     try:
-        with without_hugepage_advice():
-            yield
+        yield
     finally:
         libc.mallopt(M_MMAP_THRESHOLD, ADAPTIVE_MMAP_CEILING)
         libc.mallopt(M_TRIM_THRESHOLD, 2 * ADAPTIVE_MMAP_CEILING)
