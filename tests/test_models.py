@@ -1,11 +1,13 @@
 """The three model families on a small toy timeline with a planted signal, on CPU."""
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -22,6 +24,7 @@ from atec_automl.models.catboost_model import CatBoostModel, decimal_text
 from atec_automl.models.cnn_lstm import CNNLSTMModel, right_aligned
 from atec_automl.models.neural import IndexBatches, TabularStore
 from atec_automl.models.trainer import TrainerSettings
+from atec_automl.search.space import load_space
 from atec_automl.tasks._experiment import recipe
 from atec_automl.testing import ToyData, make_toy
 from conftest import compose_config
@@ -258,6 +261,30 @@ def test_catboost_gpu_settings_reach_catboost_without_callbacks():
     assert params["allow_writing_files"] is False and params["use_best_model"] is True
     cpu = CatBoostModel(subsample=0.8)._booster_params(soft=True, validating=False, train_dir="/nonexistent")
     assert cpu["task_type"] == "CPU" and cpu["loss_function"] == "CrossEntropy" and "bootstrap_type" not in cpu
+
+
+def ctr_features(model: CatBoostModel, tmp_path) -> list:
+    """The target-statistic (CTR) features of a fitted CatBoost model, from its JSON export."""
+    path = tmp_path / "model.json"
+    model.booster.save_model(str(path), format="json")
+    return json.loads(path.read_text())["features_info"].get("ctrs", [])
+
+
+def test_catboost_search_chooses_between_target_statistics_and_one_hot_codes(toy, tmp_path):
+    """The search space offers one-hot categorical fields beside CatBoost's target statistics (its default,
+    enqueued first), and a one-hot trial's model holds no target statistic at all."""
+    space = load_space(Path(__file__).resolve().parents[1] / "conf" / "search" / "catboost.yaml")
+    one_hot = {p.name: p for p in space.params}["one_hot_max_size"]
+    assert one_hot.path == "model.one_hot_max_size" and set(one_hot.choices) == {None, 255}
+    assert space.enqueue[0]["one_hot_max_size"] is None
+    train, valid = split(toy)
+    assert toy.features.table[list(toy.features.categorical)].nunique().max() <= 255
+    models = {size: recipe(small_cfg("catboost", f"model.one_hot_max_size={size}")).build_model(root_dir=tmp_path / str(size))
+              for size in ("null", 255)}
+    for model in models.values():
+        model.fit(train, valid)
+    assert ctr_features(models["null"], tmp_path) and not ctr_features(models[255], tmp_path)
+    assert auc(valid.target, models[255].predict(valid)) > 0.75
 
 
 def test_gpu_trainer_refuses_a_machine_without_cuda():
