@@ -107,11 +107,16 @@ def study_name(cfg: DictConfig, family: str, data_fingerprint: str) -> str:
     return f"{cfg.study.name_prefix}-{family}-{digest}"
 
 
-def build_sampler(sampler_cfg: DictConfig) -> Any:
-    """`study.sampler`, seeded per trial from its `seed` (unseeded when the seed is null)."""
+def build_sampler(sampler_cfg: DictConfig, enqueued: int = 0) -> Any:
+    """`study.sampler`, seeded per trial from its `seed` (unseeded when the seed is null). Its
+    `n_startup_trials` (TPE's, GP's) count the random trials after the `enqueued` default trials: Optuna
+    counts every finished trial, and the defaults, one per label policy with the same model parameters,
+    would otherwise leave TPE one random trial to start from."""
+    startup = sampler_cfg.get("n_startup_trials")
+    extra = {} if startup is None else {"n_startup_trials": int(startup) + enqueued}
     if sampler_cfg.get("seed") is None:
-        return hydra.utils.instantiate(sampler_cfg)
-    return TrialSeededSampler(hydra.utils.instantiate(sampler_cfg, _partial_=True), int(sampler_cfg.seed))
+        return hydra.utils.instantiate(sampler_cfg, **extra)
+    return TrialSeededSampler(hydra.utils.instantiate(sampler_cfg, _partial_=True, **extra), int(sampler_cfg.seed))
 
 
 def features_summary(features: dict) -> str:
@@ -141,9 +146,15 @@ def family_plan(cfg: DictConfig, family: str, prepared: Prepared, overrides: Seq
     space = family_space(family_cfg, conf_dir)
     return FamilyPlan(family, space, partial(trial_recipe, family_cfg, space), plain(family_cfg.study),
                       study_name(family_cfg, family, prepared.dataset.fingerprint),
-                      build_sampler(family_cfg.study.sampler), hydra.utils.instantiate(family_cfg.study.pruner),
+                      build_sampler(family_cfg.study.sampler, enqueued_count(family_cfg, space)),
+                      hydra.utils.instantiate(family_cfg.study.pruner),
                       study_metadata(family_cfg, family, prepared, overrides), hydra.utils.instantiate(cfg.logger),
                       int(cfg.sweep.report_every.get(family, 1)))
+
+
+def enqueued_count(family_cfg: DictConfig, space: SearchSpace) -> int:
+    """How many default trials a new study of the family starts with (`study.enqueue_defaults`)."""
+    return len(space.enqueue) if family_cfg.study.get("enqueue_defaults", True) else 0
 
 
 def fidelity_schedule(cfg: DictConfig) -> FidelitySchedule:
