@@ -154,7 +154,7 @@ def family_plan(cfg: DictConfig, family: str, prepared: Prepared, overrides: Seq
 
 def enqueued_count(family_cfg: DictConfig, space: SearchSpace) -> int:
     """How many default trials a new study of the family starts with (`study.enqueue_defaults`)."""
-    return len(space.enqueue) if family_cfg.study.get("enqueue_defaults", True) else 0
+    return len(space.enqueue) if family_cfg.study.enqueue_defaults else 0
 
 
 def fidelity_schedule(cfg: DictConfig) -> FidelitySchedule:
