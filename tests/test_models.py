@@ -138,6 +138,17 @@ def test_cpu_training_is_deterministic_for_a_seed(family, toy):
     assert not np.array_equal(predictions[0], predictions[2])
 
 
+@pytest.mark.parametrize("family", ["mlp", "cnn_lstm"])
+def test_bf16_training_still_gives_each_row_its_own_score(family, toy):
+    """Under bf16 autocast the logit stays float32: a bf16 logit has 8 significant bits, so many
+    scores would tie, and the ATEC TPRs at FPR 0.001-0.01 are read from the top of that ranking."""
+    train, valid = split(toy)
+    model = recipe(small_cfg(family, "trainer.precision=bf16-mixed", "model.epochs=1")).build_model()
+    model.fit(train, valid)
+    scores = model.predict(valid)
+    assert np.unique(scores).size >= 0.99 * scores.size  # float32 logits: 1428-1429 of 1429; bf16 logits: 828-860
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_report_sees_each_step_and_can_prune(family, toy):
     train, valid = split(toy)

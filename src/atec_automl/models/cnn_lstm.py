@@ -20,7 +20,7 @@ from atec_automl.errors import AtecError
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.features.sequences import shift_sequences
 from atec_automl.models.base import ModelData
-from atec_automl.models.layers import TabularEncoder, activation, dense_stack
+from atec_automl.models.layers import LogitLayer, TabularEncoder, activation, dense_stack
 from atec_automl.models.neural import NeuralModel, NeuralParams, TabularStore
 from atec_automl.models.preprocess import NumericScaler, TabularPreprocessor
 from atec_automl.models.tabular_inputs import fit_table_inputs, tabular_store
@@ -98,7 +98,7 @@ class CNNLSTMNet(nn.Module):
                             dropout=p.dropout if p.lstm_layers > 1 else 0.0)
         self.tabular = dense_stack(encoder.width, 1, p.tabular_units, p.activation, p.dropout)
         self.head = dense_stack(p.lstm_hidden + p.tabular_units, p.head_layers, p.head_units, p.activation, p.dropout)
-        self.out = nn.Linear(p.head_units if p.head_layers else p.lstm_hidden + p.tabular_units, 1)
+        self.out = LogitLayer(p.head_units if p.head_layers else p.lstm_hidden + p.tabular_units, 1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits (B,)."""

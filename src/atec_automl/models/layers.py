@@ -1,4 +1,4 @@
-"""Building blocks the neural families share: activations, weight init, embeddings, dense stacks."""
+"""Building blocks the neural families share: activations, weight init, embeddings, dense stacks, the logit."""
 from __future__ import annotations
 
 import numpy as np
@@ -71,6 +71,21 @@ def dense_stack(width: int, layers: int, units: int, activation_name: str, dropo
         blocks += [nn.Linear(width, units), activation(activation_name), Dropout(dropout)]
         width = units
     return nn.Sequential(*blocks)
+
+
+class LogitLayer(nn.Linear):
+    """The final Linear layer, computed in float32 even under bf16 autocast.
+
+    A bf16 logit keeps 8 significant bits: on 100 k rows an MLP trained under bf16-mixed gave 2,624
+    distinct scores and 67 among its top 500, so the ranking that the ATEC TPRs at FPR 0.001-0.01
+    read was mostly ties. Its inputs are still rounded to bf16 by the layers before it, but a sum of
+    them in float32 keeps the rows apart. Same parameters as `nn.Linear`, so saved weights load.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 `x @ weight.T + bias`, autocast off."""
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return super().forward(x.float())
 
 
 def initialise(net: nn.Module, scheme: str) -> None:

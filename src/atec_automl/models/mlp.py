@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from atec_automl.models.base import ModelData
-from atec_automl.models.layers import TabularEncoder, dense_stack
+from atec_automl.models.layers import LogitLayer, TabularEncoder, dense_stack
 from atec_automl.models.neural import NeuralModel, NeuralParams, TabularStore
 from atec_automl.models.preprocess import TabularPreprocessor
 from atec_automl.models.tabular_inputs import fit_table_inputs, tabular_store
@@ -30,7 +30,7 @@ class MLPNet(nn.Module):
         self.encoder = encoder
         self.hidden = dense_stack(encoder.width, params.hidden_layers, params.hidden_units,
                                   params.activation, params.dropout)
-        self.out = nn.Linear(params.hidden_units if params.hidden_layers else encoder.width, 1)
+        self.out = LogitLayer(params.hidden_units if params.hidden_layers else encoder.width, 1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits (B,)."""
