@@ -1,11 +1,12 @@
 """Trials within the budget and full-size entries per hour of the default experiment on large synthetic data.
 
-    python benchmarks/search_rate.py [--rows 1000000] [--family catboost] [--limit-s 7200] [--work-dir DIR]
+    python benchmarks/search_rate.py [--rows 1000000] [--family catboost] [--limit-s 7200] [--work-dir DIR] [OVERRIDE ...]
     python benchmarks/search_rate.py --study-db DIR/optuna.sqlite      # the figures of a run made before
 
 Runs `python run.py data.rows=<rows> sweep.models=[<family>] sweep.submit=false` (the default
-experiment otherwise: `study.timeout_s`, the fidelity rungs, the label-policy search) on a fresh
-study and leaderboard under `--work-dir`, stopped after `--limit-s` seconds if still running, then
+experiment otherwise: `study.timeout_s`, the fidelity rungs, the label-policy search; any Hydra
+OVERRIDE given, e.g. `trainer.precision=bf16-mixed`, is passed on) on a fresh study and leaderboard
+under `--work-dir`, stopped after `--limit-s` seconds if still running, then
 reads the study and prints, with `uptime`:
 - the trials finished within `study.timeout_s` of the first trial's start, and at which rung each
   stopped (the low-fidelity rungs are steps 1, 3, 9; a complete trial is a full-size fit);
@@ -26,12 +27,12 @@ import optuna
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_sweep(rows: int, family: str, work: Path, limit_s: float) -> float:
+def run_sweep(rows: int, family: str, work: Path, limit_s: float, overrides: list[str]) -> float:
     """Run the default experiment's sweep of one family; returns its wall seconds (the limit if stopped)."""
     work.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "run.py", f"data.rows={rows}", f"sweep.models=[{family}]", "sweep.submit=false",
                f"study.storage=sqlite:///{work}/optuna.sqlite", f"leaderboard.path={work}/leaderboard.sqlite",
-               f"hydra.run.dir={work}/run"]
+               f"hydra.run.dir={work}/run", *overrides]
     started = time.perf_counter()
     with open(work / "sweep.log", "w") as log:
         process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
@@ -90,11 +91,12 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=360.0, help="the run's study.timeout_s (default config: 360)")
     parser.add_argument("--work-dir", type=Path, default=REPO / "data" / "cache" / "search_rate")
     parser.add_argument("--study-db", type=Path, help="read the figures of an earlier run's optuna.sqlite instead")
+    parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides passed on to run.py")
     args = parser.parse_args()
     wall = None
     if args.study_db is None:
         work = args.work_dir / f"run-{os.getpid()}"
-        wall = run_sweep(args.rows, args.family, work, args.limit_s)
+        wall = run_sweep(args.rows, args.family, work, args.limit_s, args.overrides)
         database = work / "optuna.sqlite"
     else:
         database = args.study_db
