@@ -21,7 +21,8 @@ from atec_automl.models import FAMILIES as REGISTERED_FAMILIES
 from atec_automl.models import family_class, load_model
 from atec_automl.models.base import Model, ModelData
 from atec_automl.models.catboost_model import CatBoostModel, decimal_text
-from atec_automl.models.cnn_lstm import CNNLSTMModel, right_aligned
+from atec_automl.models.cnn_lstm import CNNLSTMModel, CNNLSTMNet, CNNLSTMParams, right_aligned
+from atec_automl.models.layers import TabularEncoder
 from atec_automl.models.neural import IndexBatches, TabularStore
 from atec_automl.models.trainer import TrainerSettings
 from atec_automl.search.space import load_space
@@ -147,6 +148,23 @@ def test_bf16_training_still_gives_each_row_its_own_score(family, toy):
     model.fit(train, valid)
     scores = model.predict(valid)
     assert np.unique(scores).size >= 0.99 * scores.size  # float32 logits: 1428-1429 of 1429; bf16 logits: 828-860
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cnn_lstm_runs_its_lstm_in_float32_under_cuda_bf16_autocast():
+    """cuDNN's autocast would hand the LSTM float16 (not bf16), with no loss scaling."""
+    params = CNNLSTMParams()
+    net = CNNLSTMNet(TabularEncoder(5, [3, 4], params.embedding_dim), 7, params).cuda()
+    seen = []
+    net.lstm.register_forward_hook(lambda module, inputs, output: seen.append(output[0].dtype))
+    batch = {"sequence": torch.randn(16, 21, 7, device="cuda"), "numeric": torch.randn(16, 5, device="cuda"),
+             "categorical": torch.zeros(16, 2, dtype=torch.int64, device="cuda")}
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+        logits = net(batch)
+    logits.sum().backward()
+    assert seen == [torch.float32]
+    assert logits.dtype == torch.float32
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in net.lstm.parameters())
 
 
 @pytest.mark.parametrize("family", FAMILIES)
