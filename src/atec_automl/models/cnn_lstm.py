@@ -112,7 +112,7 @@ class CNNLSTMNet(nn.Module):
 
         CUDA autocast hands cuDNN's RNNs float16 whatever autocast's dtype, and bf16-mixed scales no
         loss, so gradients below float16's range would vanish. On CPU bf16 autocast reaches oneDNN's
-        LSTM in bf16 (1.9x faster with AMX, see the README).
+        LSTM in bf16 (1.4-1.7x faster epochs with AMX, see the README).
         """
         if steps.device.type != "cuda":
             return self.lstm(steps)
