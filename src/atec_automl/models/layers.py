@@ -83,7 +83,9 @@ class LogitLayer(nn.Linear):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """float32 `x @ weight.T + bias`, autocast off."""
+        """float32 `x @ weight.T + bias`, autocast off (a plain Linear when autocast is not on)."""
+        if not torch.is_autocast_enabled(x.device.type):
+            return super().forward(x)
         with torch.autocast(device_type=x.device.type, enabled=False):
             return super().forward(x.float())
 
