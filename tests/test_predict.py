@@ -10,6 +10,7 @@ import pytest
 
 from atec_automl.artifact import load_submission, score_file
 from saved_submissions import prepared_data, refit_submission, small_config
+from test_startup import HEAVY, imported
 
 TAIL = 400
 
@@ -41,6 +42,18 @@ def test_predict_reproduces_the_submitted_scores_of_the_same_events(split_test_b
     expected = pd.read_csv(events)["event_id"].tolist()
     assert written["event_id"].tolist() == expected
     np.testing.assert_allclose(written["score"].to_numpy(), submission.scores["test_b"][-TAIL:], rtol=1e-9)
+
+
+def test_a_catboost_submission_predicts_without_torch(split_test_b, run_cli, monkeypatch, tmp_path: Path) -> None:
+    """Scoring with a CatBoost model imports no neural-network or statistics library (see test_startup.py)."""
+    _, path, history, events = split_test_b
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    result = run_cli(["task=predict", f"predict.submission={path}", f"predict.events={events}",
+                      f"predict.history=[{','.join(str(p) for p in history)}]", f"predict.output={tmp_path / 'scores.csv'}"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    modules = imported(result.stderr)
+    assert "catboost" in modules
+    assert [name for name in HEAVY if name in modules] == []
 
 
 def test_a_later_event_never_moves_an_earlier_score(split_test_b, tmp_path: Path) -> None:

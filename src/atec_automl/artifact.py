@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from atec_automl.data.dataset import Dataset
 from atec_automl.data.formats import TableFormat, format_of
@@ -60,6 +59,8 @@ def rank_average(predictions: list[np.ndarray]) -> np.ndarray:
     """Mean of each prediction's normalised rank (in (0, 1]); a single prediction passes through."""
     if len(predictions) == 1:
         return predictions[0]
+    from scipy.stats import rankdata  # here, not at the top: scipy.stats costs most of a second of start-up
+
     return np.mean([rankdata(p) / len(p) for p in predictions], axis=0)
 
 

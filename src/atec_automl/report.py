@@ -26,7 +26,6 @@ import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
 import plotly.io as pio
-from scipy.stats import spearmanr
 
 from atec_automl.evaluation import interval_text, marks_against_best
 from atec_automl.staging import write_text_atomically
@@ -116,6 +115,8 @@ def family_figure(entries: list[Entry]) -> go.Figure:
 
 def correlation_importances(entries: list[Entry]) -> dict[str, float]:
     """|Spearman rho| of numeric parameters, correlation ratio of categorical ones, with the score."""
+    from scipy.stats import spearmanr  # here, not at the top: scipy.stats costs most of a second of start-up
+
     scores = np.array([e.score for e in entries])
     names = sorted({name for e in entries for name in e.params})
     importances = {}

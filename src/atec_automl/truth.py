@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from atec_automl.data.dataset import Dataset
 from atec_automl.errors import AtecError
@@ -88,6 +87,8 @@ class Trust:
 
 def trust(local: list[float], true_a: list[float | None], true_b: list[float | None]) -> Trust:
     """Rank correlation and mean optimism of local scores against the true A and B scores."""
+    from scipy.stats import spearmanr  # here, not at the top: scipy.stats costs most of a second of start-up
+
     def pair(true: list[float | None]) -> tuple[float | None, float | None]:
         known = [(loc, t) for loc, t in zip(local, true) if t is not None]
         if not known:

@@ -12,7 +12,6 @@ import math
 import os
 from pathlib import Path
 
-import torch
 
 CGROUP_V2_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
@@ -53,6 +52,8 @@ def set_torch_threads(threads: int) -> None:
     torch accepts the inter-op count only once per process and only before any inter-op parallel
     work; after that the first count stays, which costs little (the harness runs no inter-op work).
     """
+    import torch
+
     torch.set_num_threads(threads)
     if torch.get_num_interop_threads() != threads:
         try:

@@ -1,16 +1,22 @@
-"""Where and how models train: the `conf/trainer/*.yaml` settings shared by all families."""
+"""Where and how models train: the `conf/trainer/*.yaml` settings shared by all families.
+
+torch is imported where a setting is used, not at the top: every task builds these settings, and
+the ones that train no neural net (check-data, leaderboard, a CatBoost submission's predict or
+serve) would otherwise pay torch's second or more of start-up.
+"""
 from __future__ import annotations
 
 import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
-
-import torch
+from typing import TYPE_CHECKING, Iterator
 
 from atec_automl.errors import AtecError
 from atec_automl.models.threads import set_torch_threads, usable_cores
+
+if TYPE_CHECKING:
+    import torch
 
 ACCELERATORS = ("cpu", "gpu")
 PRECISIONS = ("32-true", "bf16-mixed")
@@ -53,12 +59,14 @@ class TrainerSettings:
             raise AtecError(f"trainer.cpu_threads: {self.cpu_threads} is not >= 1 (null: the usable cores)")
         if self.workers_per_host < 1:
             raise AtecError(f"trainer.workers_per_host: {self.workers_per_host} is not >= 1")
-        if self.accelerator == "gpu" and not torch.cuda.is_available():
+        if self.accelerator == "gpu" and not _cuda_available():
             raise AtecError("trainer.accelerator=gpu but torch sees no CUDA device; use trainer=cpu")
 
     @property
     def device(self) -> torch.device:
         """The torch device that holds the model and the training tensors."""
+        import torch
+
         return torch.device("cuda", 0) if self.accelerator == "gpu" else torch.device("cpu")
 
     @property
@@ -69,6 +77,8 @@ class TrainerSettings:
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast on the device when configured, else a no-op context."""
         if self.bf16:
+            import torch
+
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -84,6 +94,8 @@ class TrainerSettings:
     @contextlib.contextmanager
     def threads(self) -> Iterator[None]:
         """Run the block with torch at `torch_threads` threads (intra-op count restored afterwards)."""
+        import torch
+
         before = torch.get_num_threads()
         set_torch_threads(self.torch_threads)
         try:
@@ -101,3 +113,10 @@ class TrainerSettings:
             return
         with tempfile.TemporaryDirectory(prefix=f"atec-{name}-") as tmp:
             yield Path(tmp)
+
+
+def _cuda_available() -> bool:
+    """Whether torch sees a CUDA device."""
+    import torch
+
+    return torch.cuda.is_available()
