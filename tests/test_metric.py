@@ -141,3 +141,20 @@ def test_auc() -> None:
     y = np.array([0, 0, 1, 1])
     assert auc(y, np.array([0.1, 0.2, 0.3, 0.4])) == 1.0
     assert auc(y, np.array([0.5, 0.5, 0.5, 0.5])) == 0.5
+
+
+def test_auc_is_sklearns_on_random_cases_with_ties() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(7)
+    for case in range(300):
+        n = int(rng.integers(2, 3000))
+        y = (rng.random(n) < rng.uniform(0.01, 0.5)).astype(int)
+        y[:2] = [0, 1]
+        p = rng.integers(0, int(rng.integers(2, 50)), n).astype(float) if case % 2 else rng.random(n)
+        assert auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12), case
+        top, bottom = rng.random(n) < 0.02, rng.random(n) < 0.02
+        infinite, finite = p.copy(), p.copy()
+        infinite[top], finite[top] = np.inf, p.max() + 1  # sklearn refuses infinities: same ranks, finite
+        infinite[bottom], finite[bottom] = -np.inf, p.min() - 1
+        assert auc(y, infinite) == pytest.approx(roc_auc_score(y, finite), abs=1e-12), case

@@ -112,10 +112,17 @@ def _kth_largest(values: np.ndarray, k: int) -> float:
 
 
 def auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    """Area under the ROC curve, for reporting next to the ATEC score. sklearn is imported here, not at the
-    top: it costs most of a second of start-up that the tasks which only load data or read the
-    leaderboard do not need."""
-    from sklearn.metrics import roc_auc_score
-
+    """Area under the ROC curve, for reporting next to the ATEC score: the Mann-Whitney statistic from the
+    scores' average ranks (a positive tied with a negative counts one half), the value of sklearn's
+    `roc_auc_score`, without importing sklearn (most of a second of start-up for every task that
+    reports an AUC). The rank sums are exact in float64 up to 2^26 rows; one division rounds."""
     positive, p = _checked(y_true, y_score)
-    return float(roc_auc_score(positive, p))
+    order = np.argsort(p, kind="stable")
+    ranked = p[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    ends = np.r_[starts[1:], len(p)]
+    average_rank = np.repeat((starts + ends + 1) / 2, ends - starts)
+    n_pos = int(np.count_nonzero(positive))
+    n_neg = len(p) - n_pos
+    rank_sum = float(average_rank[positive[order]].sum())
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
