@@ -27,9 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "lightning", "sklearn", "scipy.stats")
 
 
-def commands(work: Path, side: str, rows: int) -> dict[str, list[str]]:
-    """The timed commands of one side, by name; each writes under `work/side`."""
-    out = work / side
+def commands(out: Path, rows: int) -> dict[str, list[str]]:
+    """The timed commands of one side, by name; each writes under `out`."""
     return {
         "check-data": ["task=check-data", f"data.rows={rows}", f"data.dir={out}/data", f"hydra.run.dir={out}/run"],
         "leaderboard": ["task=leaderboard", f"leaderboard.path={out}/board/leaderboard.sqlite",
@@ -66,18 +65,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="startup-bench-") as tmp:
         work = Path(tmp)
         sides = {args.before: checkout(args.before, work / "before"), "this checkout": REPO}
+        folders = {args.before: work / "before-runs", "this checkout": work / "after-runs"}
+        times: dict[tuple[str, str], list[float]] = {}
         try:
-            times: dict[tuple[str, str], list[float]] = {}
             for side, code in sides.items():
-                for name, command in commands(work, side.replace(" ", "-"), args.rows).items():
+                for name, command in commands(folders[side], args.rows).items():
                     _, stderr = run(code, command, list_imports=True)
                     print(f"{side:>14s} {name:12s} imports {', '.join(heavy_imports(stderr)) or 'none of'} "
                           f"({', '.join(HEAVY)})")
             for _ in range(args.rounds):
                 for side, code in sides.items():
-                    for name, command in commands(work, side.replace(" ", "-"), args.rows).items():
+                    for name, command in commands(folders[side], args.rows).items():
                         times.setdefault((side, name), []).append(run(code, command)[0])
-            for name in commands(work, "", args.rows):
+            for name in dict.fromkeys(name for _, name in times):
                 before, after = (statistics.median(times[(side, name)]) for side in sides)
                 shown = {side: " ".join(f"{t:.2f}" for t in times[(side, name)]) for side in sides}
                 print(f"{name:12s} {args.before}: {shown[args.before]} s (median {before:.2f}); this checkout: "

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from atec_automl.models import load_model
-from test_startup import HEAVY, imported
+from test_startup import heavy, imported
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = {
@@ -34,7 +34,7 @@ def test_train_task_prints_the_score_and_saves_a_loadable_model(family, data_arg
     result = cli([*data_args, f"model={family}", *FAST[family]], run_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     if family == "catboost":  # CatBoost's fit, scores and AUC need no neural-network or statistics library
-        assert [name for name in HEAVY if name in imported(result.stderr)] == []
+        assert heavy(imported(result.stderr)) == []
     line = re.search(r"ATEC score (\d\.\d+) \(TPR@FPR=0.001 (\d\.\d+), TPR@FPR=0.005 (\d\.\d+), "
                      r"TPR@FPR=0.01 (\d\.\d+)\), AUC (\d\.\d+)", result.stdout)
     assert line, result.stdout

@@ -10,7 +10,7 @@ import pytest
 
 from atec_automl.artifact import load_submission, score_file
 from saved_submissions import prepared_data, refit_submission, small_config
-from test_startup import HEAVY, imported
+from test_startup import heavy, imported
 
 TAIL = 400
 
@@ -53,7 +53,7 @@ def test_a_catboost_submission_predicts_without_torch(split_test_b, run_cli, mon
     assert result.returncode == 0, result.stderr[-2000:]
     modules = imported(result.stderr)
     assert "catboost" in modules
-    assert [name for name in HEAVY if name in modules] == []
+    assert heavy(modules) == []
 
 
 def test_a_later_event_never_moves_an_earlier_score(split_test_b, tmp_path: Path) -> None:

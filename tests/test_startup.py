@@ -18,6 +18,11 @@ def imported(stderr: str) -> set[str]:
     return {line.rsplit("|", 1)[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
 
 
+def heavy(modules: set[str]) -> list[str]:
+    """The libraries of `HEAVY` among `modules`."""
+    return [name for name in HEAVY if name in modules]
+
+
 @pytest.fixture
 def listing_imports(monkeypatch: pytest.MonkeyPatch) -> None:
     """Commands run from here list their imports on stderr."""
@@ -30,7 +35,7 @@ def test_check_data_loads_no_model_library(listing_imports, raw_files: dict[str,
     assert "rows" in result.stdout
     modules = imported(result.stderr)
     assert "pandas" in modules
-    assert [name for name in HEAVY if name in modules] == []
+    assert heavy(modules) == []
 
 
 def test_the_leaderboard_loads_no_model_library(listing_imports, tmp_path: Path, run_cli) -> None:
@@ -39,4 +44,4 @@ def test_the_leaderboard_loads_no_model_library(listing_imports, tmp_path: Path,
     assert "no entries yet" in result.stdout
     modules = imported(result.stderr)
     assert "atec_automl.leaderboard" in modules
-    assert [name for name in HEAVY if name in modules] == []
+    assert heavy(modules) == []
