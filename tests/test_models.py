@@ -127,6 +127,33 @@ def test_predicting_a_few_rows_wakes_no_catboost_worker_threads(toy, fitted, tmp
     assert after == before
 
 
+PREDICT_AND_LIST_LIBRARIES = textwrap.dedent("""
+    import pickle, sys
+    import numpy as np
+    from atec_automl.models import load_model
+    with open(sys.argv[2], "rb") as handle:
+        data = pickle.load(handle)
+    np.save(sys.argv[3], load_model(sys.argv[1]).predict(data))
+    print(" ".join(sorted({name.split(".")[0] for name in sys.modules} & {"torch", "lightning", "torchmetrics"})))
+""")
+
+
+@pytest.mark.parametrize("family", ["mlp", "cnn_lstm"])
+def test_a_saved_net_predicts_in_a_process_that_never_loads_lightning(family, toy, fitted, tmp_path):
+    """Scoring with a saved net (task=predict, task=serve) needs torch alone: Lightning and what it pulls in
+    (torchmetrics, scipy.signal, torch._dynamo: seconds of start-up) load only when a net trains."""
+    model, _ = fitted[family]
+    model.save(tmp_path / "saved")
+    rows = ModelData(toy.features, np.arange(500))
+    with open(tmp_path / "rows.pkl", "wb") as handle:
+        pickle.dump(rows, handle)
+    done = subprocess.run([sys.executable, "-c", PREDICT_AND_LIST_LIBRARIES, str(tmp_path / "saved"),
+                           str(tmp_path / "rows.pkl"), str(tmp_path / "scores.npy")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["torch"]
+    np.testing.assert_array_equal(np.load(tmp_path / "scores.npy"), model.predict(rows))
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_cpu_training_is_deterministic_for_a_seed(family, toy):
     train, valid = split(toy)

@@ -10,7 +10,8 @@ from atec_automl.metric import auc
 from atec_automl.models.base import ModelData
 from atec_automl.models.layers import Dropout, TabularEncoder
 from atec_automl.models.mlp import MLPModel
-from atec_automl.models.neural import NeuralParams, fresh_memory_left_unfilled, make_optimizer
+from atec_automl.models.lightning_loop import fresh_memory_left_unfilled
+from atec_automl.models.neural import NeuralParams, make_optimizer
 from atec_automl.models.trainer import TrainerSettings
 from atec_automl.testing import make_toy
 

@@ -1,33 +1,23 @@
-"""Lightning training shared by the MLP and the CNN-LSTM.
+"""What the MLP and the CNN-LSTM share: parameters, inputs held as tensors, fit, predict, save, load.
 
 The training rows live as tensors on the training device (`InputStore`); `IndexBatches` draws a
 permutation (or a class-balanced sample) per epoch and gathers each batch by index on that
-device, so no DataLoader or worker process touches in-memory data. Early stopping watches a
-validation metric (`valid_auc`, `valid_atec` or `valid_loss`) and the best epoch's weights are
-kept in memory and restored at the end of `fit` (no checkpoint files). Lightning writes nothing:
-no logger, no checkpoints, `default_root_dir` inside the trainer's workspace.
+device, so no DataLoader or worker process touches in-memory data. The Lightning loop itself
+lives in `lightning_loop`, imported by `fit` alone: loading, predicting and serving need torch only.
 """
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
-import warnings
 from abc import abstractmethod
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import ClassVar, Iterator, Protocol
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
-import torch.nn.functional as F
-from lightning.pytorch.callbacks import EarlyStopping
-from lightning.pytorch.utilities.seed import isolate_rng
 from torch import nn
 
 from atec_automl.errors import AtecError
-from atec_automl.metric import atec_score, auc
 from atec_automl.models.base import FitResult, Model, ModelData, Report
 from atec_automl.models.io import read_meta, write_meta
 from atec_automl.models.layers import initialise
@@ -155,108 +145,6 @@ def make_optimizer(parameters: Iterator[nn.Parameter], params: NeuralParams) -> 
     return optimizer_class[params.optimizer](parameters, lr=lr, weight_decay=wd, **kernel)
 
 
-class BinaryModule(pl.LightningModule):
-    """Binary cross-entropy on soft targets, validation AUC / ATEC score / loss per epoch."""
-
-    def __init__(self, net: nn.Module, params: NeuralParams, pos_weight: float | None, compile_net: bool = False):
-        super().__init__()
-        self.net, self.params = net, params
-        # the compiled wrapper shares the net's parameters; kept out of the module tree (and state_dict)
-        object.__setattr__(self, "step_net", torch.compile(net) if compile_net else net)
-        self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor(pos_weight), persistent=False)
-        self._valid_logits: list[torch.Tensor] = []
-        self._valid_targets: list[torch.Tensor] = []
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Weighted BCE of one batch."""
-        logits = self.step_net(batch).float()
-        return F.binary_cross_entropy_with_logits(logits, batch["target"], weight=batch.get("weight"),
-                                                  pos_weight=self.pos_weight)
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Collect logits; metrics are computed over the whole validation set at epoch end."""
-        self._valid_logits.append(self.step_net(batch).float())
-        self._valid_targets.append(batch["target"])
-
-    def on_validation_epoch_end(self) -> None:
-        """Log valid_auc, valid_atec and valid_loss (unweighted BCE)."""
-        logits = torch.cat(self._valid_logits)
-        target = torch.cat(self._valid_targets)
-        self._valid_logits, self._valid_targets = [], []
-        y, s = target.cpu().numpy(), logits.double().cpu().numpy()
-        self.log("valid_auc", auc(y, s), prog_bar=True)
-        self.log("valid_atec", atec_score(y, s).score, prog_bar=True)
-        self.log("valid_loss", F.binary_cross_entropy_with_logits(logits, target).item())
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """See `make_optimizer`."""
-        return make_optimizer(self.net.parameters(), self.params)
-
-
-class KeepBest(pl.Callback):
-    """Copies the net's weights at each improvement of the monitored metric; records the history."""
-
-    def __init__(self, monitor: str, mode: str):
-        self.monitor, self.mode = monitor, mode
-        self.best_value: float | None = None
-        self.best_epoch: int | None = None
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.history: list[dict] = []
-
-    def on_validation_end(self, trainer: pl.Trainer, module: BinaryModule) -> None:
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("valid_")}
-        self.history.append({"epoch": trainer.current_epoch, **metrics})
-        value = metrics[self.monitor]
-        better = self.best_value is None or (value > self.best_value if self.mode == "max" else value < self.best_value)
-        if better:
-            self.best_value, self.best_epoch = value, trainer.current_epoch
-            self.best_state = {k: v.detach().clone() for k, v in module.net.state_dict().items()}
-
-
-class ReportEach(pl.Callback):
-    """Calls `report(epoch, value)` after each validation; whatever it raises stops `fit`."""
-
-    def __init__(self, report: Report, monitor: str):
-        self.report, self.monitor = report, monitor
-
-    def on_validation_end(self, trainer: pl.Trainer, module: BinaryModule) -> None:
-        self.report(trainer.current_epoch, float(trainer.callback_metrics[self.monitor]))
-
-
-@contextlib.contextmanager
-def quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's informational lines (device summary) and its internal deprecation notes."""
-    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
-            warnings.filterwarnings("ignore", message=r".*`validation_step` but have no `val_dataloader`.*")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
-@contextlib.contextmanager
-def fresh_memory_left_unfilled() -> Iterator[None]:
-    """Deterministic mode without filling every new tensor's memory first.
-
-    `torch.use_deterministic_algorithms(True)` (Lightning's `deterministic=True`) also writes NaN
-    into every `torch.empty` allocation, so that a bug reading uninitialised memory shows; that
-    cost the CNN-LSTM a fifth of its step on CPU (the LSTM's large workspaces). The algorithms
-    chosen stay the deterministic ones; only the fill is skipped while training.
-    """
-    before = torch.utils.deterministic.fill_uninitialized_memory
-    torch.utils.deterministic.fill_uninitialized_memory = False
-    try:
-        yield
-    finally:
-        torch.utils.deterministic.fill_uninitialized_memory = before
-
-
 def class_balance(target: torch.Tensor, weight: torch.Tensor | None) -> tuple[float, float]:
     """(weighted positive mass, weighted negative mass) of soft targets."""
     w = torch.ones_like(target) if weight is None else weight
@@ -305,21 +193,23 @@ class NeuralModel(Model):
         valid_target = None if valid is None else valid.checked_target(f"model={self.family} valid", hard=True)
         if report is not None and valid is None:
             raise AtecError(f"model={self.family}: report needs validation rows")
-        with isolate_rng(), self.trainer.threads():
-            pl.seed_everything(self.seed, workers=False, verbose=False)
+        from atec_automl.models import lightning_loop  # Lightning loads when a net trains, not when one predicts
+        with lightning_loop.seeded(self.seed), self.trainer.threads():
             self.fit_inputs(train)
             self.net = self.build_net()
             initialise(self.net, self.params.weight_init)
-            keep_best = self._train(train, target, valid, valid_target, report)
+            train_batches, valid_batches, pos_weight = self._batches(train, target, valid, valid_target)
+            keep_best = lightning_loop.train_net(self.net, self.params, self.trainer, self.family, train_batches,
+                                                 valid_batches, pos_weight, report)
         if keep_best is not None and keep_best.best_state is not None:
             self.net.load_state_dict(keep_best.best_state)
         if keep_best is None:
             return FitResult()
         return FitResult(best_iteration=keep_best.best_epoch, valid_score=keep_best.best_value, history=keep_best.history)
 
-    def _train(self, train: ModelData, target: np.ndarray, valid: ModelData | None,
-               valid_target: np.ndarray | None, report: Report | None) -> KeepBest | None:
-        """Run the Lightning loop; returns the best-epoch tracker when validating."""
+    def _batches(self, train: ModelData, target: np.ndarray, valid: ModelData | None,
+                 valid_target: np.ndarray | None) -> tuple[IndexBatches, IndexBatches | None, float | None]:
+        """Training batches (class-balanced when `imbalance=balanced`), validation batches, the BCE's pos_weight."""
         device = self.trainer.device
         store = self.input_store(train, target)
         positives, negatives = class_balance(torch.as_tensor(target), None if train.weight is None
@@ -329,25 +219,11 @@ class NeuralModel(Model):
         sample_weights = self._balanced_weights(target, positives, negatives) if balanced else None
         train_batches = IndexBatches(store, self.params.batch_size, device, shuffle=True, seed=self.seed,
                                      sample_weights=sample_weights)
-        module = BinaryModule(self.net, self.params, pos_weight.get(self.params.imbalance), compile_net=self.trainer.compile)
-        callbacks: list[pl.Callback] = []
-        keep_best, valid_batches = None, None
+        valid_batches = None
         if valid is not None:
-            monitor, mode = MONITORS[self.params.monitor]
-            keep_best = KeepBest(monitor, mode)
-            callbacks += [keep_best, EarlyStopping(monitor=monitor, mode=mode, patience=self.params.patience)]
-            if report is not None:
-                callbacks.append(ReportEach(report, monitor))
-            valid_store = self.input_store(valid, valid_target)
-            valid_batches = IndexBatches(valid_store, self.params.eval_batch_size, device, shuffle=False)
-        with self.trainer.workspace(self.family) as root, quiet_lightning(), fresh_memory_left_unfilled():
-            trainer = pl.Trainer(
-                accelerator=self.trainer.accelerator, devices=1, precision=self.trainer.precision,
-                deterministic=self.trainer.deterministic, max_epochs=self.params.epochs, logger=False,
-                enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-                enable_progress_bar=self.trainer.enable_progress_bar, default_root_dir=str(root), callbacks=callbacks)
-            trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=valid_batches)
-        return keep_best
+            valid_batches = IndexBatches(self.input_store(valid, valid_target), self.params.eval_batch_size, device,
+                                         shuffle=False)
+        return train_batches, valid_batches, pos_weight.get(self.params.imbalance)
 
     @staticmethod
     def _balanced_weights(target: np.ndarray, positives: float, negatives: float) -> torch.Tensor:
