@@ -35,6 +35,7 @@ from atec_automl.features.featureset import FeatureSet
 from atec_automl.features.spec import FEATURES_VERSION, FeatureSpec, RawEventFeatures
 from atec_automl.models import Model, ModelData, load_model
 from atec_automl.models.trainer import TrainerSettings
+from atec_automl.ranks import average_ranks
 
 ARTIFACT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -59,9 +60,7 @@ def rank_average(predictions: list[np.ndarray]) -> np.ndarray:
     """Mean of each prediction's normalised rank (in (0, 1]); a single prediction passes through."""
     if len(predictions) == 1:
         return predictions[0]
-    from scipy.stats import rankdata  # here, not at the top: scipy.stats costs most of a second of start-up
-
-    return np.mean([rankdata(p) / len(p) for p in predictions], axis=0)
+    return np.mean([average_ranks(p) / len(p) for p in predictions], axis=0)
 
 
 def coded_columns(spec: FeatureSpec) -> list[str]:

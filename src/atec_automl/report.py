@@ -31,6 +31,7 @@ from atec_automl.evaluation import interval_text, marks_against_best
 from atec_automl.staging import write_text_atomically
 from atec_automl.leaderboard import Entry, Leaderboard, Predictions
 from atec_automl.metric import TARGET_FPRS
+from atec_automl.ranks import spearman
 from atec_automl.submissions import read_manifests
 from atec_automl.truth import trust
 
@@ -115,8 +116,6 @@ def family_figure(entries: list[Entry]) -> go.Figure:
 
 def correlation_importances(entries: list[Entry]) -> dict[str, float]:
     """|Spearman rho| of numeric parameters, correlation ratio of categorical ones, with the score."""
-    from scipy.stats import spearmanr  # here, not at the top: scipy.stats costs most of a second of start-up
-
     scores = np.array([e.score for e in entries])
     names = sorted({name for e in entries for name in e.params})
     importances = {}
@@ -126,7 +125,7 @@ def correlation_importances(entries: list[Entry]) -> dict[str, float]:
             continue
         values, y = [v for v, _ in pairs], np.array([s for _, s in pairs])
         if all(isinstance(v, (int, float, bool)) for v in values):
-            rho = spearmanr(np.array(values, dtype=float), y).statistic
+            rho = spearman(np.array(values, dtype=float), y)
             importances[name] = float(abs(rho)) if np.isfinite(rho) else 0.0
         else:
             importances[name] = correlation_ratio([repr(v) for v in values], y)

@@ -15,6 +15,7 @@ import pandas as pd
 from atec_automl.data.dataset import Dataset
 from atec_automl.errors import AtecError
 from atec_automl.metric import atec_score, auc
+from atec_automl.ranks import spearman
 from atec_automl.split import last_days_rows
 
 BOARDS = ("test_a", "test_b")
@@ -87,8 +88,6 @@ class Trust:
 
 def trust(local: list[float], true_a: list[float | None], true_b: list[float | None]) -> Trust:
     """Rank correlation and mean optimism of local scores against the true A and B scores."""
-    from scipy.stats import spearmanr  # here, not at the top: scipy.stats costs most of a second of start-up
-
     def pair(true: list[float | None]) -> tuple[float | None, float | None]:
         known = [(loc, t) for loc, t in zip(local, true) if t is not None]
         if not known:
@@ -96,6 +95,6 @@ def trust(local: list[float], true_a: list[float | None], true_b: list[float | N
         optimism = float(np.mean([loc - t for loc, t in known]))
         if len(known) < 3 or len({loc for loc, _ in known}) < 2 or len({t for _, t in known}) < 2:
             return None, optimism
-        return float(spearmanr(*zip(*known)).statistic), optimism
+        return spearman([loc for loc, _ in known], [t for _, t in known]), optimism
     (sa, oa), (sb, ob) = pair(true_a), pair(true_b)
     return Trust(len(local), sa, sb, oa, ob)
