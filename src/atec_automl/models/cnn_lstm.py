@@ -10,6 +10,7 @@ its 1..`max_shift` most recent past events.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,16 +109,35 @@ class CNNLSTMNet(nn.Module):
         return self.out(self.head(torch.cat([last[-1], tabular], dim=1))).squeeze(-1)
 
     def recurrent(self, steps: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """The LSTM over the convolved steps; on CUDA in float32 with autocast off.
+        """The LSTM over the convolved steps; in float32 with autocast off on CUDA, and on a CPU whose
+        oneDNN has no LSTM in autocast's dtype.
 
         CUDA autocast hands cuDNN's RNNs float16 whatever autocast's dtype, and bf16-mixed scales no
         loss, so gradients below float16's range would vanish. On CPU bf16 autocast reaches oneDNN's
-        LSTM in bf16 (1.4-1.7x faster epochs with AMX, see the README).
+        LSTM in bf16 (1.4-1.7x faster epochs with AMX, see the README); a CPU without bf16 instructions
+        (AVX2 only: most laptops) has no such kernel, and the LSTM took a bf16 fallback 6-8x slower
+        than float32.
         """
-        if steps.device.type != "cuda":
-            return self.lstm(steps)
-        with torch.autocast(device_type="cuda", enabled=False):
-            return self.lstm(steps.float())
+        device = steps.device.type
+        if device == "cuda" or (torch.is_autocast_enabled(device) and not lstm_kernel_on_cpu(torch.get_autocast_dtype(device))):
+            with torch.autocast(device_type=device, enabled=False):
+                return self.lstm(steps.float())
+        return self.lstm(steps)
+
+
+@functools.cache
+def lstm_kernel_on_cpu(dtype: torch.dtype) -> bool:
+    """Whether an LSTM runs forward and backward under CPU autocast to `dtype` on this machine (asked once;
+    the callers' random streams and grad mode stay as they were)."""
+    with torch.random.fork_rng(devices=[]), torch.inference_mode(False), torch.enable_grad():
+        probe = nn.LSTM(2, 2, batch_first=True)
+        try:
+            with torch.autocast(device_type="cpu", dtype=dtype):
+                output, _ = probe(torch.zeros(1, 2, 2, requires_grad=True))
+            output.float().sum().backward()
+        except RuntimeError:
+            return False
+    return True
 
 
 class CNNLSTMModel(NeuralModel):
