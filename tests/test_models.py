@@ -96,6 +96,18 @@ def test_save_then_load_predicts_identically(family, toy, fitted, tmp_path):
     np.testing.assert_array_equal(again.predict(everything), model.predict(everything))
 
 
+@pytest.mark.parametrize("family", ["mlp", "cnn_lstm"])
+def test_predict_switches_a_net_left_in_training_mode_to_eval(family, toy, fitted):
+    """predict moves the net and switches it to eval mode only when needed (each walks the module tree,
+    a third of a one-event request's predict): a net left in training mode still predicts with dropout off."""
+    model, _ = fitted[family]
+    rows = ModelData(toy.features, np.arange(300))
+    first = model.predict(rows)
+    model.net.train()
+    np.testing.assert_array_equal(model.predict(rows), first)
+    assert not any(module.training for module in model.net.modules())
+
+
 PREDICT_AND_COUNT_THREADS = textwrap.dedent("""
     import pickle, sys
     import psutil

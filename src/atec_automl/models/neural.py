@@ -236,7 +236,7 @@ class NeuralModel(Model):
             raise AtecError(f"model={self.family}: predict before fit or load")
         data.check_rows(f"model={self.family} predict")
         device = self.trainer.device
-        self.net.to(device).eval()
+        self._ready_to_predict(device)
         out = []
         with torch.inference_mode(), self.trainer.autocast(), self.trainer.threads():
             for start in range(0, len(data.rows), PREDICT_CHUNK_ROWS):
@@ -244,6 +244,16 @@ class NeuralModel(Model):
                 batches = IndexBatches(self.input_store(chunk, None), self.params.eval_batch_size, device, shuffle=False)
                 out += [torch.sigmoid(self.net(batch).float()).double().cpu() for batch in batches]
         return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float64)
+
+    def _ready_to_predict(self, device: torch.device) -> None:
+        """The net on `device` in eval mode, moved or switched only when it is not already: each call
+        walks the module tree, a third of a one-event predict (the service's requests) when done every time.
+        Mode changes go through the net's root (Lightning's and this class's), so its flag tells the tree's."""
+        placed = next(self.net.parameters()).device
+        if placed.type != device.type or (device.index is not None and placed.index != device.index):
+            self.net.to(device)
+        if self.net.training:
+            self.net.eval()
 
     def save(self, directory: Path) -> None:
         """`model.json` (family, parameters, seed, input state) and `weights.pt` (the net's state_dict)."""
