@@ -119,7 +119,9 @@ class CNNLSTMNet(nn.Module):
         than float32.
         """
         device = steps.device.type
-        if device == "cuda" or (torch.is_autocast_enabled(device) and not lstm_kernel_on_cpu(torch.get_autocast_dtype(device))):
+        no_cpu_kernel = (device == "cpu" and torch.is_autocast_enabled("cpu")
+                         and not lstm_kernel_on_cpu(torch.get_autocast_dtype("cpu")))
+        if device == "cuda" or no_cpu_kernel:
             with torch.autocast(device_type=device, enabled=False):
                 return self.lstm(steps.float())
         return self.lstm(steps)
