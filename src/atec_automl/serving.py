@@ -21,15 +21,13 @@ which is what the batch computation numbers them. Two sources use that:
 The parity tests (`tests/test_serve.py`) compare both with the batch features over the same timeline.
 Events older than the timeline's clock (the latest accepted time), ids seen before and malformed
 events are refused with one line and change nothing; a request that fails after its features were
-read takes its events back out of the state. Accepted events are appended to a log
-(`events.jsonl`, in the order they joined the timeline, fsynced before the scores are returned)
-that `OnlineScorer.replay` reads back at start, so a restart loses no acknowledged event.
+read takes its events back out of the state (and out of the log). Accepted events are appended to a
+log (`serving_log.EventLog`: `events.jsonl`, in the order they joined the timeline, fsynced while the
+model scores them and before the scores are returned) that `OnlineScorer.replay` reads back at start,
+so a restart loses no acknowledged event.
 """
 from __future__ import annotations
 
-import json
-import logging
-import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -45,10 +43,10 @@ from atec_automl.data.one_event import PlainEvents
 from atec_automl.errors import AtecError
 from atec_automl.features.event_fields import Vocabulary
 from atec_automl.features.spec import RawEventFeatures
+from atec_automl.serving_log import EventLog
 from atec_automl.serving_state import StateFeatures
 from atec_automl.serving_timeline import SubTimelineFeatures
 
-log = logging.getLogger(__name__)
 LOG_FILE = "events.jsonl"
 REPLAY_CHUNK = 1000
 SEQUENCE_FAMILIES = ("cnn_lstm",)
@@ -119,8 +117,7 @@ class OnlineScorer:
         self.ids: set[str] = set()
         self.size = 0
         self.clock = np.iinfo(np.int64).min
-        self.log_path = None if log_dir is None else Path(log_dir) / LOG_FILE
-        self._log_fd: int | None = None
+        self.log = None if log_dir is None else EventLog(Path(log_dir) / LOG_FILE)
         plain = self._plain(history.frame)
         self.vocabulary.extend_frame(plain)
         if isinstance(self.spec, RawEventFeatures) and saved.members[0].family not in SEQUENCE_FAMILIES and len(plain):
@@ -167,13 +164,19 @@ class OnlineScorer:
         return new
 
     def score(self, records: list[dict], with_features: bool = False) -> Scored:
-        """Score new events from the timeline, log them (fsynced), then count them in."""
+        """Score new events from the timeline and log them (fsynced while the model scores), then count them in."""
         new = self.parse(records)
         features, rows, undo = self.source.features(new)
+        written = None
         try:
+            if self.log is not None:
+                written = self.log.append([records[i] for i in new.order])
             scores = self.saved.score([features], rows)
-            self._log([records[i] for i in new.order])
+            if written is not None:
+                written.wait()
         except BaseException:
+            if written is not None:
+                self.log.take_back(written)
             undo()
             raise
         self._accept(new)
@@ -182,48 +185,13 @@ class OnlineScorer:
             for row in features.table.iloc[rows].to_dict("records")]
         return Scored(new.ids, scores, rows_out)
 
-    def _log(self, records: list[dict]) -> None:
-        """Append the accepted events to the log, in the order they joined the timeline, and fsync it."""
-        if self.log_path is None:
-            return
-        if self._log_fd is None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            folder = os.open(self.log_path.parent, os.O_RDONLY)
-            try:
-                os.fsync(folder)
-            finally:
-                os.close(folder)
-        lines = memoryview("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
-        while lines:
-            lines = lines[os.write(self._log_fd, lines):]
-        os.fsync(self._log_fd)
-
     def replay(self, chunk: int = REPLAY_CHUNK) -> int:
         """Add the logged events (accepted before a restart) to the timeline, `chunk` at a time; returns how many."""
-        if self.log_path is None or not self.log_path.is_file():
+        if self.log is None:
             return 0
-        records = read_log(self.log_path)
+        records = self.log.read()
         for start in range(0, len(records), chunk):
-            new = self.parse(records[start:start + chunk], source=str(self.log_path))
+            new = self.parse(records[start:start + chunk], source=str(self.log.path))
             self.source.add_new(new)
             self._accept(new)
         return len(records)
-
-
-def read_log(path: Path) -> list[dict]:
-    """The logged events; a last line cut short by a crash (never acknowledged) is dropped from the file."""
-    text = path.read_text(encoding="utf-8")
-    lines = text.split("\n")
-    complete, tail = lines[:-1], lines[-1]
-    if tail:
-        log.warning("serve: dropping an unfinished last line of %s (written during a crash, never acknowledged)", path)
-        with open(path, "r+", encoding="utf-8") as stream:
-            stream.truncate(len(text.encode("utf-8")) - len(tail.encode("utf-8")))
-    records = []
-    for number, line in enumerate(complete, start=1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise AtecError(f"serve: {path} line {number} is not an event (damaged log)") from None
-    return records

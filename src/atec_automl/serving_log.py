@@ -1,0 +1,108 @@
+"""The scoring service's log of accepted events (`events.jsonl`): what a restart replays.
+
+One JSON line per event, in the order the events joined the timeline. A request's lines are written,
+then fsynced on a worker thread while the model scores the request (the fsync waits on the disk and
+releases the GIL), and the scores are returned only once the fsync is done: a crash loses no
+acknowledged event. A request that fails after its lines were written (the model, the write, the
+fsync) takes them back: the file is cut to its size before them, so the log holds exactly the
+accepted events.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from atec_automl.errors import AtecError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Written:
+    """Lines written to the log and their fsync under way: the log's size before them, the fsync's future."""
+
+    size_before: int
+    synced: Future
+
+    def wait(self) -> None:
+        """Return once the lines are on disk; raises what the fsync raised."""
+        self.synced.result()
+
+
+class EventLog:
+    """Append-only JSON lines, each request's fsynced before its scores are returned."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+        self._size = 0
+        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-log-fsync")
+
+    def _open(self) -> int:
+        """The log's descriptor, opened (and its folder entry fsynced) on first use."""
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._size = os.fstat(self._fd).st_size
+            folder = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        return self._fd
+
+    def append(self, records: list[dict]) -> Written:
+        """Write the records' lines and start their fsync; `Written.wait` before acknowledging them."""
+        fd = self._open()
+        size_before = self._size
+        lines = memoryview("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
+        try:
+            while lines:
+                written = os.write(fd, lines)
+                self._size += written
+                lines = lines[written:]
+        except BaseException:
+            self._cut(size_before)
+            raise
+        synced = self._syncer.submit(os.fsync, fd)
+        time.sleep(0)  # hand the GIL to the worker so that the fsync starts now, not at the next switch interval
+        return Written(size_before, synced)
+
+    def take_back(self, written: Written) -> None:
+        """Remove the lines of `written` (and anything after them) once their fsync is over, and fsync the cut."""
+        try:
+            written.wait()
+        except OSError:
+            pass  # the cut below is fsynced again
+        self._cut(written.size_before)
+
+    def _cut(self, size: int) -> None:
+        """Truncate the log to `size` bytes, durably."""
+        os.ftruncate(self._fd, size)
+        os.fsync(self._fd)
+        self._size = size
+
+    def read(self) -> list[dict]:
+        """The logged events; a last line cut short by a crash (never acknowledged) is dropped from the file."""
+        if not self.path.is_file():
+            return []
+        text = self.path.read_text(encoding="utf-8")
+        lines = text.split("\n")
+        complete, tail = lines[:-1], lines[-1]
+        if tail:
+            log.warning("serve: dropping an unfinished last line of %s (written during a crash, never acknowledged)",
+                        self.path)
+            with open(self.path, "r+", encoding="utf-8") as stream:
+                stream.truncate(len(text.encode("utf-8")) - len(tail.encode("utf-8")))
+        records = []
+        for number, line in enumerate(complete, start=1):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise AtecError(f"serve: {self.path} line {number} is not an event (damaged log)") from None
+        return records
