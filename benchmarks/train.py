@@ -188,7 +188,11 @@ def fit_rate(family: str, args: argparse.Namespace) -> dict:
 
     Two fits, of 1 and 1 + `--epochs` epochs: the rate is the extra epochs' rows over the extra
     seconds, the fixed part (input preparation, Lightning's set-up) what the 1-epoch fit spent beyond its epoch.
+    Lightning is imported first: `fit` imports it on first use, and those seconds (about 4) would otherwise
+    fall on the 1-epoch fit alone and make the difference of the two fits meaningless.
     """
+    import lightning.pytorch  # noqa: F401
+
     set_torch_threads(1)
     toy = toy_for(args)
     rows = np.arange(args.rows)
