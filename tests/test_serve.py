@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from atec_automl.artifact import load_submission
+from atec_automl.data.dataset import Dataset
 from atec_automl.data.load import load_event_files
 from atec_automl.reviews import ReviewStore
 from atec_automl.serving import OnlineScorer
@@ -279,19 +280,24 @@ def test_a_batch_in_one_post_gets_what_the_same_events_get_one_by_one(tmp_path_f
     np.testing.assert_allclose(single_scores, batch_scores, rtol=1e-6, atol=1e-9)
 
 
+def logged_scorer(root: Path, tmp_path_factory, streamed: int) -> tuple[OnlineScorer, Dataset, list[dict]]:
+    """A CatBoost submission's scorer logging under `root / "state"`, its timeline (the history files, test_b
+    less its last `streamed` events) and those events."""
+    cfg = small_config(root, "catboost", data_root=tmp_path_factory.getbasetemp())
+    _, submission = refit_submission(cfg, prepared_data(cfg), "catboost")
+    history, _, records = split_test_b(cfg, root, streamed)
+    saved = load_submission(submission)
+    timeline = load_event_files(saved.file_format(), history)
+    return OnlineScorer(saved, timeline, log_dir=root / "state"), timeline, records
+
+
 @pytest.mark.slow
 def test_a_batch_posted_out_of_time_order_is_logged_in_time_order_and_replayed(tmp_path_factory) -> None:
     """The log holds the events in the order they joined the timeline, so a replay in chunks that cut a
     request in two accepts them all (logged as posted, the chunk after the cut was older than the clock)."""
-    root = tmp_path_factory.mktemp("serve-log-order")
-    cfg = small_config(root, "catboost", data_root=tmp_path_factory.getbasetemp())
-    _, submission = refit_submission(cfg, prepared_data(cfg), "catboost")
-    history, _, records = split_test_b(cfg, root, 5)
-    saved = load_submission(submission)
-    timeline = load_event_files(saved.file_format(), history)
-    scorer = OnlineScorer(saved, timeline, log_dir=root / "state")
+    scorer, timeline, records = logged_scorer(tmp_path_factory.mktemp("serve-log-order"), tmp_path_factory, 5)
     scorer.score(records[:1])
     scorer.score(records[:0:-1])
-    restarted = OnlineScorer(saved, timeline, log_dir=root / "state")
+    restarted = OnlineScorer(scorer.saved, timeline, log_dir=scorer.log.path.parent)
     assert restarted.replay(chunk=3) == 5
     assert (restarted.size, restarted.clock, restarted.ids) == (scorer.size, scorer.clock, scorer.ids)

@@ -13,11 +13,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from atec_automl.artifact import load_submission
-from atec_automl.data.load import load_event_files
-from atec_automl.serving import LOG_FILE, OnlineScorer
-from saved_submissions import prepared_data, refit_submission, small_config
-from test_serve import split_test_b
+from atec_automl.serving import OnlineScorer
+from test_serve import logged_scorer
 
 
 @contextmanager
@@ -37,15 +34,9 @@ def test_a_request_that_fails_after_its_log_write_leaves_the_log_as_it_was(tmp_p
     """A write cut short by the disk, and a model that fails after the lines were written, leave the log
     byte for byte as it was and the state unchanged; the same events are accepted once the fault is gone,
     and a restart replays exactly the accepted events."""
-    root = tmp_path_factory.mktemp("serve-log-faults")
-    cfg = small_config(root, "catboost", data_root=tmp_path_factory.getbasetemp())
-    _, submission = refit_submission(cfg, prepared_data(cfg), "catboost")
-    history, _, records = split_test_b(cfg, root, 4)
-    saved = load_submission(submission)
-    timeline = load_event_files(saved.file_format(), history)
-    scorer = OnlineScorer(saved, timeline, log_dir=root / "state")
+    scorer, timeline, records = logged_scorer(tmp_path_factory.mktemp("serve-log-faults"), tmp_path_factory, 4)
+    saved, log = scorer.saved, scorer.log.path
     scorer.score(records[:1])
-    log = root / "state" / LOG_FILE
     accepted, state = log.read_bytes(), (scorer.size, scorer.clock, set(scorer.ids))
     with file_size_limit(len(accepted) + 10), pytest.raises(OSError):
         scorer.score(records[1:3])
@@ -65,6 +56,6 @@ def test_a_request_that_fails_after_its_log_write_leaves_the_log_as_it_was(tmp_p
 
     scorer.score(records[1:3])
     scorer.score(records[3:])
-    restarted = OnlineScorer(saved, timeline, log_dir=root / "state")
+    restarted = OnlineScorer(saved, timeline, log_dir=log.parent)
     assert restarted.replay() == 4
     assert (restarted.size, restarted.clock, restarted.ids) == (scorer.size, scorer.clock, scorer.ids)
