@@ -8,7 +8,9 @@ storage and one leaderboard (`sweep.submit=false`), each round raising the study
 `--trials-per-round`. At a random moment (uniform up to `--max-delay` seconds after the previous
 start or kill) a random live worker's process group gets SIGKILL, and a fresh worker takes its
 place, until the round's share of the `--kills` is done; kills that find no live worker move to
-the next round (rounds are added until every kill is done). Then, after the heartbeat grace
+the next round (rounds are added until every kill is done), and when a round's workers all end
+before its kill, later kills come up to 0.8 times as long as they lasted (a fast machine finishes a
+round's trials before a delay drawn up to `--max-delay`). Then, after the heartbeat grace
 period, one worker reruns the sweep to completion and `task=submit` writes the A/B files.
 
 It prints the kills, the trials by state per study and these checks, one line each:
@@ -78,6 +80,17 @@ class Chaos:
     kills: list[Kill] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     spawned: int = 0
+    delay_cap: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.delay_cap = self.args.max_delay
+
+    def shorten_delays(self, lifetime: float) -> None:
+        """The workers all ended `lifetime` seconds after the last start or kill, before the kill came: later
+        kills come up to 0.8 of that after a start or kill, so that a fast machine still gets its kills."""
+        self.delay_cap = max(1.0, min(self.delay_cap, 0.8 * lifetime))
+        print(f"  the workers ended {lifetime:.0f} s after the last start or kill, before the kill: "
+              f"kills now come up to {self.delay_cap:.1f} s after one", flush=True)
 
     @property
     def storage(self) -> str:
@@ -142,17 +155,18 @@ def kill(chaos: Chaos, worker: subprocess.Popen) -> None:
 def chaos_round(chaos: Chaos, budget: int, kills_wanted: int) -> None:
     """Workers on `budget`; kill a random live one at random moments until `kills_wanted` kills or all have ended."""
     workers = [chaos.spawn("sweep", budget) for _ in range(chaos.args.workers)]
-    done = 0
+    done, since = 0, time.monotonic()
     while done < kills_wanted:
-        deadline = time.monotonic() + chaos.rng.uniform(0.5, chaos.args.max_delay)
+        deadline = since + chaos.rng.uniform(0.5, chaos.delay_cap)
         while time.monotonic() < deadline and any(w.poll() is None for w in workers):
             time.sleep(0.1)
         live = [w for w in workers if w.poll() is None]
         if not live:
+            chaos.shorten_delays(time.monotonic() - since)
             break
         victim = chaos.rng.choice(live)
         kill(chaos, victim)
-        done += 1
+        done, since = done + 1, time.monotonic()
         workers[workers.index(victim)] = chaos.spawn("sweep", budget)
     for worker in workers:
         worker.wait(timeout=1800)
