@@ -3,18 +3,26 @@
 A request's lines are written before the model scores it (their fsync runs meanwhile), so a request
 that fails after the write must take its lines back: a failing model, and a write the disk cut short
 (a real file-size limit, `RLIMIT_FSIZE`, makes the kernel write part of the lines and then refuse).
+Through a real uvicorn service on loopback, such a request gets a 503 with one line.
 """
 from __future__ import annotations
 
 import resource
 import signal
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import pytest
+import uvicorn
 
+from atec_automl.reviews import ReviewStore
+from atec_automl.service import create_app
 from atec_automl.serving import OnlineScorer
-from test_serve import logged_scorer
+from atec_automl.serving_log import EventLogError
+from test_serve import free_port, logged_scorer
 
 
 @contextmanager
@@ -38,7 +46,7 @@ def test_a_request_that_fails_after_its_log_write_leaves_the_log_as_it_was(tmp_p
     saved, log = scorer.saved, scorer.log.path
     scorer.score(records[:1])
     accepted, state = log.read_bytes(), (scorer.size, scorer.clock, set(scorer.ids))
-    with file_size_limit(len(accepted) + 10), pytest.raises(OSError):
+    with file_size_limit(len(accepted) + 10), pytest.raises(EventLogError, match="could not be written .File too large"):
         scorer.score(records[1:3])
     assert log.read_bytes() == accepted
     assert (scorer.size, scorer.clock, scorer.ids) == state
@@ -59,3 +67,43 @@ def test_a_request_that_fails_after_its_log_write_leaves_the_log_as_it_was(tmp_p
     restarted = OnlineScorer(saved, timeline, log_dir=log.parent)
     assert restarted.replay() == 4
     assert (restarted.size, restarted.clock, restarted.ids) == (scorer.size, scorer.clock, scorer.ids)
+
+
+@contextmanager
+def served(scorer: OnlineScorer, reviews: ReviewStore) -> Iterator[httpx.Client]:
+    """The service of `scorer` run by uvicorn on a loopback port in a thread of this process; a client for it."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(scorer, reviews), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_a_request_the_log_cannot_take_gets_a_503_in_one_line_and_changes_nothing(tmp_path_factory) -> None:
+    """A full disk (here a file-size limit on this process, where the service runs) makes `POST /score` answer 503
+    with a one-line error; the log and the timeline are unchanged, and the same events are accepted once the disk
+    has room again."""
+    root = tmp_path_factory.mktemp("serve-log-503")
+    scorer, _, records = logged_scorer(root, tmp_path_factory, 3)
+    with served(scorer, ReviewStore(root / "reviews.sqlite")) as client:
+        assert client.post("/score", json=records[0]).status_code == 200
+        accepted, events = scorer.log.path.read_bytes(), client.get("/health").json()["events"]
+        with file_size_limit(len(accepted) + 10):
+            answer = client.post("/score", json=records[1:])
+        assert answer.status_code == 503, answer.text
+        assert "could not be written (File too large)" in answer.json()["error"]
+        assert "\n" not in answer.json()["error"]
+        assert scorer.log.path.read_bytes() == accepted
+        assert client.get("/health").json()["events"] == events
+        retried = client.post("/score", json=records[1:])
+        assert retried.status_code == 200, retried.text
+        assert [s["event_id"] for s in retried.json()["scores"]] == [r["event_id"] for r in records[1:]]

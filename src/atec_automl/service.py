@@ -4,8 +4,9 @@
 has, the label excepted) or a list of them (at most `max_batch`, scored in time order) and answers
 `{"scores": [{"event_id": ..., "score": ...}]}`; `?features=true` adds each event's feature row.
 A bad event (a missing field, an unparseable time, an id seen before, a time older than the
-latest accepted one) gets a 4xx whose `error` is one line, and changes nothing. Requests are
-handled one at a time, in arrival order (the timeline is a sequence).
+latest accepted one) gets a 4xx whose `error` is one line, and changes nothing; a request whose
+events the event log could not take (a full disk) gets a 503 with one line and changes nothing
+either. Requests are handled one at a time, in arrival order (the timeline is a sequence).
 
 `POST /feedback` takes `{"event_ids": [...], "labels": [0|1, ...], "source": "..."}`: confirmed labels
 of accepted events, written to the harness's one reviewed-labels store (`reviews.ReviewStore`),
@@ -24,6 +25,7 @@ from fastapi.responses import JSONResponse
 from atec_automl.errors import AtecError
 from atec_automl.reviews import ReviewStore
 from atec_automl.serving import OnlineScorer, Rejected
+from atec_automl.serving_log import EventLogError
 
 LATENCY_WINDOW = 10_000
 
@@ -73,7 +75,8 @@ def create_app(scorer: OnlineScorer, reviews: ReviewStore, max_batch: int = 1000
                 result = scorer.score(records, with_features=features)
         except AtecError as error:
             metrics.counts["events_rejected"] += len(records)
-            return refuse(409 if isinstance(error, Rejected) else 422, str(error))
+            return refuse(409 if isinstance(error, Rejected) else 503 if isinstance(error, EventLogError) else 422,
+                          str(error))
         metrics.scored(len(records), time.perf_counter() - started)
         answer = {"scores": [{"event_id": i, "score": float(s)} for i, s in zip(result.event_ids, result.scores)]}
         if result.features is not None:

@@ -5,7 +5,8 @@ then fsynced on a worker thread while the model scores the request (the fsync wa
 releases the GIL), and the scores are returned only once the fsync is done: a crash loses no
 acknowledged event. A request that fails after its lines were written (the model, the write, the
 fsync) takes them back: the file is cut to its size before them, so the log holds exactly the
-accepted events.
+accepted events. A write or an fsync that fails raises `EventLogError`, one line (the service answers
+503: nothing was accepted, the client may retry).
 """
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ from atec_automl.errors import AtecError
 log = logging.getLogger(__name__)
 
 
+class EventLogError(AtecError):
+    """The log could not take a request's events (a full disk, a file-size limit, an I/O error); they were not
+    accepted and the log is as it was before them."""
+
+
 @dataclass
 class Written:
     """Lines written to the log and their fsync under way: the log's size before them, the fsync's future."""
@@ -30,8 +36,11 @@ class Written:
     synced: Future
 
     def wait(self) -> None:
-        """Return once the lines are on disk; raises what the fsync raised."""
-        self.synced.result()
+        """Return once the lines are on disk; `EventLogError` if the fsync failed."""
+        try:
+            self.synced.result()
+        except OSError as error:
+            raise EventLogError(f"serve: the event log could not be synced to disk ({error.strerror or error})") from None
 
 
 class EventLog:
@@ -66,8 +75,11 @@ class EventLog:
                 written = os.write(fd, lines)
                 self._size += written
                 lines = lines[written:]
-        except BaseException:
+        except BaseException as error:
             self._cut(size_before)
+            if isinstance(error, OSError):
+                raise EventLogError(f"serve: the event log {self.path} could not be written "
+                                    f"({error.strerror or error})") from None
             raise
         synced = self._syncer.submit(os.fsync, fd)
         time.sleep(0)  # hand the GIL to the worker so that the fsync starts now, not at the next switch interval
@@ -77,7 +89,7 @@ class EventLog:
         """Remove the lines of `written` (and anything after them) once their fsync is over, and fsync the cut."""
         try:
             written.wait()
-        except OSError:
+        except EventLogError:
             pass  # the cut below is fsynced again
         self._cut(written.size_before)
 
