@@ -33,6 +33,8 @@ CASES: dict[str, tuple[list[str], str]] = {
     "leaderboard dir not writable": (["leaderboard.path={tmp}/a_file/leaderboard.sqlite"],
                                      "error: leaderboard.path: cannot write in {tmp}/a_file"),
     "submissions dir not writable": (["submit.dir={tmp}/a_file/submissions"], "error: submit.dir: cannot write in {tmp}/a_file"),
+    "serve state dir not writable": (["task=serve", "serve.submission={tmp}/submissions/none",
+                                      "serve.state_dir={tmp}/a_file/state"], "error: serve.state_dir: cannot write in {tmp}/a_file"),
     "unknown group option": (["model=xgboost"], "error: model=xgboost: no such option in conf/model/; choose one of: catboost"),
     "bad override syntax": (["study.n_trials=[1"], "error: override 'study.n_trials=[1': "),
     "key that is not there": (["study.ntrials=3"], "error: Could not override 'study.ntrials'"),

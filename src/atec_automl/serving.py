@@ -175,9 +175,9 @@ class OnlineScorer:
             if written is not None:
                 written.wait()
         except BaseException:
+            undo()
             if written is not None:
                 self.log.take_back(written)
-            undo()
             raise
         self._accept(new)
         rows_out = None if not with_features else [

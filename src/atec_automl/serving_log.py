@@ -34,13 +34,19 @@ class Written:
 
     size_before: int
     synced: Future
+    path: Path
 
     def wait(self) -> None:
         """Return once the lines are on disk; `EventLogError` if the fsync failed."""
         try:
             self.synced.result()
         except OSError as error:
-            raise EventLogError(f"serve: the event log could not be synced to disk ({error.strerror or error})") from None
+            raise failure(self.path, "synced to disk", error) from None
+
+
+def failure(path: Path, what: str, error: OSError) -> EventLogError:
+    """The one-line error of a log operation that failed."""
+    return EventLogError(f"serve: the event log {path} could not be {what} ({error.strerror or error})")
 
 
 class EventLog:
@@ -55,14 +61,17 @@ class EventLog:
     def _open(self) -> int:
         """The log's descriptor, opened (and its folder entry fsynced) on first use."""
         if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            self._size = os.fstat(self._fd).st_size
-            folder = os.open(self.path.parent, os.O_RDONLY)
             try:
-                os.fsync(folder)
-            finally:
-                os.close(folder)
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._size = os.fstat(self._fd).st_size
+                folder = os.open(self.path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(folder)
+                finally:
+                    os.close(folder)
+            except OSError as error:
+                raise failure(self.path, "opened", error) from None
         return self._fd
 
     def append(self, records: list[dict]) -> Written:
@@ -78,12 +87,11 @@ class EventLog:
         except BaseException as error:
             self._cut(size_before)
             if isinstance(error, OSError):
-                raise EventLogError(f"serve: the event log {self.path} could not be written "
-                                    f"({error.strerror or error})") from None
+                raise failure(self.path, "written", error) from None
             raise
         synced = self._syncer.submit(os.fsync, fd)
         time.sleep(0)  # hand the GIL to the worker so that the fsync starts now, not at the next switch interval
-        return Written(size_before, synced)
+        return Written(size_before, synced, self.path)
 
     def take_back(self, written: Written) -> None:
         """Remove the lines of `written` (and anything after them) once their fsync is over, and fsync the cut."""
@@ -95,8 +103,11 @@ class EventLog:
 
     def _cut(self, size: int) -> None:
         """Truncate the log to `size` bytes, durably."""
-        os.ftruncate(self._fd, size)
-        os.fsync(self._fd)
+        try:
+            os.ftruncate(self._fd, size)
+            os.fsync(self._fd)
+        except OSError as error:
+            raise failure(self.path, f"cut back to {size} bytes", error) from None
         self._size = size
 
     def read(self) -> list[dict]:

@@ -117,6 +117,8 @@ def output_dirs(cfg: DictConfig) -> list[tuple[str, Path]]:
         dirs.append(("study.storage", Path(str(cfg.study.storage).removeprefix("sqlite:///")).parent))
     if task == "submit" or (task == "sweep" and cfg.sweep.submit):
         dirs.append(("submit.dir", Path(cfg.submit.dir)))
+    if task == "serve":
+        dirs.append(("serve.state_dir", Path(cfg.serve.state_dir) if cfg.serve.get("state_dir") else Path("serve-state")))
     if task == "report":
         from atec_automl.tasks.report import report_path
 
