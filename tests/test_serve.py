@@ -184,6 +184,22 @@ def test_an_accepted_id_is_refused_the_second_time_and_feedback_is_recorded(runn
     assert json.loads(service.client.get("/metrics").text)["feedback_labels"] == 2
 
 
+def test_the_features_flag_reads_as_a_boolean_and_a_bad_value_gets_one_line(running) -> None:
+    """`?features=` takes pydantic's boolean spellings, in any case; another value is refused in one line and
+    changes nothing; the OpenAPI page still documents the parameter."""
+    service, records, _ = running
+    before = service.client.get("/health").json()
+    bad = service.client.post("/score", params={"features": "maybe"}, json=records[3])
+    assert bad.status_code == 422 and bad.json()["error"] == "query parameter features='maybe' is not true or false"
+    assert service.client.get("/health").json() == before
+    with_rows = service.client.post("/score", params={"features": "1"}, json=records[3])
+    without = service.client.post("/score", params={"features": "FALSE"}, json=records[4])
+    assert with_rows.status_code == 200 and without.status_code == 200, (with_rows.text, without.text)
+    assert len(with_rows.json()["features"]) == 1 and "features" not in without.json()
+    parameters = service.client.get("/openapi.json").json()["paths"]["/score"]["post"]["parameters"]
+    assert [(p["name"], p["in"], p["schema"]["type"]) for p in parameters] == [("features", "query", "boolean")]
+
+
 def crafted_events(records: list[dict], history: list[Path]) -> list[dict]:
     """Events of the busiest user over nine days after the history, made to reach every edge of the state:
     whole-hour times followed by events of the same hour to the second (an hour event is inserted after

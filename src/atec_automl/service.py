@@ -28,6 +28,11 @@ from atec_automl.serving import OnlineScorer, Rejected
 from atec_automl.serving_log import EventLogError
 
 LATENCY_WINDOW = 10_000
+FLAG_VALUES = {**dict.fromkeys(("1", "true", "t", "yes", "y", "on"), True),
+               **dict.fromkeys(("0", "false", "f", "no", "n", "off"), False)}
+"""The spellings of a boolean query parameter (pydantic's, any case)."""
+FEATURES_PARAMETER = {"name": "features", "in": "query", "required": False, "description": "add each event's feature row",
+                      "schema": {"type": "boolean", "default": False}}
 
 
 class Metrics:
@@ -60,8 +65,11 @@ def create_app(scorer: OnlineScorer, reviews: ReviewStore, max_batch: int = 1000
     def refuse(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": " ".join(message.split())}, status_code=status)
 
-    @app.post("/score")
-    async def score(request: Request, features: bool = False) -> JSONResponse:
+    @app.post("/score", openapi_extra={"parameters": [FEATURES_PARAMETER]})
+    async def score(request: Request) -> JSONResponse:
+        features = query_flag(request, "features")
+        if features is None:
+            return refuse(422, f"query parameter features={request.query_params['features']!r} is not true or false")
         try:
             body = await request.json()
         except ValueError:
@@ -106,6 +114,14 @@ def create_app(scorer: OnlineScorer, reviews: ReviewStore, max_batch: int = 1000
         return {**metrics.snapshot(), "events_in_state": scorer.size}
 
     return app
+
+
+def query_flag(request: Request, name: str) -> bool | None:
+    """A boolean query parameter (False when absent), None when its value is not a boolean. Read by hand rather
+    than declared as a typed parameter, so that a bad value gets the service's one-line `error` like every other
+    refusal (FastAPI's own answer is a list of validation details)."""
+    value = request.query_params.get(name)
+    return False if value is None else FLAG_VALUES.get(value.lower())
 
 
 def feedback_problem(body: object, scorer: OnlineScorer) -> str | None:
