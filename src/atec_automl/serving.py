@@ -173,7 +173,7 @@ class OnlineScorer:
                 written = self.log.append([records[i] for i in new.order])
             scores = self.saved.score([features], rows)
             if written is not None:
-                written.wait()
+                self.log.wait(written)
         except BaseException:
             undo()
             if written is not None:

@@ -34,14 +34,6 @@ class Written:
 
     size_before: int
     synced: Future
-    path: Path
-
-    def wait(self) -> None:
-        """Return once the lines are on disk; `EventLogError` if the fsync failed."""
-        try:
-            self.synced.result()
-        except OSError as error:
-            raise failure(self.path, "synced to disk", error) from None
 
 
 def failure(path: Path, what: str, error: OSError) -> EventLogError:
@@ -75,7 +67,7 @@ class EventLog:
         return self._fd
 
     def append(self, records: list[dict]) -> Written:
-        """Write the records' lines and start their fsync; `Written.wait` before acknowledging them."""
+        """Write the records' lines and start their fsync; `wait` for it before acknowledging them."""
         fd = self._open()
         size_before = self._size
         lines = memoryview("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
@@ -91,12 +83,19 @@ class EventLog:
             raise
         synced = self._syncer.submit(os.fsync, fd)
         time.sleep(0)  # hand the GIL to the worker so that the fsync starts now, not at the next switch interval
-        return Written(size_before, synced, self.path)
+        return Written(size_before, synced)
+
+    def wait(self, written: Written) -> None:
+        """Return once the lines of `written` are on disk; `EventLogError` if their fsync failed."""
+        try:
+            written.synced.result()
+        except OSError as error:
+            raise failure(self.path, "synced to disk", error) from None
 
     def take_back(self, written: Written) -> None:
         """Remove the lines of `written` (and anything after them) once their fsync is over, and fsync the cut."""
         try:
-            written.wait()
+            self.wait(written)
         except EventLogError:
             pass  # the cut below is fsynced again
         self._cut(written.size_before)

@@ -118,7 +118,9 @@ def output_dirs(cfg: DictConfig) -> list[tuple[str, Path]]:
     if task == "submit" or (task == "sweep" and cfg.sweep.submit):
         dirs.append(("submit.dir", Path(cfg.submit.dir)))
     if task == "serve":
-        dirs.append(("serve.state_dir", Path(cfg.serve.state_dir) if cfg.serve.get("state_dir") else Path("serve-state")))
+        from atec_automl.tasks.serve import STATE_ROOT
+
+        dirs.append(("serve.state_dir", Path(cfg.serve.state_dir) if cfg.serve.get("state_dir") else STATE_ROOT))
     if task == "report":
         from atec_automl.tasks.report import report_path
 

@@ -20,6 +20,9 @@ from atec_automl.errors import AtecError
 from atec_automl.reviews import ReviewStore, store_path
 from atec_automl.tasks.predict import history_option, required
 
+STATE_ROOT = Path("serve-state")
+"""Where each submission's log of accepted events goes (`<root>/<name>/`) when `serve.state_dir` is not set."""
+
 
 def run(cfg: DictConfig) -> None:
     """Warm the scorer, then run uvicorn on serve.host:serve.port."""
@@ -35,7 +38,7 @@ def run(cfg: DictConfig) -> None:
     options = cfg.serve
     saved = load_submission(required(options, "submission", "serve"))
     history = history_option(options.get("history")) or training_files(saved)
-    state_dir = Path(options.state_dir) if options.get("state_dir") else Path("serve-state") / saved.name
+    state_dir = Path(options.state_dir) if options.get("state_dir") else STATE_ROOT / saved.name
     scorer = OnlineScorer(saved, load_event_files(saved.file_format(), history), log_dir=state_dir)
     replayed = scorer.replay()
     print(f"[serve] {saved.name}: {scorer.size:,} events in the timeline ({replayed:,} replayed from "
