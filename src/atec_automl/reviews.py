@@ -13,6 +13,7 @@ store with a timeline: the reviewed label of each training row, NaN elsewhere.
 from __future__ import annotations
 
 import csv
+import random
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,12 +42,23 @@ class ReviewStore:
         self.timeout_s = timeout_s
 
     def _connect(self) -> sqlite3.Connection:
-        """A connection that waits up to `timeout_s` for another writer, with the table in place."""
+        """A connection that waits up to `timeout_s` for another writer, with the table in place (WAL journal).
+
+        Switching the journal to WAL answers "database is locked" at once, without SQLite's busy
+        wait, while other processes open the same new file: that step is retried until `timeout_s`."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute(SCHEMA)
-        return connection
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute(SCHEMA)
+                return connection
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    connection.close()
+                    raise AtecError(f"reviews: the store {self.path} could not be opened ({error})") from error
+            time.sleep(random.uniform(0.005, 0.05))
 
     def add(self, event_ids: Sequence[str], labels: Sequence[int], source: str) -> int:
         """Record each event's label (0 or 1) from `source` in one transaction; returns the rows written."""
