@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from atec_automl.features.groups import Group
-from atec_automl.features.incremental import amount_values
+from atec_automl.features.incremental import EntityPlan, amount_values
 from atec_automl.features.semifinal import AMOUNT_STATS, amount_features
 from atec_automl.features.spec import ALL_HISTORY, EntitySpec, window_seconds
 from atec_automl.features.windows import Timeline, build_key_index
@@ -50,8 +50,8 @@ def test_amount_statistics_of_one_event_are_the_batch_ones(seed: int) -> None:
     group = Group(visible, ts, amount, {})
     for position, row in enumerate(ki.order.tolist()):
         t = int(ts[row])
-        lows = [group.window_start(t, window_seconds(w)) for w in WINDOWS]
-        online = amount_values(group, "user", entity, float(amount[row]), group.past_end(t), lows)
+        lows = {w: group.window_start(t, window_seconds(w)) for w in WINDOWS}
+        online = amount_values(group, EntityPlan.of("user", entity), float(amount[row]), group.past_end(t), lows, {})
         names = list(batch)
         assert list(online) == names
         np.testing.assert_array_equal(typed([online[c] for c in names]),

@@ -17,7 +17,7 @@ The user's event sequences (for `cnn_lstm`) are not kept here.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from dataclasses import dataclass
 from itertools import repeat
 
 import numpy as np
@@ -25,6 +25,7 @@ import pandas as pd
 
 from atec_automl.features.groups import MISSING, Group
 from atec_automl.features.online_events import OnlineEvents
+from atec_automl.features.semifinal import AMOUNT_STATS
 from atec_automl.features.spec import EntitySpec, RawEventFeatures, window_seconds
 
 Key = tuple[str, ...]
@@ -98,6 +99,9 @@ class IncrementalFeatures:
         self.history_rows = {k: _rows_by_value(history, k, self.visible) for k in self.keys}
         self.online_rows: dict[Key, dict[tuple, list[int]]] = {k: {} for k in self.keys}
         self.groups: dict[Key, dict[tuple, Group]] = {k: {} for k in self.keys}
+        self.plans = [EntityPlan.of(name, entity) for name, entity in self.entities.items()]
+        self.first_seen_names = [(f"new_{name}", pair) for name, pair in self.first_seen.items()]
+        self.usual_names = [(column, (spec.user, column), f"usual_{column}") for column in self.usual]
 
     def _code_columns(self) -> dict[Key, list[str]]:
         """Per key tuple, the columns whose codes its groups keep (distinct counts, usual flags)."""
@@ -141,24 +145,34 @@ class IncrementalFeatures:
         """The history-dependent features of an event at time `t` (absent names are NaN: a key part is missing)."""
         amount = float(event[self.spec.amount]) if not is_missing(event[self.spec.amount]) else np.nan
         out: dict[str, float] = {}
-        for name, entity in self.entities.items():
-            group = self.group(tuple(entity.columns), event)
+        for plan in self.plans:
+            group = self.group(plan.key, event)
             if group is not None:
-                out.update(entity_values(group, name, entity, amount, t))
-        for name, pair in self.first_seen.items():
+                entity_values(group, plan, amount, t, out)
+        for name, pair in self.first_seen_names:
             group = self.group(pair, event)
             if group is not None:
-                out[f"new_{name}"] = float(group.past_end(t) == 0)
+                out[name] = float(group.past_end(t) == 0)
         user = self.group((self.spec.user,), event)
-        for column in self.usual:
-            pair = self.group((self.spec.user, column), event)
+        for column, pair_key, name in self.usual_names:
+            pair = self.group(pair_key, event)
             if user is not None and pair is not None:
-                out[f"usual_{column}"] = usual_flag(user, column, pair.past_end(t), t)
+                out[name] = usual_flag(user, column, pair.past_end(t), t)
         return out
 
     def add(self, event: dict, visible: int, ts: int) -> list[Added]:
-        """Add an event to the timeline; returns what `undo` takes back."""
-        return self.add_many([event], np.array([visible]), np.array([ts]))[0]
+        """Add one event to the timeline (`add_many` of one event, without its per-column lists); returns what
+        `undo` takes back."""
+        amount = event[self.spec.amount]
+        index = self.online.append_one(visible, ts, np.nan if is_missing(amount) else float(amount),
+                                       [self.values[c].code(event[c]) for c in self.online.code_names])
+        added: list[Added] = []
+        for key in self.keys:
+            value = tuple([event[c] for c in key])
+            if not has_missing(value):
+                self.online_rows[key].setdefault(value, []).append(index)
+                added.append((key, value, index))
+        return added
 
     def add_many(self, events: list[dict], visible: np.ndarray,
                  ts: np.ndarray) -> tuple[list[Added], dict[Key, tuple[list[int], list[tuple]]]]:
@@ -209,48 +223,77 @@ def _rows_by_value(frame: pd.DataFrame, key: Key, visible: np.ndarray) -> dict[t
             for k, part in zip(indices, np.split(rows, np.cumsum(sizes)[:-1]))}
 
 
-def entity_values(group: Group, name: str, entity: EntitySpec, amount: float, t: int) -> dict[str, float]:
-    """One event's aggregates of one entity, by the formulas of `raw.entity_features` on the same numbers."""
+@dataclass(frozen=True)
+class EntityPlan:
+    """What one entity's features read, worked out once: its key, its windows (seconds) and the name of each
+    value, so that a one-event read formats no name and rebuilds no list."""
+
+    key: Key
+    windows: tuple[tuple[str, int | None], ...]
+    """Every window the entity reads (its own and its distinct counts'), with its length."""
+    amount_stats: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+    """Per window of `EntitySpec.windows`, the (statistic, feature name) pairs of its amount statistics."""
+    with_max: bool
+    counts: tuple[tuple[str, str], ...]
+    """(window, feature name) of the window counts."""
+    since_prev: str | None
+    distinct: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+    """Per counted column, its (window, feature name) pairs."""
+
+    @classmethod
+    def of(cls, name: str, entity: EntitySpec) -> "EntityPlan":
+        """The plan of entity `name`, in the batch code's feature order."""
+        windows = list(dict.fromkeys(entity.windows + [w for ws in entity.distinct.values() for w in ws]))
+        summed = bool(set(entity.stats) - {"count"})
+        amount_stats = tuple((w, tuple((s, f"{name}_{s}_{w}") for s in entity.stats if s in AMOUNT_STATS))
+                             for w in entity.windows) if summed else ()
+        return cls(key=tuple(entity.columns), windows=tuple((w, window_seconds(w)) for w in windows),
+                   amount_stats=amount_stats, with_max=bool({"amt_max", "amt_vs_max"} & set(entity.stats)),
+                   counts=tuple((w, f"{name}_count_{w}") for w in entity.windows) if "count" in entity.stats else (),
+                   since_prev=f"{name}_since_prev" if entity.since_prev else None,
+                   distinct=tuple((other, tuple((w, f"{name}_nuniq_{other}_{w}") for w in ws))
+                                  for other, ws in entity.distinct.items()))
+
+
+
+def entity_values(group: Group, plan: EntityPlan, amount: float, t: int, out: dict[str, float]) -> dict[str, float]:
+    """One event's aggregates of one entity, by the formulas of `raw.entity_features` on the same numbers, written
+    into `out` (returned)."""
     hi = group.past_end(t)
-    windows = list(dict.fromkeys(entity.windows + [w for ws in entity.distinct.values() for w in ws]))
-    lo = {w: group.window_start(t, seconds_of(w)) for w in windows}
-    out: dict[str, float] = {}
-    if set(entity.stats) - {"count"}:
-        out.update(amount_values(group, name, entity, amount, hi, [lo[w] for w in entity.windows]))
-    if "count" in entity.stats:
-        out.update({f"{name}_count_{w}": float(hi - lo[w]) for w in entity.windows})
-    if entity.since_prev:
-        out[f"{name}_since_prev"] = float(t - int(group.ts[:hi].max())) if hi else np.nan
-    for other, other_windows in entity.distinct.items():
+    lo = {w: group.window_start(t, seconds) for w, seconds in plan.windows}
+    if plan.amount_stats:
+        amount_values(group, plan, amount, hi, lo, out)
+    for w, column in plan.counts:
+        out[column] = float(hi - lo[w])
+    if plan.since_prev:
+        out[plan.since_prev] = float(t - int(group.ts[:hi].max())) if hi else np.nan
+    for other, columns in plan.distinct:
         previous = group.code_stats(other)[0][:hi]
-        for w in other_windows:
-            out[f"{name}_nuniq_{other}_{w}"] = float(np.count_nonzero(previous[lo[w]:] < lo[w]))
+        for w, column in columns:
+            out[column] = float(np.count_nonzero(previous[lo[w]:] < lo[w]))
     return out
 
 
-seconds_of = lru_cache(maxsize=None)(window_seconds)
-"""`window_seconds`, parsed once per window name."""
-
-
-def amount_values(group: Group, name: str, entity: EntitySpec, amount: float, hi: int, lows: list[int]) -> dict[str, float]:
+def amount_values(group: Group, plan: EntityPlan, amount: float, hi: int, lows: dict[str, int],
+                  out: dict[str, float]) -> dict[str, float]:
     """Sum, mean, max, std of the past amounts per window and the amount against them (`raw.amount_features`), in
-    Python floats: the same IEEE double operations on the same numbers as the batch's numpy, without a numpy
-    call's fixed cost per value. Where the batch divides by zero (an infinity, NaN once the table is typed)
-    the value is NaN."""
+    Python floats, written into `out` (returned): the same IEEE double operations on the same numbers as the
+    batch's numpy, without a numpy call's fixed cost per value. Where the batch divides by zero (an infinity,
+    NaN once the table is typed) the value is NaN."""
     sums_hi, squares_hi, known_hi = group.sum_before(hi)
-    with_max = bool({"amt_max", "amt_vs_max"} & set(entity.stats))
-    out: dict[str, float] = {}
-    for w, lo in zip(entity.windows, lows):
+    for w, columns in plan.amount_stats:
+        lo = lows[w]
         sums_lo, squares_lo, known_lo = group.sum_before(lo)
         n = float(known_hi - known_lo)
         total = sums_hi - sums_lo
         mean = total / n if n > 0 else math.nan
-        largest = window_max(group.amount, lo, hi) if with_max else math.nan
+        largest = window_max(group.amount, lo, hi) if plan.with_max else math.nan
         stats = {"amt_sum": total if n > 0 else math.nan, "amt_mean": mean,
                  "amt_std": math.sqrt(max(squares_hi - squares_lo - total * mean, 0.0) / (n - 1)) if n > 1 else math.nan,
                  "amt_vs_mean": amount / mean if mean else math.nan,
                  "amt_max": largest, "amt_vs_max": amount / largest if largest else math.nan}
-        out.update({f"{name}_{s}_{w}": stats[s] for s in entity.stats if s in stats})
+        for stat, column in columns:
+            out[column] = stats[stat]
     return out
 
 

@@ -36,6 +36,17 @@ class OnlineEvents:
         self.size += count
         return first
 
+    def append_one(self, visible: int, ts: int, amount: float, codes: list[int]) -> int:
+        """Append one event (its codes in the order of `code_names`) in two writes; returns its index."""
+        index = self.size
+        if index == len(self._amount):
+            self._ints = np.concatenate([self._ints, np.zeros_like(self._ints)], axis=1)
+            self._amount = np.concatenate([self._amount, np.zeros_like(self._amount)])
+        self._ints[:, index] = [visible, ts, *codes]
+        self._amount[index] = amount
+        self.size += 1
+        return index
+
     def truncate(self, size: int) -> None:
         """Drop the events from index `size` on (an undo of the latest appends)."""
         self.size = min(self.size, size)
