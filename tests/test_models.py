@@ -20,7 +20,7 @@ from atec_automl.metric import auc
 from atec_automl.models import FAMILIES as REGISTERED_FAMILIES
 from atec_automl.models import family_class, load_model
 from atec_automl.models.base import Model, ModelData
-from atec_automl.models.catboost_model import CatBoostModel, decimal_text
+from atec_automl.models.catboost_model import OBJECT_POOL_ROWS, CatBoostModel, decimal_text
 from atec_automl.models.cnn_lstm import CNNLSTMModel, CNNLSTMNet, CNNLSTMParams, right_aligned
 from atec_automl.models.layers import TabularEncoder
 from atec_automl.models.neural import IndexBatches, TabularStore
@@ -94,6 +94,20 @@ def test_save_then_load_predicts_identically(family, toy, fitted, tmp_path):
     again = load_model(tmp_path / "saved")
     assert type(again) is type(model)
     np.testing.assert_array_equal(again.predict(everything), model.predict(everything))
+
+
+def test_catboost_scores_a_few_rows_as_it_scores_them_in_a_large_batch(toy, fitted):
+    """Up to `OBJECT_POOL_ROWS` rows (a scoring request) are pooled from one object array, more rows from
+    `FeaturesData`: the same float32 values and code text, so the same scores, bit for bit (missing values too)."""
+    model, _ = fitted["catboost"]
+    rows = np.arange(min(len(toy.label), 400))
+    assert np.isnan(toy.features.table.iloc[rows].to_numpy(dtype=np.float32)).any()
+    batch = model.predict(ModelData(toy.features, rows))
+    few = [model.predict(ModelData(toy.features, rows[i:i + size])) for size in (1, 3, OBJECT_POOL_ROWS)
+           for i in range(0, len(rows), 50)]
+    expected = [batch[i:i + size] for size in (1, 3, OBJECT_POOL_ROWS) for i in range(0, len(rows), 50)]
+    for got, want in zip(few, expected):
+        np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("family", ["mlp", "cnn_lstm"])
