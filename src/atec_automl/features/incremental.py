@@ -35,7 +35,7 @@ Added = tuple[Key, tuple, int]
 
 NO_ROWS = np.zeros(0, dtype=np.int64)
 FEW_VALUES = 64
-"""Window sizes whose maximum a Python loop finds faster than numpy's fixed cost per call."""
+"""Window sizes whose maximum or distinct count a Python loop finds faster than numpy's fixed cost per call."""
 
 
 def is_missing(value: object) -> bool:
@@ -269,8 +269,14 @@ def entity_values(group: Group, plan: EntityPlan, amount: float, t: int, out: di
         out[plan.since_prev] = float(t - int(group.ts[:hi].max())) if hi else np.nan
     for other, columns in plan.distinct:
         previous = group.code_stats(other)[0][:hi]
-        for w, column in columns:
-            out[column] = float(np.count_nonzero(previous[lo[w]:] < lo[w]))
+        if hi <= FEW_VALUES:
+            previous = previous.tolist()
+            for w, column in columns:
+                start = lo[w]
+                out[column] = float(sum([p < start for p in previous[start:]]))
+        else:
+            for w, column in columns:
+                out[column] = float(np.count_nonzero(previous[lo[w]:] < lo[w]))
     return out
 
 
