@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from atec_automl.models.preprocess import STANDARD_CLIP, NumericScaler
+from atec_automl.models.preprocess import STANDARD_CLIP, CodeEncoder, NumericScaler
 
 
 def scaled_input() -> np.ndarray:
@@ -54,3 +54,21 @@ def test_missing_values_scale_to_zero():
     with np.errstate(invalid="ignore", divide="ignore"):
         for method in ("minmax", "quantile", "standard"):
             assert (NumericScaler.fit(x, method).transform(x)[np.isnan(x)] == 0).all()
+
+
+def test_codes_become_their_place_in_their_own_columns_vocabulary() -> None:
+    """Every column is encoded with its own vocabulary in one search over all of them: 1 + the code's place,
+    0 for a missing code (-1), a code outside the vocabulary (between, below or above its codes, or in another
+    column's vocabulary only) and any code of a column with an empty vocabulary."""
+    rng = np.random.default_rng(0)
+    vocabularies = [np.array([0, 3, 7, 2_000_000_000]), np.array([], dtype=np.int64), np.array([5]),
+                    np.sort(rng.choice(50, size=20, replace=False))]
+    codes = rng.integers(-1, 60, size=(500, 4))
+    codes[:5] = [[2_000_000_000, 3, 5, 0], [7, -1, 4, 49], [-1, 0, 6, -1], [8, 5, 5, 60], [1, 7, -1, 3]]
+    expected = np.array([[{int(code): place + 1 for place, code in enumerate(v)}.get(int(c), 0) for c, v in zip(row, vocabularies)]
+                         for row in codes])
+    got = CodeEncoder(vocabularies).encode(codes.astype(np.int32))
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, expected)
+    assert got[0, :3].tolist() == [4, 0, 1] and got[1, :3].tolist() == [3, 0, 0] and got[3, :3].tolist() == [0, 0, 1]
+    assert CodeEncoder([]).encode(np.zeros((3, 0), dtype=np.int64)).shape == (3, 0)

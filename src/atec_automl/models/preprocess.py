@@ -9,6 +9,7 @@ codes, 1.. for the `max_categories` most frequent codes seen at least `min_count
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -92,12 +93,31 @@ def fit_vocabulary(codes: np.ndarray, max_categories: int, min_count: int) -> np
     return np.sort(values[top])
 
 
-def encode_codes(codes: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
-    """Embedding index of each code: 1 + its place in `vocabulary`, 0 when absent or missing."""
-    if len(vocabulary) == 0:
-        return np.zeros(len(codes), dtype=np.int64)
-    place = np.clip(np.searchsorted(vocabulary, codes), 0, len(vocabulary) - 1)
-    return np.where(vocabulary[place] == codes, place + 1, 0).astype(np.int64)
+CODE_BITS = 40
+"""Bits of a code in the keys of `CodeEncoder` (codes are int32; a column's number goes above them)."""
+
+
+class CodeEncoder:
+    """Embedding index of each code of each categorical column: 1 + its place in the column's vocabulary, 0 when
+    absent or missing; every column of a block in one binary search over all vocabularies at once (one search
+    per column cost a third of a one-event MLP predict)."""
+
+    def __init__(self, vocabularies: list[np.ndarray]):
+        self.keys = np.concatenate([(np.int64(j) << CODE_BITS) + np.asarray(v, dtype=np.int64) + 1
+                                    for j, v in enumerate(vocabularies)]) if vocabularies else np.zeros(0, np.int64)
+        """Each column's codes (sorted) + 1 with the column's number above them: sorted as a whole."""
+        self.starts = np.cumsum([0] + [len(v) for v in vocabularies])[:-1].astype(np.int64)
+        self.columns = np.arange(len(vocabularies), dtype=np.int64) << CODE_BITS
+
+    def encode(self, codes: np.ndarray) -> np.ndarray:
+        """int64 embedding indices of an n x C block of codes (column j read with vocabulary j)."""
+        codes = np.asarray(codes, dtype=np.int64).reshape(len(codes), len(self.columns))
+        if not len(self.keys):
+            return np.zeros(codes.shape, dtype=np.int64)
+        keys = codes + 1 + self.columns
+        place = np.searchsorted(self.keys, keys)
+        found = (self.keys[np.minimum(place, len(self.keys) - 1)] == keys) & (codes >= 0)
+        return np.where(found, place - self.starts + 1, 0)
 
 
 @dataclass
@@ -121,6 +141,11 @@ class TabularPreprocessor:
         vocabularies = [fit_vocabulary(_codes(table, c, rows), max_categories, min_count) for c in categorical]
         return cls(numeric, list(categorical), scaler, indicators, vocabularies)
 
+    @cached_property
+    def code_encoder(self) -> CodeEncoder:
+        """The embedding indices of the vocabularies."""
+        return CodeEncoder(self.vocabularies)
+
     @property
     def n_inputs(self) -> int:
         """Width of the numeric block `transform` returns."""
@@ -139,9 +164,9 @@ class TabularPreprocessor:
         x = _numeric_block(table, self.numeric, rows)
         indicators = np.isnan(_numeric_block(table, self.indicator_columns, rows)).astype(np.float32)
         numeric = np.concatenate([self.scaler.transform(x), indicators], axis=1)
-        cats = [encode_codes(_codes(table, c, rows), v) for c, v in zip(self.categorical, self.vocabularies)]
-        categorical = np.column_stack(cats) if cats else np.zeros((len(rows), 0), dtype=np.int64)
-        return numeric, categorical
+        codes = np.column_stack([_codes(table, c, rows) for c in self.categorical]) if self.categorical else \
+            np.zeros((len(rows), 0), dtype=np.int64)
+        return numeric, self.code_encoder.encode(codes)
 
     def transform_blocks(self, features: BlockFeatures, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`transform` of a `BlockFeatures`, read from its arrays (the same values, no frame)."""
@@ -152,9 +177,7 @@ class TabularPreprocessor:
         block = features.numeric_block[rows]
         x = block[:, numeric[:len(self.numeric)]].astype(np.float64)
         indicators = np.isnan(block[:, numeric[len(self.numeric):]]).astype(np.float32)
-        code_block = features.code_block[rows][:, codes].astype(np.int64)
-        cats = [encode_codes(code_block[:, j], v) for j, v in enumerate(self.vocabularies)]
-        categorical = np.column_stack(cats) if cats else np.zeros((len(rows), 0), dtype=np.int64)
+        categorical = self.code_encoder.encode(features.code_block[rows][:, codes])
         return np.concatenate([self.scaler.transform(x), indicators], axis=1), categorical
 
     def state(self) -> dict:
