@@ -255,7 +255,6 @@ class EntityPlan:
                                   for other, ws in entity.distinct.items()))
 
 
-
 def entity_values(group: Group, plan: EntityPlan, amount: float, t: int, out: dict[str, float]) -> dict[str, float]:
     """One event's aggregates of one entity, by the formulas of `raw.entity_features` on the same numbers, written
     into `out` (returned)."""
