@@ -3,7 +3,8 @@
 A request's lines are written before the model scores it (their fsync runs meanwhile), so a request
 that fails after the write must take its lines back: a failing model, and a write the disk cut short
 (a real file-size limit, `RLIMIT_FSIZE`, makes the kernel write part of the lines and then refuse).
-Through a real uvicorn service on loopback, such a request gets a 503 with one line.
+Through a real uvicorn service on loopback, such a request gets a 503 with one line; so does feedback that
+the review store cannot take.
 """
 from __future__ import annotations
 
@@ -107,3 +108,23 @@ def test_a_request_the_log_cannot_take_gets_a_503_in_one_line_and_changes_nothin
         retried = client.post("/score", json=records[1:])
         assert retried.status_code == 200, retried.text
         assert [s["event_id"] for s in retried.json()["scores"]] == [r["event_id"] for r in records[1:]]
+
+
+def test_feedback_the_review_store_cannot_take_gets_a_503_in_one_line(tmp_path_factory) -> None:
+    """A review store that cannot be written (here a file that is not a database) makes `POST /feedback` answer
+    503 with one line naming the file, counts no label, and the same feedback is recorded once the store is
+    usable again."""
+    root = tmp_path_factory.mktemp("serve-feedback-503")
+    scorer, _, records = logged_scorer(root, tmp_path_factory, 1)
+    store = root / "reviews.sqlite"
+    store.write_bytes(b"not a database, " * 100)
+    with served(scorer, ReviewStore(store)) as client:
+        event_id = client.post("/score", json=records[0]).json()["scores"][0]["event_id"]
+        feedback = {"event_ids": [event_id], "labels": [1], "source": "analyst"}
+        answer = client.post("/feedback", json=feedback)
+        assert answer.status_code == 503, answer.text
+        assert str(store) in answer.json()["error"] and "\n" not in answer.json()["error"]
+        assert client.get("/metrics").json()["feedback_labels"] == 0
+        store.unlink()
+        assert client.post("/feedback", json=feedback).status_code == 200
+        assert ReviewStore(store).read() == {event_id: 1}

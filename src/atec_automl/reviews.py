@@ -8,7 +8,9 @@ add and read at once (SQLite's locking, WAL journal).
 `read_review_file(path, training_ids)` reads a filled review CSV (`event_id,label`, other columns
 ignored, an empty label = not reviewed) and refuses unknown ids, duplicate ids and labels other than
 0 and 1 in one error naming the file, line and value. `reviewed_labels(store, ids, train)` aligns the
-store with a timeline: the reviewed label of each training row, NaN elsewhere.
+store with a timeline: the reviewed label of each training row, NaN elsewhere. A store that cannot be
+opened, written or read (a damaged file, a full disk, a lock held past the timeout) is one `AtecError` line
+naming the file.
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ class ReviewStore:
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute(SCHEMA)
                 return connection
-            except sqlite3.OperationalError as error:
+            except sqlite3.Error as error:
                 if "locked" not in str(error) or time.monotonic() > deadline:
                     connection.close()
                     raise AtecError(f"reviews: the store {self.path} could not be opened ({error})") from error
@@ -71,17 +73,20 @@ class ReviewStore:
             raise AtecError(f"reviews: label {bad[0]} is not 0 or 1")
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
         with closing(self._connect()) as connection:
-            connection.execute("BEGIN IMMEDIATE")
             try:
-                connection.executemany(
-                    "INSERT INTO reviews (event_id, label, source, reviewed_at) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(event_id) DO UPDATE SET label = excluded.label, source = excluded.source, "
-                    "reviewed_at = excluded.reviewed_at",
-                    [(event_id, label, str(source), stamp) for event_id, label in zip(ids, values)])
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    connection.executemany(
+                        "INSERT INTO reviews (event_id, label, source, reviewed_at) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT(event_id) DO UPDATE SET label = excluded.label, source = excluded.source, "
+                        "reviewed_at = excluded.reviewed_at",
+                        [(event_id, label, str(source), stamp) for event_id, label in zip(ids, values)])
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+                connection.execute("COMMIT")
+            except sqlite3.Error as error:
+                raise AtecError(f"reviews: the store {self.path} could not take {len(ids)} labels ({error})") from error
         return len(ids)
 
     def read(self) -> dict[str, int]:
@@ -89,7 +94,10 @@ class ReviewStore:
         if not self.path.exists():
             return {}
         with closing(self._connect()) as connection:
-            return {event_id: int(label) for event_id, label in connection.execute("SELECT event_id, label FROM reviews")}
+            try:
+                return {event_id: int(label) for event_id, label in connection.execute("SELECT event_id, label FROM reviews")}
+            except sqlite3.Error as error:
+                raise AtecError(f"reviews: the store {self.path} could not be read ({error})") from error
 
 
 def store_path(leaderboard_path: Path | str, reviews_path: Path | str | None = None) -> Path:

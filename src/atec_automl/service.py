@@ -10,7 +10,7 @@ either. Requests are handled one at a time, in arrival order (the timeline is a 
 
 `POST /feedback` takes `{"event_ids": [...], "labels": [0|1, ...], "source": "..."}`: confirmed labels
 of accepted events, written to the harness's one reviewed-labels store (`reviews.ReviewStore`),
-which every later training run reads.
+which every later training run reads; a store that cannot take them gets a 503 with one line.
 """
 from __future__ import annotations
 
@@ -100,7 +100,10 @@ def create_app(scorer: OnlineScorer, reviews: ReviewStore, max_batch: int = 1000
         problem = feedback_problem(body, scorer)
         if problem:
             return refuse(422, problem)
-        reviews.add([str(i) for i in body["event_ids"]], [int(v) for v in body["labels"]], str(body.get("source", "serve")))
+        try:
+            reviews.add([str(i) for i in body["event_ids"]], [int(v) for v in body["labels"]], str(body.get("source", "serve")))
+        except AtecError as error:
+            return refuse(503, str(error))
         metrics.counts["feedback_labels"] += len(body["labels"])
         return JSONResponse({"recorded": len(body["labels"]), "store": str(reviews.path)})
 
