@@ -18,8 +18,8 @@ import csv
 import random
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from contextlib import closing
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,14 @@ class ReviewStore:
         self.path = Path(path)
         self.timeout_s = timeout_s
 
+    @contextmanager
+    def _failures(self, what: str) -> Iterator[None]:
+        """Any sqlite3 error of the block as one `AtecError` line: the store `what` (e.g. "could not be read")."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            raise AtecError(f"reviews: the store {self.path} {what} ({error})") from error
+
     def _connect(self) -> sqlite3.Connection:
         """A connection that waits up to `timeout_s` for another writer, with the table in place (WAL journal).
 
@@ -59,7 +67,8 @@ class ReviewStore:
             except sqlite3.Error as error:
                 if "locked" not in str(error) or time.monotonic() > deadline:
                     connection.close()
-                    raise AtecError(f"reviews: the store {self.path} could not be opened ({error})") from error
+                    with self._failures("could not be opened"):
+                        raise
             time.sleep(random.uniform(0.005, 0.05))
 
     def add(self, event_ids: Sequence[str], labels: Sequence[int], source: str) -> int:
@@ -72,32 +81,27 @@ class ReviewStore:
         if bad:
             raise AtecError(f"reviews: label {bad[0]} is not 0 or 1")
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        with closing(self._connect()) as connection:
+        with closing(self._connect()) as connection, self._failures(f"could not take {len(ids)} labels"):
             try:
                 connection.execute("BEGIN IMMEDIATE")
-                try:
-                    connection.executemany(
-                        "INSERT INTO reviews (event_id, label, source, reviewed_at) VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT(event_id) DO UPDATE SET label = excluded.label, source = excluded.source, "
-                        "reviewed_at = excluded.reviewed_at",
-                        [(event_id, label, str(source), stamp) for event_id, label in zip(ids, values)])
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
+                connection.executemany(
+                    "INSERT INTO reviews (event_id, label, source, reviewed_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(event_id) DO UPDATE SET label = excluded.label, source = excluded.source, "
+                    "reviewed_at = excluded.reviewed_at",
+                    [(event_id, label, str(source), stamp) for event_id, label in zip(ids, values)])
                 connection.execute("COMMIT")
-            except sqlite3.Error as error:
-                raise AtecError(f"reviews: the store {self.path} could not take {len(ids)} labels ({error})") from error
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
         return len(ids)
 
     def read(self) -> dict[str, int]:
         """Every reviewed event's latest label; empty when nothing was ever reviewed (no file is created)."""
         if not self.path.exists():
             return {}
-        with closing(self._connect()) as connection:
-            try:
-                return {event_id: int(label) for event_id, label in connection.execute("SELECT event_id, label FROM reviews")}
-            except sqlite3.Error as error:
-                raise AtecError(f"reviews: the store {self.path} could not be read ({error})") from error
+        with closing(self._connect()) as connection, self._failures("could not be read"):
+            return {event_id: int(label) for event_id, label in connection.execute("SELECT event_id, label FROM reviews")}
 
 
 def store_path(leaderboard_path: Path | str, reviews_path: Path | str | None = None) -> Path:

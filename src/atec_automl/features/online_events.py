@@ -25,9 +25,7 @@ class OnlineEvents:
                codes: dict[str, list[int]]) -> int:
         """Append events (a code for every code column); returns the index of the first."""
         first, count = self.size, len(visible)
-        while first + count > len(self._amount):
-            self._ints = np.concatenate([self._ints, np.zeros_like(self._ints)], axis=1)
-            self._amount = np.concatenate([self._amount, np.zeros_like(self._amount)])
+        self._make_room(count)
         self._ints[0, first:first + count] = visible
         self._ints[1, first:first + count] = ts
         for column in self.code_names:
@@ -39,13 +37,17 @@ class OnlineEvents:
     def append_one(self, visible: int, ts: int, amount: float, codes: list[int]) -> int:
         """Append one event (its codes in the order of `code_names`) in two writes; returns its index."""
         index = self.size
-        if index == len(self._amount):
-            self._ints = np.concatenate([self._ints, np.zeros_like(self._ints)], axis=1)
-            self._amount = np.concatenate([self._amount, np.zeros_like(self._amount)])
+        self._make_room(1)
         self._ints[:, index] = [visible, ts, *codes]
         self._amount[index] = amount
         self.size += 1
         return index
+
+    def _make_room(self, count: int) -> None:
+        """Double the columns' capacity until `count` more events fit."""
+        while self.size + count > len(self._amount):
+            self._ints = np.concatenate([self._ints, np.zeros_like(self._ints)], axis=1)
+            self._amount = np.concatenate([self._amount, np.zeros_like(self._amount)])
 
     def truncate(self, size: int) -> None:
         """Drop the events from index `size` on (an undo of the latest appends)."""
