@@ -3,6 +3,7 @@ exit status 2 (Hydra's own composition errors included); every run gets its own 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,14 @@ CASES: dict[str, tuple[list[str], str]] = {
     "submissions dir not writable": (["submit.dir={tmp}/a_file/submissions"], "error: submit.dir: cannot write in {tmp}/a_file"),
     "serve state dir not writable": (["task=serve", "serve.submission={tmp}/submissions/none",
                                       "serve.state_dir={tmp}/a_file/state"], "error: serve.state_dir: cannot write in {tmp}/a_file"),
+    "serve port not a number": (["task=serve", "serve.submission={tmp}/submissions/none", "serve.port=abc"],
+                                "error: serve.port='abc': "),
+    "serve port out of range": (["task=serve", "serve.submission={tmp}/submissions/none", "serve.port=99999"],
+                                "error: serve.port=99999: "),
+    "serve batches of nothing": (["task=serve", "serve.submission={tmp}/submissions/none", "serve.max_batch=0"],
+                                 "error: serve.max_batch=0: "),
+    "serve no time ahead": (["task=serve", "serve.submission={tmp}/submissions/none", "serve.max_ahead_hours=0"],
+                            "error: serve.max_ahead_hours=0: "),
     "unknown group option": (["model=xgboost"], "error: model=xgboost: no such option in conf/model/; choose one of: catboost"),
     "bad override syntax": (["study.n_trials=[1"], "error: override 'study.n_trials=[1': "),
     "key that is not there": (["study.ntrials=3"], "error: Could not override 'study.ntrials'"),
@@ -104,6 +113,16 @@ def test_the_defaults_pass_and_read_only_tasks_create_nothing(tmp_path: Path) ->
     assert not (tmp_path / "other").exists()
     with pytest.raises(AtecError, match=r"^study.n_trials=0: "):
         checked(tmp_path, "task=leaderboard", "study.n_trials=0")
+
+
+def test_a_serve_address_in_use_is_refused_before_anything_loads(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(AtecError, match=rf"^serve.host='127.0.0.1' serve.port={port}: cannot listen there \("):
+            checked(tmp_path, "task=serve", "serve.submission=submissions/none", f"serve.port={port}")
+    checked(tmp_path, "task=serve", "serve.submission=submissions/none", f"serve.port={port}")
 
 
 def test_every_model_family_has_its_settings_schema() -> None:

@@ -159,11 +159,19 @@ def running(tmp_path_factory):
     (lambda r: {**r, "gmt_occur": "2018-02-06 25:00:00"}, 422, r"column 'gmt_occur', row 1: unparseable time"),
     (lambda r: {**r, "gmt_occur": "2017-09-05 00:00:00"}, 409, r"is older than the latest accepted time"),
     (lambda r: {**r, "amt": "ten"}, 422, r"column 'amt', row 1: non-numeric value: 'ten'"),
+    (lambda r: {**r, "gmt_occur": "3018-02-10 10:00:00"}, 422,
+     r"column 'gmt_occur', row 1: event '.+' at 3018-02-10 10:00:00 is more than 24 h ahead of this machine's clock"),
+    (lambda r: [r, {**r, "event_id": "later", "gmt_occur": "2918-02-10 10"}], 422,
+     r"column 'gmt_occur', row 2: event 'later' at 2918-02-10 10:00:00 is more than 24 h ahead"),
+    (lambda r: None, 422, r"^file POST /score, row 1: an event must be an object of fields, got null$"),
+    (lambda r: [1, 2], 422, r"^file POST /score, row 1: an event must be an object of fields, got a number$"),
+    (lambda r: [r, "event"], 422, r"^file POST /score, row 2: an event must be an object of fields, got a string$"),
 ])
 def test_a_bad_event_gets_one_line_and_changes_nothing(running, edit, status: int, message: str) -> None:
     service, records, _ = running
     before = service.client.get("/health").json()
-    answer = service.client.post("/score", json=edit(records[0]))
+    answer = service.client.post("/score", content=json.dumps(edit(records[0])),
+                                 headers={"Content-Type": "application/json"})
     assert answer.status_code == status
     error = answer.json()["error"]
     assert "\n" not in error and __import__("re").search(message, error), error

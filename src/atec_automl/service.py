@@ -3,8 +3,9 @@
 `POST /score` takes one event (a JSON object in the semi-final raw schema, the fields a file row
 has, the label excepted) or a list of them (at most `max_batch`, scored in time order) and answers
 `{"scores": [{"event_id": ..., "score": ...}]}`; `?features=true` adds each event's feature row.
-A bad event (a missing field, an unparseable time, an id seen before, a time older than the
-latest accepted one) gets a 4xx whose `error` is one line, and changes nothing; a request whose
+A bad event (not an object, a missing field, an unparseable time, an id seen before, a time older
+than the latest accepted one or too far ahead of the machine's clock) gets a 4xx whose `error` is
+one line, and changes nothing; a request whose
 events the event log could not take (a full disk) gets a 503 with one line and changes nothing
 either. Requests are handled one at a time, in arrival order (the timeline is a sequence).
 

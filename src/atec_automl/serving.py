@@ -19,15 +19,17 @@ which is what the batch computation numbers them. Two sources use that:
   `compute_features` rerun on the sub-timeline of the past events sharing a key with the new ones.
 
 The parity tests (`tests/test_serve.py`) compare both with the batch features over the same timeline.
-Events older than the timeline's clock (the latest accepted time), ids seen before and malformed
-events are refused with one line and change nothing; a request that fails after its features were
-read takes its events back out of the state (and out of the log). Accepted events are appended to a
+Events older than the timeline's clock (the latest accepted time), ids seen before, events further
+ahead of the machine's clock than `max_ahead_s` and malformed events are refused with one line and
+change nothing; a request that fails after its features were read takes its events back out of the
+state (and out of the log). Accepted events are appended to a
 log (`serving_log.EventLog`: `events.jsonl`, in the order they joined the timeline, fsynced while the
 model scores them and before the scores are returned) that `OnlineScorer.replay` reads back at start,
 so a restart loses no acknowledged event.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -40,7 +42,7 @@ from atec_automl.artifact import SavedSubmission
 from atec_automl.data.dataset import Dataset
 from atec_automl.data.load import event_frame, event_table_from_records
 from atec_automl.data.one_event import PlainEvents
-from atec_automl.errors import AtecError
+from atec_automl.errors import AtecError, DataError
 from atec_automl.features.event_fields import Vocabulary
 from atec_automl.features.spec import RawEventFeatures
 from atec_automl.serving_log import EventLog
@@ -104,7 +106,8 @@ class Scored:
 class OnlineScorer:
     """The timeline so far and a submission scoring each new event from it."""
 
-    def __init__(self, saved: SavedSubmission, history: Dataset, log_dir: Path | None = None):
+    def __init__(self, saved: SavedSubmission, history: Dataset, log_dir: Path | None = None,
+                 max_ahead_s: float | None = None):
         if len(saved.members) != 1:
             raise AtecError(f"serve: submission {saved.name} is a blend of {len(saved.members)} models; its rank "
                             "average is defined over a batch of events, not one at a time: serve one entry's submission")
@@ -118,6 +121,7 @@ class OnlineScorer:
         self.size = 0
         self.clock = np.iinfo(np.int64).min
         self.log = None if log_dir is None else EventLog(Path(log_dir) / LOG_FILE)
+        self.max_ahead_s = max_ahead_s
         plain = self._plain(history.frame)
         self.vocabulary.extend_frame(plain)
         if isinstance(self.spec, RawEventFeatures) and saved.members[0].family not in SEQUENCE_FAMILIES and len(plain):
@@ -163,9 +167,22 @@ class OnlineScorer:
                            f"latest accepted time {pd.Timestamp(self.clock, unit='s')}")
         return new
 
+    def _check_not_ahead(self, new: NewEvents) -> None:
+        """Refuse events more than `max_ahead_s` ahead of this machine's clock (times are naive: the margin covers
+        the time zone): accepted, a mistyped year would become the timeline's clock and hold back every later event."""
+        if self.max_ahead_s is None:
+            return
+        latest, now = int(new.ts[-1]), time.time()
+        if latest > now + self.max_ahead_s:
+            raise DataError("POST /score", f"event {new.ids[-1]!r} at {pd.Timestamp(latest, unit='s')} is more than "
+                            f"{self.max_ahead_s / 3600:g} h ahead of this machine's clock "
+                            f"({pd.Timestamp(int(now), unit='s')} UTC; serve.max_ahead_hours)",
+                            column=self.file_format.time_column, row=int(new.order[-1]) + 1)
+
     def score(self, records: list[dict], with_features: bool = False) -> Scored:
         """Score new events from the timeline and log them (fsynced while the model scores), then count them in."""
         new = self.parse(records)
+        self._check_not_ahead(new)
         features, rows, undo = self.source.features(new)
         written = None
         try:

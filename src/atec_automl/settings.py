@@ -2,12 +2,13 @@
 
 A typed schema (pydantic) of the keys the tasks read: their types and ranges, the model families a
 sweep names, each model's step counts; and a probe that a directory a task will write into is
-writable. It reads the resolved config as plain dicts; a wrong setting raises `AtecError` naming the
+writable, and that the service's address can be listened on. It reads the resolved config as plain dicts; a wrong setting raises `AtecError` naming the
 key, e.g. `study.n_trials=-1: Input should be greater than or equal to 1`. Keys it does not list
 pass through unchecked. It imports no model code (no torch), so that checking stays quick.
 """
 from __future__ import annotations
 
+import socket
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from atec_automl.errors import AtecError
 Count = Annotated[StrictInt, Field(ge=1)]
 NonNegative = Annotated[StrictInt, Field(ge=0)]
 Seconds = Annotated[StrictFloat, Field(gt=0)]
+Hours = Seconds
 
 
 class _Section(BaseModel):
@@ -79,6 +81,15 @@ class SplitSettings(_Section):
     min_frauds: NonNegative = 0
 
 
+class ServeSettings(_Section):
+    submission: StrictStr | None = None
+    host: StrictStr = "127.0.0.1"
+    port: Annotated[StrictInt, Field(ge=1, le=65535)] = 8000
+    state_dir: StrictStr | None = None
+    max_batch: Count = 1000
+    max_ahead_hours: Hours | None = 24.0
+
+
 class Settings(_Section):
     task: StrictStr
     seed: NonNegative
@@ -88,6 +99,7 @@ class Settings(_Section):
     submit: SubmitSettings
     leaderboard: LeaderboardSettings
     split: SplitSettings | None = None
+    serve: ServeSettings | None = None
 
 
 class CatBoostSettings(_Section):
@@ -137,6 +149,23 @@ def check_writable(key: str, directory: Path) -> None:
         raise AtecError(f"{key}: cannot write in {directory} ({error.filename} is a file, not a directory)") from error
     except OSError as error:
         raise AtecError(f"{key}: cannot write in {directory} ({error.strerror or error})") from error
+
+
+def check_listenable(host: str, port: int) -> None:
+    """Bind a probe socket to `host:port` as uvicorn will (closed at once); one line naming the keys if that fails,
+    so that a port in use is reported before the history loads, not after."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as error:
+        raise AtecError(f"serve.host={host!r}: not a host name or address this machine can resolve ({error.strerror})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise AtecError(f"serve.host={host!r} serve.port={port}: cannot listen there "
+                            f"({error.strerror or error})") from None
 
 
 def _validate(schema: type[_Section], values: Mapping[str, Any], prefix: str) -> None:

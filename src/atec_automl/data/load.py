@@ -102,10 +102,11 @@ def event_table_from_records(records: list[dict], file_format: TableFormat, sour
     """
     if not records:
         raise DataError(source, "no events")
-    kinds = file_format.kinds([list(records[0])])
     for row, record in enumerate(records, start=1):
         if not isinstance(record, dict):
-            raise DataError(source, f"an event must be an object of fields, got {type(record).__name__}", row=row)
+            raise DataError(source, f"an event must be an object of fields, got {json_kind(record)}", row=row)
+    kinds = file_format.kinds([list(records[0])])
+    for row, record in enumerate(records, start=1):
         for column in file_format.required_for("test_a"):
             if record.get(column) in (None, ""):
                 raise DataError(source, "missing required field", column=column, row=row)
@@ -116,6 +117,16 @@ def event_table_from_records(records: list[dict], file_format: TableFormat, sour
     as_text = {name: column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
                for name, column in zip(table.column_names, table.columns)}
     return pa.table(as_text)
+
+
+def json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words (a request's events are JSON)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    kinds = ((str, "a string"), ((int, float), "a number"), (list, "a list"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
 
 
 def events_from_records(records: list[dict], file_format: TableFormat, source: str) -> pd.DataFrame:

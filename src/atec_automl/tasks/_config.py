@@ -4,7 +4,8 @@
 Hydra would print over several lines (an unknown group option such as `model=xgboost`, bad override
 syntax, a key that is not there) into one. `check_config` then checks the composed config in one
 pass: its interpolations resolve, its settings pass `atec_automl.settings`, each family a sweep
-names recomposes and passes too, and the directories the task writes into are writable.
+names recomposes and passes too, the directories the task writes into are writable, and the
+service's address is free.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from atec_automl.errors import AtecError
-from atec_automl.settings import check_model, check_settings, check_writable
+from atec_automl.settings import check_listenable, check_model, check_settings, check_writable
 
 def composition_error(conf_dir: Path, arguments: Sequence[str]) -> str | None:
     """The one-line error of a command line whose config does not compose, None when it composes.
@@ -76,6 +77,8 @@ def check_config(cfg: DictConfig) -> None:
             check_family(cfg, str(family))
     for key, directory in output_dirs(cfg):
         check_writable(key, directory)
+    if cfg.task == "serve":
+        check_listenable(str(cfg.serve.host), int(cfg.serve.port))
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:

@@ -39,7 +39,9 @@ def run(cfg: DictConfig) -> None:
     saved = load_submission(required(options, "submission", "serve"))
     history = history_option(options.get("history")) or training_files(saved)
     state_dir = Path(options.state_dir) if options.get("state_dir") else STATE_ROOT / saved.name
-    scorer = OnlineScorer(saved, load_event_files(saved.file_format(), history), log_dir=state_dir)
+    ahead = options.get("max_ahead_hours")
+    scorer = OnlineScorer(saved, load_event_files(saved.file_format(), history), log_dir=state_dir,
+                          max_ahead_s=None if ahead is None else float(ahead) * 3600)
     replayed = scorer.replay()
     print(f"[serve] {saved.name}: {scorer.size:,} events in the timeline ({replayed:,} replayed from "
           f"{state_dir}); listening on http://{options.host}:{options.port}", flush=True)
