@@ -189,6 +189,10 @@ def test_an_accepted_id_is_refused_the_second_time_and_feedback_is_recorded(runn
     assert ReviewStore(root / "reviews.sqlite").read() == {ids[0]: 1, ids[1]: 0}
     unknown = service.client.post("/feedback", json={"event_ids": ["nope"], "labels": [1]})
     assert unknown.status_code == 422 and "never scored" in unknown.json()["error"]
+    twice = service.client.post("/feedback", json={"event_ids": [ids[0], ids[0]], "labels": [0, 1]})
+    assert twice.status_code == 422 and twice.json()["error"] == f"event_id {ids[0]!r} is given twice (one label per event and request)"
+    boolean = service.client.post("/feedback", json={"event_ids": [ids[0]], "labels": [True]})
+    assert boolean.status_code == 422 and boolean.json()["error"] == "label true is not 0 or 1"
     assert json.loads(service.client.get("/metrics").text)["feedback_labels"] == 2
 
 

@@ -15,6 +15,7 @@ which every later training run reads; a store that cannot take them gets a 503 w
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
@@ -136,7 +137,11 @@ def feedback_problem(body: object, scorer: OnlineScorer) -> str | None:
         return f"{len(body['event_ids'])} event_ids for {len(body['labels'])} labels"
     bad = [v for v in body["labels"] if v not in (0, 1) or isinstance(v, bool)]
     if bad:
-        return f"label {bad[0]!r} is not 0 or 1"
+        return f"label {json.dumps(bad[0])} is not 0 or 1"
+    seen: set[str] = set()
+    twice = [i for i in map(str, body["event_ids"]) if i in seen or seen.add(i)]
+    if twice:
+        return f"event_id {twice[0]!r} is given twice (one label per event and request)"
     unknown = [i for i in body["event_ids"] if str(i) not in scorer.ids]
     if unknown:
         return f"event_id {unknown[0]!r} was never scored or loaded by this service"
