@@ -77,6 +77,8 @@ def check_config(cfg: DictConfig) -> None:
             check_family(cfg, str(family))
     for key, directory in output_dirs(cfg):
         check_writable(key, directory)
+    if cfg.task == "predict" and cfg.predict.get("output") and Path(str(cfg.predict.output)).is_dir():
+        raise AtecError(f"predict.output={cfg.predict.output}: is a folder; give the path of the scores file to write")
     if cfg.task == "serve":
         check_listenable(str(cfg.serve.host), int(cfg.serve.port))
 
@@ -120,6 +122,11 @@ def output_dirs(cfg: DictConfig) -> list[tuple[str, Path]]:
         dirs.append(("study.storage", Path(str(cfg.study.storage).removeprefix("sqlite:///")).parent))
     if task == "submit" or (task == "sweep" and cfg.sweep.submit):
         dirs.append(("submit.dir", Path(cfg.submit.dir)))
+    if task == "predict":
+        from atec_automl.tasks.predict import OUTPUT_DIR
+
+        output = cfg.predict.get("output")
+        dirs.append(("predict.output", Path(str(output)).parent if output else OUTPUT_DIR))
     if task == "serve":
         from atec_automl.tasks.serve import STATE_ROOT
 
