@@ -48,6 +48,8 @@ CASES: dict[str, tuple[list[str], str]] = {
                                   "predict.output={tmp}/a_file/scores.csv"], "error: predict.output: cannot write in {tmp}/a_file"),
     "predict output a folder": (["task=predict", "predict.submission={tmp}/submissions/none", "predict.events=new.csv",
                                  "predict.output={tmp}"], "error: predict.output={tmp}: is a folder"),
+    "submission outside its folder": (["task=submit", "submit.name=../escape"],
+                                      "error: submit.name='../escape': Value error, must be one folder name"),
     "unknown group option": (["model=xgboost"], "error: model=xgboost: no such option in conf/model/; choose one of: catboost"),
     "bad override syntax": (["study.n_trials=[1"], "error: override 'study.n_trials=[1': "),
     "key that is not there": (["study.ntrials=3"], "error: Could not override 'study.ntrials'"),

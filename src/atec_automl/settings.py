@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from atec_automl.errors import AtecError
 
@@ -58,12 +58,22 @@ class SweepSettings(_Section):
     fidelity: FidelitySettings | None = None
 
 
+def _folder_name(name: str) -> str:
+    """`name` when it names one folder inside its parent (a submission's `submit.dir/<name>`), else ValueError."""
+    if name in ("", ".", "..") or "/" in name or "\\" in name:
+        raise ValueError("must be one folder name: not empty, '.' or '..', no '/' or '\\'")
+    return name
+
+
+FolderName = Annotated[StrictStr, AfterValidator(_folder_name)]
+
+
 class SubmitSettings(_Section):
     entry: Count | None
     blend_top: Count
     choose: Literal["best", "lower_bound", "indistinguishable"] = "best"
     refit: StrictBool = True
-    name: StrictStr | None
+    name: FolderName | None
     dir: StrictStr
 
 
