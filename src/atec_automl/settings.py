@@ -42,8 +42,15 @@ class StudySettings(_Section):
 Share = Annotated[float, Field(gt=0, lt=1)]
 
 
+def _rising(shares: list[float]) -> list[float]:
+    """`shares` when each is larger than the one before, else ValueError."""
+    if shares != sorted(set(shares)):
+        raise ValueError("user shares must rise strictly")
+    return shares
+
+
 class FidelitySettings(_Section):
-    shares: list[Share]
+    shares: Annotated[list[Share], AfterValidator(_rising)]
     min_train_rows: Count
     reduction_factor: Annotated[StrictInt, Field(ge=2)]
     explore_trials: NonNegative = 10
@@ -91,6 +98,16 @@ class SplitSettings(_Section):
     min_frauds: NonNegative = 0
 
 
+class ReviewSettings(_Section):
+    size: Count | None = None
+    out: StrictStr | None = None
+
+
+class CheckDataSettings(_Section):
+    top: Count = 10
+    all_columns: StrictBool = False
+
+
 class ServeSettings(_Section):
     submission: StrictStr | None = None
     host: StrictStr = "127.0.0.1"
@@ -110,6 +127,8 @@ class Settings(_Section):
     leaderboard: LeaderboardSettings
     split: SplitSettings | None = None
     serve: ServeSettings | None = None
+    review: ReviewSettings | None = None
+    check_data: CheckDataSettings | None = None
 
 
 class CatBoostSettings(_Section):
