@@ -54,6 +54,10 @@ CASES: dict[str, tuple[list[str], str]] = {
     "check-data top of nothing": (["task=check-data", "check_data.top=0"], "error: check_data.top=0: "),
     "fidelity shares falling": (["sweep.fidelity.shares=[0.5,0.2]"],
                                 "error: sweep.fidelity.shares=[0.5, 0.2]: Value error, user shares must rise strictly"),
+    "trainer threads below one": (["task=train", "trainer.cpu_threads=0"],
+                                  "error: trainer.cpu_threads: 0 is not >= 1 (null: the usable cores)"),
+    "label policy out of range": (["task=train", "labels=two_step_pu", "labels.spy_share=2"],
+                                  "error: labels: need 0 < spy_share < 1"),
     "unknown group option": (["model=xgboost"], "error: model=xgboost: no such option in conf/model/; choose one of: catboost"),
     "bad override syntax": (["study.n_trials=[1"], "error: override 'study.n_trials=[1': "),
     "key that is not there": (["study.ntrials=3"], "error: Could not override 'study.ntrials'"),
@@ -113,7 +117,15 @@ def checked(tmp_path: Path, *overrides: str) -> None:
 
 @pytest.mark.parametrize("experiment", ["smoke", "prelim", "gpu_long"])
 def test_every_shipped_experiment_passes_the_check(tmp_path: Path, experiment: str) -> None:
-    checked(tmp_path, f"experiment={experiment}")
+    """On a machine without CUDA the GPU experiment is refused by its trainer, in one line, and passes on the CPU."""
+    import torch
+
+    if experiment == "gpu_long" and not torch.cuda.is_available():
+        with pytest.raises(AtecError, match=r"^trainer.accelerator=gpu but torch sees no CUDA device; use trainer=cpu$"):
+            checked(tmp_path, f"experiment={experiment}")
+        checked(tmp_path, f"experiment={experiment}", "trainer.accelerator=cpu")
+    else:
+        checked(tmp_path, f"experiment={experiment}")
     assert (tmp_path / "submissions").is_dir() and not any((tmp_path / "submissions").iterdir())
 
 

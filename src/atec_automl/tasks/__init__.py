@@ -1,8 +1,8 @@
 """Tasks run by `run.py`: `task=check-data` runs `atec_automl.tasks.check_data.run(cfg)`.
 
 Every task module defines `run(cfg: DictConfig) -> None`. The config is checked in one pass first
-(`tasks._config`). A user-facing error (`AtecError`) is printed as one line on stderr with exit
-status 2; `debug=true` shows the traceback instead. Each run prints its run dir (`[run] dir: ...`),
+(`tasks._config`). A user-facing error (`AtecError`, also when a constructor that Hydra instantiates
+raises it) is printed as one line on stderr with exit status 2; `debug=true` shows the traceback instead. Each run prints its run dir (`[run] dir: ...`),
 whose log file also keeps the progress lines.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pkgutil
 import sys
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -37,10 +38,19 @@ def dispatch(cfg: DictConfig) -> None:
         log_progress_to_files()
         progress(f"[run] dir: {HydraConfig.get().runtime.output_dir}")
         module.run(cfg)
-    except AtecError as error:
-        if debug(cfg):
+    except (AtecError, InstantiationException) as error:
+        found = user_error(error)
+        if found is None or debug(cfg):
             raise
-        fail(str(error))
+        fail(str(found))
+
+
+def user_error(error: BaseException) -> AtecError | None:
+    """The `AtecError` itself, or the one a constructor raised inside Hydra's `instantiate` (which wraps it in an
+    `InstantiationException` over several lines); None for anything else."""
+    while isinstance(error, InstantiationException):
+        error = error.__cause__
+    return error if isinstance(error, AtecError) else None
 
 
 def debug(cfg: DictConfig) -> bool:

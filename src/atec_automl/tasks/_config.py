@@ -69,9 +69,15 @@ def _parses(argument: str) -> bool:
     return True
 
 
+TRAINING_TASKS = ("sweep", "train", "submit", "review")
+"""The tasks that build a trainer and a label policy."""
+
+
 def check_config(cfg: DictConfig) -> None:
     """The one validation pass over the composed config; raises `AtecError` on the first problem."""
     check_settings(resolved(cfg), sweepable_families())
+    if cfg.task in TRAINING_TASKS:
+        check_components(cfg)
     if cfg.task == "sweep":
         for family in cfg.sweep.models:
             check_family(cfg, str(family))
@@ -81,6 +87,25 @@ def check_config(cfg: DictConfig) -> None:
         raise AtecError(f"predict.output={cfg.predict.output}: is a folder; give the path of the scores file to write")
     if cfg.task == "serve":
         check_listenable(str(cfg.serve.host), int(cfg.serve.port))
+
+
+def check_components(cfg: DictConfig) -> None:
+    """Build the trainer settings and the label policy, whose constructors check their values, before data loads.
+
+    Imports the training modules here, not at the top: only the tasks that train need them."""
+    from hydra.errors import InstantiationException
+
+    from atec_automl.tasks import user_error
+    from atec_automl.tasks._experiment import build_policy, trainer_settings
+
+    try:
+        trainer_settings(cfg)
+        build_policy(cfg)
+    except InstantiationException as error:
+        found = user_error(error)
+        if found is None:
+            raise
+        raise found from None
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:
