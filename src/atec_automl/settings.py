@@ -131,23 +131,61 @@ class Settings(_Section):
     check_data: CheckDataSettings | None = None
 
 
+Positive = Annotated[StrictFloat, Field(gt=0)]
+NonNegativeNumber = Annotated[StrictFloat, Field(ge=0)]
+Probability = Annotated[StrictFloat, Field(ge=0, le=1)]
+
+
 class CatBoostSettings(_Section):
     iterations: Count
     early_stopping_rounds: Count | None
     metric_period: Count
+    learning_rate: Positive | None = None
+    depth: Annotated[StrictInt, Field(ge=1, le=16)] = 6
+    l2_leaf_reg: NonNegativeNumber = 3.0
+    random_strength: NonNegativeNumber = 1.0
+    subsample: Annotated[StrictFloat, Field(gt=0, le=1)] | None = None
+    border_count: Annotated[StrictInt, Field(ge=1, le=65535)] | None = None
+    one_hot_max_size: NonNegative | None = None
+    scale_pos_weight: Positive | None = None
 
 
 class NeuralSettings(_Section):
     epochs: Count
     batch_size: Count
     eval_batch_size: Count
-    patience: NonNegative
+    patience: Count
+    learning_rate: Positive = 1e-3
+    momentum: NonNegativeNumber = 0.9
+    weight_decay: NonNegativeNumber = 0.0
+    dropout: Probability = 0.1
+    embedding_dim: Count = 8
+    max_categories: Count = 1000
+    min_category_count: NonNegative = 5
+
+
+class MLPSettings(NeuralSettings):
+    hidden_layers: NonNegative = 2
+    hidden_units: Count = 128
+
+
+class CNNLSTMSettings(NeuralSettings):
+    conv_layers: NonNegative = 2
+    conv_channels: Count = 32
+    kernel_size: Count = 3
+    lstm_hidden: Count = 64
+    lstm_layers: Count = 1
+    tabular_units: Count = 64
+    head_layers: NonNegative = 1
+    head_units: Count = 64
+    shift_prob: Probability = 0.0
+    max_shift: NonNegative = 2
 
 
 MODEL_SETTINGS: dict[str, type[_Section]] = {
     "atec_automl.models.catboost_model.CatBoostModel": CatBoostSettings,
-    "atec_automl.models.mlp.MLPModel": NeuralSettings,
-    "atec_automl.models.cnn_lstm.CNNLSTMModel": NeuralSettings,
+    "atec_automl.models.mlp.MLPModel": MLPSettings,
+    "atec_automl.models.cnn_lstm.CNNLSTMModel": CNNLSTMSettings,
 }
 """The schema of each model class's section, by its `_target_`; other classes pass unchecked."""
 
