@@ -46,3 +46,11 @@ def test_train_task_prints_the_score_and_saves_a_loadable_model(family, data_arg
     assert load_model(run_dir / "model").family == family
     assert not list(run_dir.glob(".*partial"))
     assert {name: (REPO / name).exists() for name in leftovers} == leftovers
+    if family == "catboost":  # a second train into the same run dir keeps the first model and says so first
+        saved = {path: path.read_bytes() for path in (run_dir / "model").iterdir()}
+        again = cli([*data_args, f"model={family}", *FAST[family]], run_dir)
+        assert again.returncode == 2 and "[train]" not in again.stdout, again.stdout + again.stderr
+        assert [line for line in again.stderr.splitlines() if not line.startswith("import time:")] == [
+            f"error: hydra.run.dir={run_dir}: it already holds a model ({run_dir / 'model'}, an earlier task=train); "
+            "give another run dir, or move that model away"]
+        assert {path: path.read_bytes() for path in (run_dir / "model").iterdir()} == saved

@@ -9,6 +9,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from atec_automl.errors import AtecError
 from atec_automl.evaluation import FoldResult
 from atec_automl.models.base import Model
 from atec_automl.pipeline import fit_fold
@@ -33,6 +34,9 @@ def summary(family: str, fold: str, result: FoldResult) -> dict:
 def run(cfg: DictConfig) -> None:
     """Prepare data, features and folds; fit and score the last fold; save the model and its figures."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if (run_dir / "model").exists():
+        raise AtecError(f"hydra.run.dir={run_dir}: it already holds a model ({run_dir / 'model'}, an earlier "
+                        "task=train); give another run dir, or move that model away")
     fit_recipe = recipe(cfg)
     family = fit_recipe.family
     prepared = prepare(cfg)
