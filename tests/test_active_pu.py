@@ -232,6 +232,14 @@ def test_review_then_reviews_round_trips(prepared: Prepared, truth: np.ndarray, 
     assert (rows >= 0).all() and (prepared.labels[rows] == -1).all()
     batch.loc[:4, "label"] = truth[rows[:5]].astype(int).astype(str)  # a person fills 5 of the 8
     batch.to_csv(tmp_path / "filled.csv", index=False)
+    filled = (tmp_path / "filled.csv").read_bytes()
+    over = run_cli([*common, f"review.out={tmp_path / 'filled.csv'}"])  # the labels are not read in yet
+    assert over.returncode == 2 and "[review]" not in over.stdout, over.stdout + over.stderr
+    assert over.stderr.strip().splitlines() == [
+        f"error: review.out={tmp_path / 'filled.csv'}: it holds 5 filled-in labels not in the reviewed-labels store "
+        f"(event_id {batch['event_id'][0]!r} first); read them in with labels.reviews={tmp_path / 'filled.csv'}, "
+        "or choose another review.out"]
+    assert (tmp_path / "filled.csv").read_bytes() == filled
 
     second = run_cli([*common, f"labels.reviews={tmp_path / 'filled.csv'}", f"review.out={tmp_path / 'next.csv'}"])
     assert second.returncode == 0, second.stderr

@@ -7,10 +7,13 @@ defaults; `review.size` defaults to `labels.queries_per_round`). The CSV (`revie
 `<run dir>/review.csv`) has `event_id`, an empty `label` column to fill with 1 (fraud) or 0 (not
 fraud), the model's `score`, the `reason` it was chosen, the event's time and current label, and the
 event's fields. Read it back with `labels.reviews=PATH` on
-any later run: its labels go into the reviewed-labels store that every run and policy uses.
+any later run: its labels go into the reviewed-labels store that every run and policy uses. A
+`review.out` that holds filled-in labels the store does not have (or is not a review CSV) is not
+written over: the run stops first, in one line.
 """
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -79,11 +82,33 @@ def review_frame(dataset: Dataset, batch: Batch, current: np.ndarray) -> pd.Data
     return pd.concat([head, events[fields].reset_index(drop=True)], axis=1)
 
 
+def check_overwrite(out: Path, cfg: DictConfig) -> None:
+    """Refuse to write the next batch over a file holding filled-in labels the store does not have yet (unless this
+    run reads that file in with `labels.reviews`), or over a file that is not a review CSV: either would be lost."""
+    if not out.exists() or (cfg.labels.get("reviews") and Path(str(cfg.labels.reviews)).resolve() == out.resolve()):
+        return
+    try:
+        with open(out, encoding="utf-8-sig", newline="") as stream:
+            reader = csv.DictReader(stream)
+            if not {"event_id", "label"} <= set(reader.fieldnames or []):
+                raise ValueError("no event_id,label header")
+            filled = {(row["event_id"] or "").strip(): (row["label"] or "").strip() for row in reader}
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error):
+        raise AtecError(f"review.out={out}: the file exists and is not a review CSV; choose another path") from None
+    stored = review_store(cfg).read()
+    unread = [i for i, label in filled.items() if label and stored.get(i) != (int(label) if label in ("0", "1") else None)]
+    if unread:
+        raise AtecError(f"review.out={out}: it holds {len(unread)} filled-in labels not in the reviewed-labels store "
+                        f"(event_id {unread[0]!r} first); read them in with labels.reviews={out}, or choose another "
+                        "review.out")
+
+
 def run(cfg: DictConfig) -> None:
     """Read `labels.reviews` if given, pick the next batch, write it as a CSV atomically, say how to read it back."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    prepared = prepare(cfg)
     out = Path(str(cfg.review.out)) if cfg.review.get("out") else run_dir / "review.csv"
+    check_overwrite(out, cfg)
+    prepared = prepare(cfg)
     batch, current = next_batch(cfg, prepared, run_dir / "work")
     frame = review_frame(prepared.dataset, batch, current)
     write_atomically(out, lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8"))
