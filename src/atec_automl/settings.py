@@ -1,10 +1,11 @@
 """The run's settings, checked in one pass before any data is loaded.
 
 A typed schema (pydantic) of the keys the tasks read: their types and ranges, the model families a
-sweep names, each model's step counts; and a probe that a directory a task will write into is
-writable, and that the service's address can be listened on. It reads the resolved config as plain dicts; a wrong setting raises `AtecError` naming the
-key, e.g. `study.n_trials=-1: Input should be greater than or equal to 1`. Keys it does not list
-pass through unchecked. It imports no model code (no torch), so that checking stays quick.
+sweep names, each model's step counts and value ranges; and probes that a directory a task will
+write into is writable and that the service's address can be listened on. It reads the resolved
+config as plain dicts; a wrong setting raises `AtecError` naming the key, e.g. `study.n_trials=-1:
+Input should be greater than or equal to 1`. Keys it does not list pass through unchecked. It
+imports no model code (no torch), so that checking stays quick.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from atec_automl.errors import AtecError
 
 Count = Annotated[StrictInt, Field(ge=1)]
 NonNegative = Annotated[StrictInt, Field(ge=0)]
-Seconds = Annotated[StrictFloat, Field(gt=0)]
-Hours = Seconds
+Positive = Annotated[StrictFloat, Field(gt=0)]
+NonNegativeNumber = Annotated[StrictFloat, Field(ge=0)]
+Probability = Annotated[StrictFloat, Field(ge=0, le=1)]
 
 
 class _Section(BaseModel):
@@ -33,7 +35,7 @@ class _Section(BaseModel):
 class StudySettings(_Section):
     storage: StrictStr | None
     n_trials: Count
-    timeout_s: Seconds | None
+    timeout_s: Positive | None
     heartbeat_interval: Count
     grace_period: Count
     max_retry: NonNegative
@@ -114,7 +116,7 @@ class ServeSettings(_Section):
     port: Annotated[StrictInt, Field(ge=1, le=65535)] = 8000
     state_dir: StrictStr | None = None
     max_batch: Count = 1000
-    max_ahead_hours: Hours | None = 24.0
+    max_ahead_hours: Positive | None = 24.0
 
 
 class Settings(_Section):
@@ -129,11 +131,6 @@ class Settings(_Section):
     serve: ServeSettings | None = None
     review: ReviewSettings | None = None
     check_data: CheckDataSettings | None = None
-
-
-Positive = Annotated[StrictFloat, Field(gt=0)]
-NonNegativeNumber = Annotated[StrictFloat, Field(ge=0)]
-Probability = Annotated[StrictFloat, Field(ge=0, le=1)]
 
 
 class CatBoostSettings(_Section):

@@ -2,8 +2,8 @@
 
 Every task module defines `run(cfg: DictConfig) -> None`. The config is checked in one pass first
 (`tasks._config`). A user-facing error (`AtecError`, also when a constructor that Hydra instantiates
-raises it) is printed as one line on stderr with exit status 2; `debug=true` shows the traceback instead. Each run prints its run dir (`[run] dir: ...`),
-whose log file also keeps the progress lines.
+raises it) is printed as one line on stderr with exit status 2; `debug=true` shows the traceback
+instead. Each run prints its run dir (`[run] dir: ...`), whose log file also keeps the progress lines.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from atec_automl.errors import AtecError
 from atec_automl.progress import log_progress_to_files, progress
-from atec_automl.tasks._config import check_config
+from atec_automl.tasks._config import check_config, user_error
 
 
 def available_tasks() -> list[str]:
@@ -43,14 +43,6 @@ def dispatch(cfg: DictConfig) -> None:
         if found is None or debug(cfg):
             raise
         fail(str(found))
-
-
-def user_error(error: BaseException) -> AtecError | None:
-    """The `AtecError` itself, or the one a constructor raised inside Hydra's `instantiate` (which wraps it in an
-    `InstantiationException` over several lines); None for anything else."""
-    while isinstance(error, InstantiationException):
-        error = error.__cause__
-    return error if isinstance(error, AtecError) else None
 
 
 def debug(cfg: DictConfig) -> bool:

@@ -17,12 +17,13 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException, MissingConfigException
+from hydra.errors import HydraException, InstantiationException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from atec_automl.errors import AtecError
 from atec_automl.settings import check_listenable, check_model, check_settings, check_writable
+
 
 def composition_error(conf_dir: Path, arguments: Sequence[str]) -> str | None:
     """The one-line error of a command line whose config does not compose, None when it composes.
@@ -93,9 +94,6 @@ def check_components(cfg: DictConfig) -> None:
     """Build the trainer settings and the label policy, whose constructors check their values, before data loads.
 
     Imports the training modules here, not at the top: only the tasks that train need them."""
-    from hydra.errors import InstantiationException
-
-    from atec_automl.tasks import user_error
     from atec_automl.tasks._experiment import build_policy, trainer_settings
 
     try:
@@ -106,6 +104,14 @@ def check_components(cfg: DictConfig) -> None:
         if found is None:
             raise
         raise found from None
+
+
+def user_error(error: BaseException) -> AtecError | None:
+    """The `AtecError` itself, or the one a constructor raised inside Hydra's `instantiate` (which wraps it in an
+    `InstantiationException` over several lines); None for anything else."""
+    while isinstance(error, InstantiationException):
+        error = error.__cause__
+    return error if isinstance(error, AtecError) else None
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:
