@@ -196,6 +196,18 @@ def test_an_accepted_id_is_refused_the_second_time_and_feedback_is_recorded(runn
     assert json.loads(service.client.get("/metrics").text)["feedback_labels"] == 2
 
 
+def test_a_second_service_on_the_same_state_folder_stops_before_loading_anything(running) -> None:
+    """Two services appending to one log would interleave their timelines: the second stops in one line."""
+    service, _, root = running
+    args = [f"serve.port={free_port()}" if a.startswith("serve.port=") else a for a in service.args]
+    second = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2, second.stdout + second.stderr
+    assert second.stderr.strip().splitlines() == [
+        f"error: serve.state_dir={root / 'state'}: another service (pid {service.process.pid}) is using it; "
+        "give each service its own state_dir"]
+    assert "timeline" not in second.stdout and service.client.get("/health").status_code == 200
+
+
 def test_the_features_flag_reads_as_a_boolean_and_a_bad_value_gets_one_line(running) -> None:
     """`?features=` takes pydantic's boolean spellings, in any case; another value is refused in one line and
     changes nothing; the OpenAPI page still documents the parameter."""

@@ -6,10 +6,12 @@ releases the GIL), and the scores are returned only once the fsync is done: a cr
 acknowledged event. A request that fails after its lines were written (the model, the write, the
 fsync) takes them back: the file is cut to its size before them, so the log holds exactly the
 accepted events. A write or an fsync that fails raises `EventLogError`, one line (the service answers
-503: nothing was accepted, the client may retry).
+503: nothing was accepted, the client may retry). One service at a time writes a state folder's log
+(`claim_state_dir`).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -39,6 +41,29 @@ class Written:
 def failure(path: Path, what: str, error: OSError) -> EventLogError:
     """The one-line error of a log operation that failed."""
     return EventLogError(f"serve: the event log {path} could not be {what} ({error.strerror or error})")
+
+
+LOCK_FILE = "serve.lock"
+
+
+def claim_state_dir(state_dir: Path) -> int:
+    """Take the state folder for this process (an exclusive lock on `serve.lock` in it, held while the returned
+    descriptor stays open, released by the system when the process ends, however it ends); one line when another
+    service holds it: two services appending to one log would interleave their timelines."""
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / LOCK_FILE
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(handle, 64).decode(errors="replace").strip() or "unknown"
+        os.close(handle)
+        raise AtecError(f"serve.state_dir={state_dir}: another service (pid {holder}) is using it; give each service "
+                        "its own state_dir") from None
+    os.ftruncate(handle, 0)
+    os.write(handle, str(os.getpid()).encode())
+    return handle
 
 
 class EventLog:
