@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from atec_automl.data.dataset import Dataset
 from atec_automl.errors import AtecError
@@ -18,7 +19,8 @@ from atec_automl.pipeline import Prepared
 from atec_automl.submit import (Submission, chosen_entries, choose_entries, identical_submission, identity,
                                 make_submission, rank_average, submission_frame, SubmitSettings,
                                 write_submission)
-from atec_automl.submissions import read_manifests
+from atec_automl.submissions import damaged_manifests, read_manifests
+from atec_automl.tasks.submissions import run as list_submissions
 from atec_automl.tasks.submissions import summary_rows
 
 
@@ -172,7 +174,7 @@ def test_an_identical_resubmission_finds_the_folder_and_any_difference_does_not(
         assert identical_submission(tmp_path / "submissions", {**same, **changed}) is None, changed
 
 
-def test_the_submissions_listing_reads_every_manifest(tmp_path: Path) -> None:
+def test_the_submissions_listing_reads_every_manifest_and_names_the_damaged_ones(tmp_path: Path, capsys) -> None:
     board = Leaderboard(tmp_path / "lb.sqlite")
     board.add(scored_entry(0, 3.0))
     board.add(scored_entry(1, 1.0))
@@ -183,6 +185,13 @@ def test_the_submissions_listing_reads_every_manifest(tmp_path: Path) -> None:
     (tmp_path / "submissions" / "broken").mkdir()
     (tmp_path / "submissions" / "broken" / "manifest.json").write_text("{not json")
     assert [folder.name for folder, _ in read_manifests(tmp_path / "submissions")] == ["one", "two"]
+    assert [(folder.name, problem[:11]) for folder, problem in damaged_manifests(tmp_path / "submissions")] == [
+        ("broken", "is not JSON")]
+    capsys.readouterr()
+    list_submissions(OmegaConf.create({"submit": {"dir": str(tmp_path / "submissions")}}))
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"Submissions in {tmp_path / 'submissions'} (2)"
+    assert printed[-1].startswith(f"damaged, not listed: {tmp_path / 'submissions' / 'broken'} (its manifest.json is not JSON (")
     rows = summary_rows(tmp_path / "submissions")
     scores = [e.score for e in board.ranked()]
     assert [row[:5] for row in rows] == [("one", "entry", "1", "ffffffff", f"{scores[0]:.4f}"),
