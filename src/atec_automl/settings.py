@@ -27,7 +27,10 @@ Probability = Annotated[StrictFloat, Field(ge=0, le=1)]
 
 
 class _Section(BaseModel):
-    """A config section: the listed keys are checked, others are allowed."""
+    """A config section: the listed keys are checked, others are allowed.
+
+    A default of None only means "not checked when absent" (the code that reads a key owns its default);
+    a key given as null is refused unless its type allows None."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -106,17 +109,17 @@ class ReviewSettings(_Section):
 
 
 class CheckDataSettings(_Section):
-    top: Count = 10
-    all_columns: StrictBool = False
+    top: Count = None
+    all_columns: StrictBool = None
 
 
 class ServeSettings(_Section):
     submission: StrictStr | None = None
-    host: StrictStr = "127.0.0.1"
-    port: Annotated[StrictInt, Field(ge=1, le=65535)] = 8000
+    host: StrictStr = None
+    port: Annotated[StrictInt, Field(ge=1, le=65535)] = None
     state_dir: StrictStr | None = None
-    max_batch: Count = 1000
-    max_ahead_hours: Positive | None = 24.0
+    max_batch: Count = None
+    max_ahead_hours: Positive | None = None
 
 
 class Settings(_Section):
@@ -138,9 +141,9 @@ class CatBoostSettings(_Section):
     early_stopping_rounds: Count | None
     metric_period: Count
     learning_rate: Positive | None = None
-    depth: Annotated[StrictInt, Field(ge=1, le=16)] = 6
-    l2_leaf_reg: NonNegativeNumber = 3.0
-    random_strength: NonNegativeNumber = 1.0
+    depth: Annotated[StrictInt, Field(ge=1, le=16)] = None
+    l2_leaf_reg: NonNegativeNumber = None
+    random_strength: NonNegativeNumber = None
     subsample: Annotated[StrictFloat, Field(gt=0, le=1)] | None = None
     border_count: Annotated[StrictInt, Field(ge=1, le=65535)] | None = None
     one_hot_max_size: NonNegative | None = None
@@ -152,31 +155,31 @@ class NeuralSettings(_Section):
     batch_size: Count
     eval_batch_size: Count
     patience: Count
-    learning_rate: Positive = 1e-3
-    momentum: NonNegativeNumber = 0.9
-    weight_decay: NonNegativeNumber = 0.0
-    dropout: Probability = 0.1
-    embedding_dim: Count = 8
-    max_categories: Count = 1000
-    min_category_count: NonNegative = 5
+    learning_rate: Positive = None
+    momentum: NonNegativeNumber = None
+    weight_decay: NonNegativeNumber = None
+    dropout: Probability = None
+    embedding_dim: Count = None
+    max_categories: Count = None
+    min_category_count: NonNegative = None
 
 
 class MLPSettings(NeuralSettings):
-    hidden_layers: NonNegative = 2
-    hidden_units: Count = 128
+    hidden_layers: NonNegative = None
+    hidden_units: Count = None
 
 
 class CNNLSTMSettings(NeuralSettings):
-    conv_layers: NonNegative = 2
-    conv_channels: Count = 32
-    kernel_size: Count = 3
-    lstm_hidden: Count = 64
-    lstm_layers: Count = 1
-    tabular_units: Count = 64
-    head_layers: NonNegative = 1
-    head_units: Count = 64
-    shift_prob: Probability = 0.0
-    max_shift: NonNegative = 2
+    conv_layers: NonNegative = None
+    conv_channels: Count = None
+    kernel_size: Count = None
+    lstm_hidden: Count = None
+    lstm_layers: Count = None
+    tabular_units: Count = None
+    head_layers: NonNegative = None
+    head_units: Count = None
+    shift_prob: Probability = None
+    max_shift: NonNegative = None
 
 
 MODEL_SETTINGS: dict[str, type[_Section]] = {
