@@ -23,7 +23,8 @@ from atec_automl.data.dataset import Dataset
 from atec_automl.features.featureset import FeatureSet
 from atec_automl.leaderboard import Leaderboard, Predictions
 from atec_automl.pipeline import Prepared
-from atec_automl.report import build_report, correlation_importances, importance_figure, roc_on_log_grid, write_report
+from atec_automl.report import (build_report, correlation_importances, importance_figure, roc_on_log_grid,
+                                submissions_html, write_report)
 from atec_automl.submit import SubmitSettings, make_submission, write_submission
 from atec_automl.tasks._experiment import load_data
 from atec_automl.tasks.report import configured_fingerprint, optuna_storage
@@ -151,6 +152,15 @@ def test_one_data_set_per_report_with_a_note_of_the_others(tmp_path: Path) -> No
     other = build_report(board, 3, None, data=OTHER_DATA[:8])
     assert "2 entries;" in other and "12 entries of 1 other data set left out" in other
     assert "atec-catboost-other" in other and "atec-mlp" not in other
+
+
+def test_damaged_submissions_are_named_not_skipped_in_silence(tmp_path: Path) -> None:
+    board = filled_board(tmp_path / "lb.sqlite")
+    (tmp_path / "submissions" / "broken").mkdir(parents=True)
+    (tmp_path / "submissions" / "broken" / "manifest.json").write_text("{not json")
+    text = submissions_html(tmp_path / "submissions", board.ranked()[0].data_fingerprint[:16], board)
+    assert "id='no-submissions'" in text
+    assert "<p class='note' id='damaged-submissions'>Damaged, not listed (manifest.json unreadable): broken.</p>" in text
 
 
 def test_importances_from_two_trials_and_a_note_below_that(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from atec_automl.staging import write_text_atomically
 from atec_automl.leaderboard import Entry, Leaderboard, Predictions
 from atec_automl.metric import TARGET_FPRS
 from atec_automl.ranks import spearman
-from atec_automl.submissions import read_manifests
+from atec_automl.submissions import damaged_manifests, read_manifests
 from atec_automl.truth import trust
 
 ROC_GRID_POINTS = 400
@@ -241,8 +241,12 @@ def submissions_html(root: Path, data: str, board: Leaderboard) -> str:
     mine = [(folder, content) for folder, content in found if str(content.get("data_fingerprint", "")).startswith(data)]
     other = len(found) - len(mine)
     elsewhere = f" ({other} on other data left out)" if other else ""
+    damaged = damaged_manifests(root)
+    damaged_note = (f"<p class='note' id='damaged-submissions'>Damaged, not listed (manifest.json unreadable): "
+                    f"{html.escape(', '.join(folder.name for folder, _ in damaged))}.</p>" if damaged else "")
     if not mine:
-        return f"<p class='note' id='no-submissions'>No submissions on this data in {html.escape(str(root))}{elsewhere}.</p>"
+        return (f"<p class='note' id='no-submissions'>No submissions on this data in {html.escape(str(root))}"
+                f"{elsewhere}.</p>{damaged_note}")
     known = {e.id: e for e in board.ranked(data=data)}
     rows = []
     for folder, content in mine:
@@ -259,7 +263,7 @@ def submissions_html(root: Path, data: str, board: Leaderboard) -> str:
                                              "predictions", "commit", "created"))
     return (f'<table id="submissions"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
             f"<p class='note'>{len(mine)} submission{'s' if len(mine) != 1 else ''} in {html.escape(str(root))}"
-            f"{elsewhere}; true scores where the data has hidden labels (single entries).</p>")
+            f"{elsewhere}; true scores where the data has hidden labels (single entries).</p>{damaged_note}")
 
 
 def shown_data(board: Leaderboard, data: str | None) -> tuple[str | None, str]:
