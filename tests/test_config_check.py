@@ -62,6 +62,7 @@ CASES: dict[str, tuple[list[str], str]] = {
     "trees deeper than CatBoost's": (["task=train", "model.depth=40"], "error: model.depth=40: "),
     "MLP without units": (["task=train", "model=mlp", "model.hidden_units=0"], "error: model.hidden_units=0: "),
     "learning rate not a number": (["task=train", "model=mlp", "model.learning_rate=abc"], "error: model.learning_rate='abc': "),
+    "synthetic rows not a number": (["task=generate", "data.rows=abc"], "error: data.rows='abc': "),
     "unknown group option": (["model=xgboost"], "error: model=xgboost: no such option in conf/model/; choose one of: catboost"),
     "bad override syntax": (["study.n_trials=[1"], "error: override 'study.n_trials=[1': "),
     "key that is not there": (["study.ntrials=3"], "error: Could not override 'study.ntrials'"),

@@ -103,6 +103,11 @@ class SplitSettings(_Section):
     min_frauds: NonNegative = 0
 
 
+class DataSettings(_Section):
+    rows: Count = None
+    seed: NonNegative = None
+
+
 class ReviewSettings(_Section):
     size: Count | None = None
     out: StrictStr | None = None
@@ -131,6 +136,7 @@ class Settings(_Section):
     submit: SubmitSettings
     leaderboard: LeaderboardSettings
     split: SplitSettings | None = None
+    data: DataSettings | None = None
     serve: ServeSettings | None = None
     review: ReviewSettings | None = None
     check_data: CheckDataSettings | None = None
