@@ -119,25 +119,31 @@ def read_review_file(path: Path | str, training_ids: Iterable[str]) -> tuple[lis
     seen: dict[str, int] = {}
     ids: list[str] = []
     labels: list[int] = []
+    for line, event_id, text in review_rows(path, where):
+        if event_id in seen:
+            raise AtecError(f"{where}: line {line}: event_id {event_id!r} is listed twice (first on line {seen[event_id]})")
+        seen[event_id] = line
+        if event_id not in known:
+            raise AtecError(f"{where}: line {line}: event_id {event_id!r} is not a training row of this data")
+        if not text:
+            continue
+        if text not in ("0", "1"):
+            raise AtecError(f"{where}: line {line}, column 'label': {text!r} is not 0 or 1 (leave it empty if not reviewed)")
+        ids.append(event_id)
+        labels.append(int(text))
+    return ids, labels
+
+
+def review_rows(path: Path, where: str) -> Iterator[tuple[int, str, str]]:
+    """(line, event id, label text) of each row of a review CSV, stripped; `AtecError` naming `where` when its
+    header lacks event_id or label."""
     with open(path, encoding="utf-8-sig", newline="") as stream:
         reader = csv.DictReader(stream)
         missing = [column for column in ("event_id", "label") if column not in (reader.fieldnames or [])]
         if missing:
             raise AtecError(f"{where}: no column {missing[0]!r} in the header (need event_id,label)")
         for line, row in enumerate(reader, start=2):
-            event_id, text = (row["event_id"] or "").strip(), (row["label"] or "").strip()
-            if event_id in seen:
-                raise AtecError(f"{where}: line {line}: event_id {event_id!r} is listed twice (first on line {seen[event_id]})")
-            seen[event_id] = line
-            if event_id not in known:
-                raise AtecError(f"{where}: line {line}: event_id {event_id!r} is not a training row of this data")
-            if not text:
-                continue
-            if text not in ("0", "1"):
-                raise AtecError(f"{where}: line {line}, column 'label': {text!r} is not 0 or 1 (leave it empty if not reviewed)")
-            ids.append(event_id)
-            labels.append(int(text))
-    return ids, labels
+            yield line, (row["event_id"] or "").strip(), (row["label"] or "").strip()
 
 
 def reviewed_labels(reviews: Mapping[str, int], event_ids: np.ndarray, train: np.ndarray) -> np.ndarray:

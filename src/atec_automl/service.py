@@ -5,9 +5,8 @@ has, the label excepted) or a list of them (at most `max_batch`, scored in time 
 `{"scores": [{"event_id": ..., "score": ...}]}`; `?features=true` adds each event's feature row.
 A bad event (not an object, a missing field, an unparseable time, an id seen before, a time older
 than the latest accepted one or too far ahead of the machine's clock) gets a 4xx whose `error` is
-one line, and changes nothing; a request whose
-events the event log could not take (a full disk) gets a 503 with one line and changes nothing
-either. Requests are handled one at a time, in arrival order (the timeline is a sequence).
+one line, and changes nothing; a request whose events the event log could not take (a full disk)
+gets a 503 with one line and changes nothing either. Requests are handled one at a time, in arrival order (the timeline is a sequence).
 
 `POST /feedback` takes `{"event_ids": [...], "labels": [0|1, ...], "source": "..."}`: confirmed labels
 of accepted events, written to the harness's one reviewed-labels store (`reviews.ReviewStore`),
@@ -18,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -138,8 +137,7 @@ def feedback_problem(body: object, scorer: OnlineScorer) -> str | None:
     bad = [v for v in body["labels"] if v not in (0, 1) or isinstance(v, bool)]
     if bad:
         return f"label {json.dumps(bad[0])} is not 0 or 1"
-    seen: set[str] = set()
-    twice = [i for i in map(str, body["event_ids"]) if i in seen or seen.add(i)]
+    twice = [i for i, n in Counter(map(str, body["event_ids"])).items() if n > 1]
     if twice:
         return f"event_id {twice[0]!r} is given twice (one label per event and request)"
     unknown = [i for i in body["event_ids"] if str(i) not in scorer.ids]

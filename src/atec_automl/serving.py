@@ -22,10 +22,10 @@ The parity tests (`tests/test_serve.py`) compare both with the batch features ov
 Events older than the timeline's clock (the latest accepted time), ids seen before, events further
 ahead of the machine's clock than `max_ahead_s` and malformed events are refused with one line and
 change nothing; a request that fails after its features were read takes its events back out of the
-state (and out of the log). Accepted events are appended to a
-log (`serving_log.EventLog`: `events.jsonl`, in the order they joined the timeline, fsynced while the
-model scores them and before the scores are returned) that `OnlineScorer.replay` reads back at start,
-so a restart loses no acknowledged event.
+state (and out of the log). Accepted events are appended to a log (`serving_log.EventLog`:
+`events.jsonl`, in the order they joined the timeline, fsynced while the model scores them and
+before the scores are returned) that `OnlineScorer.replay` reads back at start, so a restart loses
+no acknowledged event.
 """
 from __future__ import annotations
 

@@ -105,11 +105,10 @@ def event_table_from_records(records: list[dict], file_format: TableFormat, sour
     for row, record in enumerate(records, start=1):
         if not isinstance(record, dict):
             raise DataError(source, f"an event must be an object of fields, got {json_kind(record)}", row=row)
-    kinds = file_format.kinds([list(records[0])])
-    for row, record in enumerate(records, start=1):
         for column in file_format.required_for("test_a"):
             if record.get(column) in (None, ""):
                 raise DataError(source, "missing required field", column=column, row=row)
+    kinds = file_format.kinds([list(records[0])])
     wanted = [c for c, k in kinds.items() if k != "label"]
     text = {c: _column_text([r.get(c) for r in records], source, c) for c in wanted}
     table = _convert_request(pa.table(text), Path(source), kinds, file_format)

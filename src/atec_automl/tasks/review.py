@@ -27,6 +27,7 @@ from atec_automl.experts import ReviewExpert
 from atec_automl.labels import GREY, ActivePU, Batch, check_labels
 from atec_automl.models.base import Model, ModelData
 from atec_automl.pipeline import Prepared
+from atec_automl.reviews import review_rows
 from atec_automl.tasks._experiment import build_policy, prepare, recipe, review_store
 from atec_automl.staging import write_atomically
 
@@ -88,15 +89,11 @@ def check_overwrite(out: Path, cfg: DictConfig) -> None:
     if not out.exists() or (cfg.labels.get("reviews") and Path(str(cfg.labels.reviews)).resolve() == out.resolve()):
         return
     try:
-        with open(out, encoding="utf-8-sig", newline="") as stream:
-            reader = csv.DictReader(stream)
-            if not {"event_id", "label"} <= set(reader.fieldnames or []):
-                raise ValueError("no event_id,label header")
-            filled = {(row["event_id"] or "").strip(): (row["label"] or "").strip() for row in reader}
-    except (OSError, UnicodeDecodeError, ValueError, csv.Error):
+        filled = {event_id: label for _, event_id, label in review_rows(out, f"review.out={out}") if label}
+    except (AtecError, OSError, UnicodeDecodeError, csv.Error):
         raise AtecError(f"review.out={out}: the file exists and is not a review CSV; choose another path") from None
     stored = review_store(cfg).read()
-    unread = [i for i, label in filled.items() if label and stored.get(i) != (int(label) if label in ("0", "1") else None)]
+    unread = [i for i, label in filled.items() if stored.get(i) != (int(label) if label in ("0", "1") else None)]
     if unread:
         raise AtecError(f"review.out={out}: it holds {len(unread)} filled-in labels not in the reviewed-labels store "
                         f"(event_id {unread[0]!r} first); read them in with labels.reviews={out}, or choose another "

@@ -3,9 +3,9 @@
 `python run.py task=serve serve.submission=submissions/<name> [serve.host=127.0.0.1 serve.port=8000]
 [serve.history=[...]]`: loads the submission, takes its state folder (`serve.state_dir`; one service
 at a time), warms the timeline from the history files (by default the files it was trained on),
-replays the events accepted before a restart, then serves until stopped. The warm state's objects (the history's per-key dictionaries: a few per
-key value) are frozen out of the garbage collector's passes (`gc.freeze`), so that a full collection
-during a request does not walk them.
+replays the events accepted before a restart, then serves until stopped. The warm state's objects
+(the history's per-key dictionaries: a few per key value) are frozen out of the garbage collector's
+passes (`gc.freeze`), so that a full collection during a request does not walk them.
 """
 from __future__ import annotations
 
