@@ -12,9 +12,10 @@ other, as in the batch computation.
 For each key tuple the past of every value the batch touches (its history rows, then its online
 events) is laid end to end in the groups' order (`Blocks`): an event's past and windows are binary
 searches of (block, time) composites, sums come from pandas' compensated grouped cumsum (what the
-batch code and `groups.Group` compute), maxima and distinct counts from the batch kernels of
-`windows.py` (exact), the usual flags from running counts of each value: one numpy pass per key
-tuple instead of one per event.
+batch code and `groups.Group` compute), maxima and distinct counts of windows from the batch kernels
+of `windows.py` (exact) and of all history from running maxima and running counts of first
+occurrences (as `semifinal.py` reads them), the usual flags from running counts of each value: one
+numpy pass per key tuple instead of one per event.
 """
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ from itertools import chain
 import numpy as np
 
 from atec_automl.features.incremental import NO_ROWS, IncrementalFeatures, Key, is_missing
-from atec_automl.features.spec import EntitySpec, window_seconds
-from atec_automl.features.windows import distinct_in_ranges, previous_same, range_max, running_counts, segmented_cumsum
+from atec_automl.features.spec import ALL_HISTORY, EntitySpec, window_seconds
+from atec_automl.features.windows import (distinct_in_ranges, previous_same, range_max, running_counts, segmented_cummax,
+                                          segmented_cumsum)
 
 
 @dataclass
@@ -165,9 +167,20 @@ def entity_columns(found: Blocks, name: str, entity: EntitySpec, value: np.ndarr
     if entity.since_prev:
         out[f"{name}_since_prev"] = since_previous(found)
     for other, other_windows in entity.distinct.items():
-        prev = distinct_prev(found, other)
-        counts = distinct_in_ranges(prev, [(lo[w], found.hi) for w in other_windows])
-        out.update({f"{name}_nuniq_{other}_{w}": c.astype(np.float64) for w, c in zip(other_windows, counts)})
+        counts = distinct_counts(found, distinct_prev(found, other), {w: lo[w] for w in other_windows})
+        out.update({f"{name}_nuniq_{other}_{w}": counts[w] for w in other_windows})
+    return out
+
+
+def distinct_counts(found: Blocks, prev: np.ndarray, lows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Distinct known codes in each window (`lows`: first flat positions), as `semifinal.distinct_features` counts
+    them: the finite windows by `distinct_in_ranges`, all history by a running count of first occurrences (a code
+    whose previous occurrence is before its block's start has none: `prev` is -1)."""
+    finite = [w for w in lows if w != ALL_HISTORY]
+    out = {w: c.astype(np.float64) for w, c in zip(finite, distinct_in_ranges(prev, [(lows[w], found.hi) for w in finite]))}
+    if ALL_HISTORY in lows:
+        firsts = np.concatenate([[0], np.cumsum(prev < 0)])
+        out[ALL_HISTORY] = (firsts[found.hi] - firsts[found.start]).astype(np.float64)
     return out
 
 
@@ -176,19 +189,32 @@ def amount_columns(found: Blocks, name: str, entity: EntitySpec, value: np.ndarr
     sums, squares, known = found.flat("sums"), found.flat("squares"), found.flat("known")
     sums_hi, squares_hi, known_hi = (found.before(a, found.hi) for a in (sums, squares, known))
     wanted = set(entity.stats)
-    maxima = range_max(found.flat("amount"), [(lo, found.hi) for lo in lows]) if {"amt_max", "amt_vs_max"} & wanted else None
+    maxima = window_maxima(found, dict(zip(entity.windows, lows))) if {"amt_max", "amt_vs_max"} & wanted else None
     out: dict[str, np.ndarray] = {}
-    for i, (w, lo) in enumerate(zip(entity.windows, lows)):
+    for w, lo in zip(entity.windows, lows):
         n = (known_hi - found.before(known, lo)).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             total = sums_hi - found.before(sums, lo)
             mean = np.where(n > 0, total / n, np.nan)
             variance = np.maximum(squares_hi - found.before(squares, lo) - total * mean, 0.0) / (n - 1)
-            largest = maxima[i] if maxima is not None else np.full(len(n), np.nan)
+            largest = maxima[w] if maxima is not None else np.full(len(n), np.nan)
             stats = {"amt_sum": np.where(n > 0, total, np.nan), "amt_mean": mean,
                      "amt_std": np.where(n > 1, np.sqrt(variance), np.nan), "amt_vs_mean": value / mean,
                      "amt_max": largest, "amt_vs_max": value / largest}
         out.update({f"{name}_{s}_{w}": stats[s] for s in entity.stats if s in stats})
+    return out
+
+
+def window_maxima(found: Blocks, lows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Largest known past amount per window (NaN for none), as `semifinal.window_maxima` finds it: range maxima of the
+    finite windows, a running maximum of each block for all history."""
+    amount = found.flat("amount")
+    finite = [w for w in lows if w != ALL_HISTORY]
+    out = dict(zip(finite, range_max(amount, [(lows[w], found.hi) for w in finite])))
+    if ALL_HISTORY in lows:
+        running = segmented_cummax(np.where(np.isnan(amount), -np.inf, amount), found.flat_block)
+        best = np.where(found.hi > found.start, running[np.maximum(found.hi - 1, 0)], -np.inf)
+        out[ALL_HISTORY] = np.where(best > -np.inf, best, np.nan)
     return out
 
 

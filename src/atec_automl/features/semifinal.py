@@ -38,6 +38,7 @@ from atec_automl.features.windows import (
     previous_same,
     range_max,
     run_starts,
+    segmented_cummax,
     segmented_cumsum,
 )
 
@@ -281,5 +282,5 @@ def occurrence_number(codes: np.ndarray) -> np.ndarray:
 
 def prefix_max_before(values: np.ndarray, hi: np.ndarray, group_start: np.ndarray, empty: float) -> np.ndarray:
     """Maximum of the group's values at positions `< hi`; `empty` where there is none."""
-    running = pd.Series(values).groupby(group_start, sort=False).cummax().to_numpy()
+    running = segmented_cummax(values, group_start)
     return np.where(hi > group_start, running[np.maximum(hi - 1, 0)], empty)

@@ -151,6 +151,11 @@ def segmented_cumsum(values: np.ndarray, group_start: np.ndarray) -> np.ndarray:
     return pd.Series(values).groupby(group_start, sort=False).cumsum().to_numpy()
 
 
+def segmented_cummax(values: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Inclusive running maximum restarting at every group (`group`: a label per position, equal within a group)."""
+    return pd.Series(values).groupby(group, sort=False).cummax().to_numpy()
+
+
 def prefix_before(cumsum: np.ndarray, position: np.ndarray, group_start: np.ndarray) -> np.ndarray:
     """Sum of the group's values at positions `< position` from a segmented inclusive cumsum."""
     before = cumsum[np.maximum(position - 1, 0)]
