@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 SHORT_RANGE = 16
+COVERED_AT_MOST = 0.5
+"""Share of the positions under which range queries (maxima, distinct counts) are answered over the covered ones alone."""
 RADIX_BITS = 16
 
 
@@ -167,13 +169,37 @@ def window_sum(cumsum: np.ndarray, lo: np.ndarray, hi: np.ndarray, group_start: 
     return prefix_before(cumsum, hi, group_start) - prefix_before(cumsum, lo, group_start)
 
 
+def covered_ranges(n: int, bounds: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]] | None:
+    """The positions of `[0, n)` inside at least one nonempty range of `bounds` (ascending) and the ranges renumbered
+    over them (an empty range as `[0, 0)`), or None when more than `COVERED_AT_MOST` of the positions are: a range
+    computation over those positions alone then gives the same answers at less cost (the online batch reads short
+    windows at the end of long pasts)."""
+    edges = np.zeros(n + 1, dtype=np.int64)
+    for lo, hi in bounds:
+        nonempty = hi > lo
+        edges += np.bincount(lo[nonempty], minlength=n + 1) - np.bincount(hi[nonempty], minlength=n + 1)
+    inside = np.cumsum(edges[:n]) > 0
+    rank = np.cumsum(inside) - 1
+    if not n or rank[-1] + 1 > COVERED_AT_MOST * n:
+        return None
+    renumbered = []
+    for lo, hi in bounds:
+        start = np.where(hi > lo, rank[np.minimum(lo, n - 1)], 0)
+        renumbered.append((start, start + np.maximum(hi - lo, 0)))
+    return np.flatnonzero(inside), renumbered
+
+
 def range_max(values: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
     """Exact maximum of `values[lo:hi]` for every (lo, hi) pair of every window; NaN when empty.
 
     Sparse-table doubling without storing the table: level `k` holds the max of `2**k` values from
     each position and answers the ranges whose length has `floor(log2(length)) == k` with two
-    overlapping blocks. Memory O(n), time O(n log(longest range)). NaN values are ignored.
+    overlapping blocks. Memory O(n), time O(n log(longest range)), over the positions some range covers
+    (`covered_ranges`). NaN values are ignored.
     """
+    covered = covered_ranges(len(values), bounds)
+    if covered is not None:
+        values, bounds = values[covered[0]], covered[1]
     level_max = np.where(np.isnan(values), -np.inf, values).astype(np.float64)
     lengths = [hi - lo for lo, hi in bounds]
     levels = [np.floor(np.log2(np.maximum(length, 1))).astype(np.int64) for length in lengths]
@@ -259,14 +285,19 @@ def _distinct_long(prev: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]
 
     The ranges are cut into aligned power-of-two blocks (bottom-up segment tree); at level `k`
     every block of `2**k` positions is sorted by `prev` (from level `k-1` by a stable sort that
-    merges two sorted runs) and a block's count is one binary search. O(n log(longest range)).
+    merges two sorted runs) and a block's count is one binary search. O(n log(longest range)), over the
+    positions some range covers (`covered_ranges`: blocks of renumbered positions, `prev` and `lo` compared as
+    they are).
     """
-    n = len(prev)
-    positions = np.arange(n, dtype=np.int64)
-    stride = np.int64(n + 2)
+    stride = np.int64(len(prev) + 2)
+    covered = covered_ranges(len(prev), bounds)
+    renumbered = bounds if covered is None else covered[1]
+    if covered is not None:
+        prev = prev[covered[0]]
+    positions = np.arange(len(prev), dtype=np.int64)
     block_values = prev + 1
     results = [np.zeros(len(lo), dtype=np.int64) for lo, _ in bounds]
-    cursors = [(np.arange(len(lo)), lo.copy(), hi.copy(), lo + 1) for lo, hi in bounds]
+    cursors = [(np.arange(len(lo)), left.copy(), right.copy(), lo + 1) for (lo, _), (left, right) in zip(bounds, renumbered)]
     level = 0
     while any(len(active) for active, _, _, _ in cursors):
         block = np.int64(1) << level

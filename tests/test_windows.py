@@ -1,0 +1,38 @@
+"""The range kernels of `features/windows.py` against plain loops, on ranges that cover few positions of a long
+array (answered over the covered positions alone) and ranges that cover most of it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from atec_automl.features.windows import SHORT_RANGE, covered_ranges, distinct_in_ranges, previous_same, range_max
+
+
+def random_ranges(rng: np.random.Generator, n: int, count: int, span: int, near_end: bool) -> tuple[np.ndarray, np.ndarray]:
+    """`count` ranges of up to `span` positions (some empty), ending anywhere or within the last tenth of `[0, n)`."""
+    hi = rng.integers(n - n // 10 if near_end else 0, n + 1, count)
+    lo = np.maximum(hi - rng.integers(0, span + 1, count), 0)
+    return lo, hi
+
+
+@pytest.mark.parametrize("near_end", [True, False])
+def test_range_max_and_distinct_counts_match_a_plain_loop(near_end: bool) -> None:
+    rng = np.random.default_rng(7)
+    n = 5_000
+    values = rng.normal(size=n)
+    values[rng.random(n) < 0.2] = np.nan
+    codes = rng.integers(0, 40, n)
+    missing = rng.random(n) < 0.1
+    codes[missing] = -1
+    prev = previous_same(codes)
+    prev[missing] = np.flatnonzero(missing)  # a missing code points at itself: never counted
+    bounds = [random_ranges(rng, n, 300, 4 * SHORT_RANGE, near_end), random_ranges(rng, n, 300, 400, near_end)]
+    assert (covered_ranges(n, bounds) is not None) == near_end
+    for (lo, hi), maxima, counts in zip(bounds, range_max(values, bounds), distinct_in_ranges(prev, bounds)):
+        for i in range(len(lo)):
+            window = values[lo[i]:hi[i]]
+            known = window[~np.isnan(window)]
+            expected = known.max() if len(known) else np.nan
+            assert maxima[i] == expected or (np.isnan(maxima[i]) and np.isnan(expected))
+            kept = ~missing[lo[i]:hi[i]]
+            assert counts[i] == len(np.unique(codes[lo[i]:hi[i]][kept]))
