@@ -1,11 +1,12 @@
-"""The range kernels of `features/windows.py` against plain loops, on ranges that cover few positions of a long
+"""The range kernels of `features/windows.py` (maxima, distinct counts, first occurrences) against plain loops, on ranges that cover few positions of a long
 array (answered over the covered positions alone) and ranges that cover most of it."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from atec_automl.features.windows import SHORT_RANGE, covered_ranges, distinct_in_ranges, previous_same, range_max
+from atec_automl.features.windows import (SHORT_RANGE, covered_ranges, distinct_codes_in_ranges, distinct_in_ranges,
+                                          first_occurrences, previous_same, range_max)
 
 
 def random_ranges(rng: np.random.Generator, n: int, count: int, span: int, near_end: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -16,7 +17,7 @@ def random_ranges(rng: np.random.Generator, n: int, count: int, span: int, near_
 
 
 @pytest.mark.parametrize("near_end", [True, False])
-def test_range_max_and_distinct_counts_match_a_plain_loop(near_end: bool) -> None:
+def test_range_maxima_distinct_counts_and_first_occurrences_match_a_plain_loop(near_end: bool) -> None:
     rng = np.random.default_rng(7)
     n = 5_000
     values = rng.normal(size=n)
@@ -28,11 +29,14 @@ def test_range_max_and_distinct_counts_match_a_plain_loop(near_end: bool) -> Non
     prev[missing] = np.flatnonzero(missing)  # a missing code points at itself: never counted
     bounds = [random_ranges(rng, n, 300, 4 * SHORT_RANGE, near_end), random_ranges(rng, n, 300, 400, near_end)]
     assert (covered_ranges(n, bounds) is not None) == near_end
-    for (lo, hi), maxima, counts in zip(bounds, range_max(values, bounds), distinct_in_ranges(prev, bounds)):
+    by_codes = distinct_codes_in_ranges(codes, bounds)
+    for (lo, hi), maxima, counts, counted in zip(bounds, range_max(values, bounds), distinct_in_ranges(prev, bounds), by_codes):
         for i in range(len(lo)):
             window = values[lo[i]:hi[i]]
             known = window[~np.isnan(window)]
             expected = known.max() if len(known) else np.nan
             assert maxima[i] == expected or (np.isnan(maxima[i]) and np.isnan(expected))
             kept = ~missing[lo[i]:hi[i]]
-            assert counts[i] == len(np.unique(codes[lo[i]:hi[i]][kept]))
+            assert counts[i] == counted[i] == len(np.unique(codes[lo[i]:hi[i]][kept]))
+    first = first_occurrences(codes)
+    assert [bool(first[j]) for j in range(n)] == [codes[j] >= 0 and codes[j] not in codes[:j] for j in range(n)]

@@ -28,8 +28,8 @@ import numpy as np
 
 from atec_automl.features.incremental import NO_ROWS, IncrementalFeatures, Key, is_missing
 from atec_automl.features.spec import ALL_HISTORY, EntitySpec, window_seconds
-from atec_automl.features.windows import (distinct_in_ranges, previous_same, range_max, running_counts, segmented_cummax,
-                                          segmented_cumsum)
+from atec_automl.features.windows import (distinct_codes_in_ranges, first_occurrences, range_max, running_counts,
+                                          segmented_cummax, segmented_cumsum)
 
 
 @dataclass
@@ -167,19 +167,22 @@ def entity_columns(found: Blocks, name: str, entity: EntitySpec, value: np.ndarr
     if entity.since_prev:
         out[f"{name}_since_prev"] = since_previous(found)
     for other, other_windows in entity.distinct.items():
-        counts = distinct_counts(found, distinct_prev(found, other), {w: lo[w] for w in other_windows})
+        counts = distinct_counts(found, other, {w: lo[w] for w in other_windows})
         out.update({f"{name}_nuniq_{other}_{w}": counts[w] for w in other_windows})
     return out
 
 
-def distinct_counts(found: Blocks, prev: np.ndarray, lows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Distinct known codes in each window (`lows`: first flat positions), as `semifinal.distinct_features` counts
-    them: the finite windows by `distinct_in_ranges`, all history by a running count of first occurrences (a code
-    whose previous occurrence is before its block's start has none: `prev` is -1)."""
+def distinct_counts(found: Blocks, column: str, lows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Distinct known codes of `column` in each window (`lows`: first flat positions), as `semifinal.distinct_features`
+    counts them: the finite windows by `distinct_codes_in_ranges` (over the positions they cover), all history by a
+    running count of each block's first occurrences."""
+    codes = found.flat(column)
+    block_codes = np.where(codes >= 0, found.flat_block * (int(codes.max()) + 1) + codes, -1)
     finite = [w for w in lows if w != ALL_HISTORY]
-    out = {w: c.astype(np.float64) for w, c in zip(finite, distinct_in_ranges(prev, [(lows[w], found.hi) for w in finite]))}
+    counts = distinct_codes_in_ranges(block_codes, [(lows[w], found.hi) for w in finite]) if finite else []
+    out = {w: c.astype(np.float64) for w, c in zip(finite, counts)}
     if ALL_HISTORY in lows:
-        firsts = np.concatenate([[0], np.cumsum(prev < 0)])
+        firsts = np.concatenate([[0], np.cumsum(first_occurrences(block_codes))])
         out[ALL_HISTORY] = (firsts[found.hi] - firsts[found.start]).astype(np.float64)
     return out
 
@@ -226,15 +229,6 @@ def since_previous(found: Blocks) -> np.ndarray:
     running = np.maximum.accumulate(found.flat_block * stride + (ts - low)) - found.flat_block * stride + low
     latest = running[np.maximum(found.hi - 1, 0)]
     return np.where(found.hi > found.start, (found.t - latest).astype(np.float64), np.nan)
-
-
-def distinct_prev(found: Blocks, column: str) -> np.ndarray:
-    """`windows.previous_same` of the codes within each block; a missing code points at itself (never counted)."""
-    codes = found.flat(column)
-    prev = previous_same(found.flat_block * (int(codes.max()) + 2) + codes + 1)
-    missing = np.flatnonzero(codes < 0)
-    prev[missing] = missing
-    return prev
 
 
 def usual_flags(user: Blocks, column: str, pair: Blocks) -> np.ndarray:

@@ -235,6 +235,25 @@ def running_counts(codes: np.ndarray) -> np.ndarray:
     return seen
 
 
+def first_occurrences(codes: np.ndarray) -> np.ndarray:
+    """Whether each position holds the first occurrence of its code; never for a negative (missing) code. One hash
+    pass, no sort."""
+    return (codes >= 0) & ~pd.Series(codes).duplicated().to_numpy()
+
+
+def distinct_codes_in_ranges(codes: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """Number of distinct non-negative codes in `codes[lo:hi]` for each range, worked over the positions some range
+    covers (`covered_ranges`): the previous occurrence of a code that a range reads is either inside that range
+    or before it, so the positions no range covers never change a count."""
+    covered = covered_ranges(len(codes), bounds)
+    if covered is not None:
+        codes, bounds = codes[covered[0]], covered[1]
+    prev = previous_same(codes)
+    missing = np.flatnonzero(codes < 0)
+    prev[missing] = missing
+    return distinct_in_ranges(prev, bounds)
+
+
 def distinct_in_ranges(prev: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
     """Number of distinct values in `[lo, hi)` for each range, given `prev` from `previous_same`.
 
@@ -285,19 +304,14 @@ def _distinct_long(prev: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]
 
     The ranges are cut into aligned power-of-two blocks (bottom-up segment tree); at level `k`
     every block of `2**k` positions is sorted by `prev` (from level `k-1` by a stable sort that
-    merges two sorted runs) and a block's count is one binary search. O(n log(longest range)), over the
-    positions some range covers (`covered_ranges`: blocks of renumbered positions, `prev` and `lo` compared as
-    they are).
+    merges two sorted runs) and a block's count is one binary search. O(n log(longest range)).
     """
-    stride = np.int64(len(prev) + 2)
-    covered = covered_ranges(len(prev), bounds)
-    renumbered = bounds if covered is None else covered[1]
-    if covered is not None:
-        prev = prev[covered[0]]
-    positions = np.arange(len(prev), dtype=np.int64)
+    n = len(prev)
+    positions = np.arange(n, dtype=np.int64)
+    stride = np.int64(n + 2)
     block_values = prev + 1
     results = [np.zeros(len(lo), dtype=np.int64) for lo, _ in bounds]
-    cursors = [(np.arange(len(lo)), left.copy(), right.copy(), lo + 1) for (lo, _), (left, right) in zip(bounds, renumbered)]
+    cursors = [(np.arange(len(lo)), lo.copy(), hi.copy(), lo + 1) for lo, hi in bounds]
     level = 0
     while any(len(active) for active, _, _, _ in cursors):
         block = np.int64(1) << level
