@@ -174,11 +174,9 @@ def covered_ranges(n: int, bounds: list[tuple[np.ndarray, np.ndarray]]) -> tuple
     over them (an empty range as `[0, 0)`), or None when more than `COVERED_AT_MOST` of the positions are: a range
     computation over those positions alone then gives the same answers at less cost (the online batch reads short
     windows at the end of long pasts)."""
-    edges = np.zeros(n + 1, dtype=np.int64)
-    for lo, hi in bounds:
-        nonempty = hi > lo
-        edges += np.bincount(lo[nonempty], minlength=n + 1) - np.bincount(hi[nonempty], minlength=n + 1)
-    inside = np.cumsum(edges[:n]) > 0
+    lows = np.concatenate([lo[hi > lo] for lo, hi in bounds] + [np.zeros(0, dtype=np.int64)])
+    highs = np.concatenate([hi[hi > lo] for lo, hi in bounds] + [np.zeros(0, dtype=np.int64)])
+    inside = np.cumsum(np.bincount(lows, minlength=n + 1)[:n] - np.bincount(highs, minlength=n + 1)[:n]) > 0
     rank = np.cumsum(inside) - 1
     if not n or rank[-1] + 1 > COVERED_AT_MOST * n:
         return None
