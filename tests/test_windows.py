@@ -1,5 +1,6 @@
-"""The range kernels of `features/windows.py` (maxima, distinct counts, first occurrences) against plain loops, on ranges that cover few positions of a long
-array (answered over the covered positions alone) and ranges that cover most of it."""
+"""The range kernels of `features/windows.py` (maxima, distinct counts, first occurrences) against plain loops, on
+ranges that cover few positions of a long array (answered over the covered positions alone) and ranges that cover
+most of it."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,8 @@ from atec_automl.features.windows import (SHORT_RANGE, covered_ranges, distinct_
                                           first_occurrences, previous_same, range_max)
 
 
-def random_ranges(rng: np.random.Generator, n: int, count: int, span: int, near_end: bool) -> tuple[np.ndarray, np.ndarray]:
+def random_ranges(rng: np.random.Generator, n: int, count: int, span: int,
+                  near_end: bool) -> tuple[np.ndarray, np.ndarray]:
     """`count` ranges of up to `span` positions (some empty), ending anywhere or within the last tenth of `[0, n)`."""
     hi = rng.integers(n - n // 10 if near_end else 0, n + 1, count)
     lo = np.maximum(hi - rng.integers(0, span + 1, count), 0)
@@ -30,7 +32,8 @@ def test_range_maxima_distinct_counts_and_first_occurrences_match_a_plain_loop(n
     bounds = [random_ranges(rng, n, 300, 4 * SHORT_RANGE, near_end), random_ranges(rng, n, 300, 400, near_end)]
     assert (covered_ranges(n, bounds) is not None) == near_end
     by_codes = distinct_codes_in_ranges(codes, bounds)
-    for (lo, hi), maxima, counts, counted in zip(bounds, range_max(values, bounds), distinct_in_ranges(prev, bounds), by_codes):
+    by_prev = distinct_in_ranges(prev, bounds)
+    for (lo, hi), maxima, counts, counted in zip(bounds, range_max(values, bounds), by_prev, by_codes):
         for i in range(len(lo)):
             window = values[lo[i]:hi[i]]
             known = window[~np.isnan(window)]

@@ -175,7 +175,8 @@ def entity_columns(found: Blocks, name: str, entity: EntitySpec, value: np.ndarr
 def distinct_counts(found: Blocks, column: str, lows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Distinct known codes of `column` in each window (`lows`: first flat positions), as `semifinal.distinct_features`
     counts them: the finite windows by `distinct_codes_in_ranges` (over the positions they cover), all history by a
-    running count of each block's first occurrences."""
+    running count of each block's first occurrences. The batch code reads those from the `prev` its windows need over
+    every position; here the windows cover a few positions of long pasts, so one hash pass finds them instead."""
     codes = found.flat(column)
     block_codes = np.where(codes >= 0, found.flat_block * (int(codes.max()) + 1) + codes, -1)
     finite = [w for w in lows if w != ALL_HISTORY]

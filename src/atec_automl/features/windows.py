@@ -29,7 +29,8 @@ import pandas as pd
 
 SHORT_RANGE = 16
 COVERED_AT_MOST = 0.5
-"""Share of the positions under which range queries (maxima, distinct counts) are answered over the covered ones alone."""
+"""Share of the positions under which range queries (maxima, distinct counts) are answered over the covered ones
+alone."""
 RADIX_BITS = 16
 
 
@@ -169,16 +170,22 @@ def window_sum(cumsum: np.ndarray, lo: np.ndarray, hi: np.ndarray, group_start: 
     return prefix_before(cumsum, hi, group_start) - prefix_before(cumsum, lo, group_start)
 
 
-def covered_ranges(n: int, bounds: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]] | None:
+Ranges = list[tuple[np.ndarray, np.ndarray]]
+"""(lo, hi) arrays of one window per entry: one half-open range `[lo, hi)` per event."""
+
+
+def covered_ranges(n: int, bounds: Ranges) -> tuple[np.ndarray, Ranges] | None:
     """The positions of `[0, n)` inside at least one nonempty range of `bounds` (ascending) and the ranges renumbered
     over them (an empty range as `[0, 0)`), or None when more than `COVERED_AT_MOST` of the positions are: a range
     computation over those positions alone then gives the same answers at less cost (the online batch reads short
     windows at the end of long pasts)."""
+    if not n:
+        return None
     lows = np.concatenate([lo[hi > lo] for lo, hi in bounds] + [np.zeros(0, dtype=np.int64)])
     highs = np.concatenate([hi[hi > lo] for lo, hi in bounds] + [np.zeros(0, dtype=np.int64)])
     inside = np.cumsum(np.bincount(lows, minlength=n + 1)[:n] - np.bincount(highs, minlength=n + 1)[:n]) > 0
     rank = np.cumsum(inside) - 1
-    if not n or rank[-1] + 1 > COVERED_AT_MOST * n:
+    if rank[-1] + 1 > COVERED_AT_MOST * n:
         return None
     renumbered = []
     for lo, hi in bounds:
@@ -187,7 +194,7 @@ def covered_ranges(n: int, bounds: list[tuple[np.ndarray, np.ndarray]]) -> tuple
     return np.flatnonzero(inside), renumbered
 
 
-def range_max(values: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+def range_max(values: np.ndarray, bounds: Ranges) -> list[np.ndarray]:
     """Exact maximum of `values[lo:hi]` for every (lo, hi) pair of every window; NaN when empty.
 
     Sparse-table doubling without storing the table: level `k` holds the max of `2**k` values from
@@ -239,7 +246,7 @@ def first_occurrences(codes: np.ndarray) -> np.ndarray:
     return (codes >= 0) & ~pd.Series(codes).duplicated().to_numpy()
 
 
-def distinct_codes_in_ranges(codes: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+def distinct_codes_in_ranges(codes: np.ndarray, bounds: Ranges) -> list[np.ndarray]:
     """Number of distinct non-negative codes in `codes[lo:hi]` for each range, worked over the positions some range
     covers (`covered_ranges`): the previous occurrence of a code that a range reads is either inside that range
     or before it, so the positions no range covers never change a count."""
@@ -252,7 +259,7 @@ def distinct_codes_in_ranges(codes: np.ndarray, bounds: list[tuple[np.ndarray, n
     return distinct_in_ranges(prev, bounds)
 
 
-def distinct_in_ranges(prev: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+def distinct_in_ranges(prev: np.ndarray, bounds: Ranges) -> list[np.ndarray]:
     """Number of distinct values in `[lo, hi)` for each range, given `prev` from `previous_same`.
 
     A value is counted once, at its first occurrence inside the range: the positions `j` in
@@ -297,7 +304,7 @@ def _distinct_short(prev: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndar
     return count
 
 
-def _distinct_long(prev: np.ndarray, bounds: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+def _distinct_long(prev: np.ndarray, bounds: Ranges) -> list[np.ndarray]:
     """`#{j in [lo, hi): prev[j] < lo}` with a merge-sort tree built level by level.
 
     The ranges are cut into aligned power-of-two blocks (bottom-up segment tree); at level `k`
