@@ -22,7 +22,7 @@ import uvicorn
 from atec_automl.reviews import ReviewStore
 from atec_automl.service import create_app
 from atec_automl.serving import OnlineScorer
-from atec_automl.serving_log import EventLogError
+from atec_automl.serving_log import EventLog, EventLogError, encode_lines
 from test_serve import free_port, logged_scorer
 
 
@@ -128,3 +128,18 @@ def test_feedback_the_review_store_cannot_take_gets_a_503_in_one_line(tmp_path_f
         store.unlink()
         assert client.post("/feedback", json=feedback).status_code == 200
         assert ReviewStore(store).read() == {event_id: 1}
+
+
+def test_the_log_gives_back_every_value_as_the_request_held_it(tmp_path) -> None:
+    """orjson writes the usual lines; values it would change (NaN and infinities become null, integers beyond
+    64 bits) or refuse send the request through `json.dumps`, so a replay reads back exactly what was sent."""
+    usual = [{"event_id": f"e{i}", "amt": 12.5 + i, "city": "杭州", "n": i, "flag": True, "gap": None} for i in range(3)]
+    unusual = [[{"event_id": "x", "amt": float("nan")}], [{"event_id": "y", "amt": float("-inf")}],
+               [{"event_id": "z", "n": 10 ** 30}], [{"event_id": "w", "parts": [1.0, float("nan")]}]]
+    log = EventLog(tmp_path / "events.jsonl")
+    for records in [usual, *unusual]:
+        log.wait(log.append(records))
+    sent = [r for records in [usual, *unusual] for r in records]
+    assert repr(log.read()) == repr(sent)
+    assert b"NaN" not in encode_lines(usual) and encode_lines(usual).count(b"\n") == 3
+    assert encode_lines(unusual[0]) == b'{"event_id": "x", "amt": NaN}\n'

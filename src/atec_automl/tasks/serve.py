@@ -19,7 +19,6 @@ from atec_automl.artifact import load_submission, training_files
 from atec_automl.data.load import load_event_files
 from atec_automl.errors import AtecError
 from atec_automl.reviews import ReviewStore, store_path
-from atec_automl.serving_log import claim_state_dir
 from atec_automl.tasks.predict import history_option, required
 
 STATE_ROOT = Path("serve-state")
@@ -32,6 +31,7 @@ def run(cfg: DictConfig) -> None:
         import uvicorn
 
         from atec_automl.service import create_app
+        from atec_automl.serving_log import claim_state_dir
     except ImportError as error:
         raise AtecError(f"task=serve needs the serving extra ({error.name} is not installed): "
                         "pip install -e \".[serve]\"") from None
