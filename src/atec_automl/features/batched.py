@@ -22,11 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from itertools import chain
 
 import numpy as np
 
-from atec_automl.features.incremental import NO_ROWS, IncrementalFeatures, Key, is_missing
+from atec_automl.features.incremental import IncrementalFeatures, Key, is_missing
 from atec_automl.features.spec import ALL_HISTORY, EntitySpec, window_seconds
 from atec_automl.features.windows import (distinct_codes_in_ranges, first_occurrences, range_max, running_counts,
                                           segmented_cummax, segmented_cumsum)
@@ -85,22 +84,17 @@ class Blocks:
         return np.where(position > self.start, values[np.maximum(position - 1, 0)], 0)
 
 
-def gather(state: IncrementalFeatures, key: Key, rows: list[int], values: list[tuple], ts: np.ndarray,
+def gather(state: IncrementalFeatures, key: Key, rows: list[int], ids: list[int], ts: np.ndarray,
            longest: int) -> Blocks | None:
-    """The blocks of one key tuple for the batch events `rows` (with their values of `key`), from the history
-    rows and the online events listed under each value; None when there are none. `longest`: the longest
+    """The blocks of one key tuple for the batch events `rows` (with their value ids in `state.rows[key]`), from the
+    history rows and the online events listed under each value; None when there are none. `longest`: the longest
     window, in seconds."""
     if not rows:
         return None
-    index: dict[tuple, int] = {}
-    block_array = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values))
-    history = [state.history_rows[key].get(v, NO_ROWS) for v in index]
-    online = [state.online_rows[key][v] for v in index]
-    history_sizes = np.fromiter(map(len, history), dtype=np.int64, count=len(index))
-    online_sizes = np.fromiter(map(len, online), dtype=np.int64, count=len(index))
-    history_rows = np.concatenate(history).astype(np.int64)
-    online_rows = np.fromiter(chain.from_iterable(online), dtype=np.int64, count=int(online_sizes.sum()))
-    blocks = np.arange(len(index))
+    values, block_array = np.unique(np.asarray(ids, dtype=np.int64), return_inverse=True)
+    history_rows, history_sizes = state.rows[key].history_of(values)
+    online_rows, online_sizes = state.rows[key].online_of_many(values.tolist())
+    blocks = np.arange(len(values))
     unsorted_block = np.concatenate([np.repeat(blocks, history_sizes), np.repeat(blocks, online_sizes)])
 
     def pick_unsorted(name: str) -> np.ndarray:
@@ -121,9 +115,9 @@ def gather(state: IncrementalFeatures, key: Key, rows: list[int], values: list[t
 
 
 def batch_features(state: IncrementalFeatures, events: list[dict], ts: np.ndarray,
-                   added: dict[Key, tuple[list[int], list[tuple]]]) -> dict[str, np.ndarray]:
+                   added: dict[Key, tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:
     """The history-dependent features of the batch's events, once `IncrementalFeatures.add_many` added them to `state`
-    (`added`: the rows and key values it returned), NaN where a key part is missing."""
+    (`added`: the rows and value ids it returned), NaN where a key part is missing."""
     n = len(events)
     longest = max([s for s in (window_seconds(w) for e in state.entities.values() for w in _windows(e)) if s] + [0])
     blocks = {k: gather(state, k, *added[k], ts, longest) for k in state.keys}

@@ -24,16 +24,17 @@ import numpy as np
 import pandas as pd
 
 from atec_automl.features.groups import MISSING, Group
+from atec_automl.features.key_rows import KeyRows
 from atec_automl.features.online_events import OnlineEvents
 from atec_automl.features.semifinal import AMOUNT_STATS
 from atec_automl.features.spec import EntitySpec, RawEventFeatures, window_seconds
 
 Key = tuple[str, ...]
-Added = tuple[Key, tuple, int]
-"""One event listed under one key value: (key tuple, value, index in `OnlineEvents`), for `undo`."""
+Added = tuple[Key, int, int]
+"""One event listed under one key value: (key tuple, the value's id in `KeyRows`, index in `OnlineEvents`), for
+`undo`."""
 
 
-NO_ROWS = np.zeros(0, dtype=np.int64)
 FEW_VALUES = 64
 """Window sizes whose maximum or distinct count a Python loop finds faster than numpy's fixed cost per call."""
 
@@ -96,9 +97,8 @@ class IncrementalFeatures:
         self.amount = history[spec.amount].to_numpy(dtype=np.float64, na_value=np.nan)
         self.int_rows = {k: np.array([self.online.row(n) for n in ("visible", "ts", *self.code_columns.get(k, []))])
                          [:, None] for k in self.keys}
-        self.history_rows = {k: _rows_by_value(history, k, self.visible) for k in self.keys}
-        self.online_rows: dict[Key, dict[tuple, list[int]]] = {k: {} for k in self.keys}
-        self.groups: dict[Key, dict[tuple, Group]] = {k: {} for k in self.keys}
+        self.rows = {k: KeyRows(history, k, self.visible) for k in self.keys}
+        self.groups: dict[Key, dict[int, Group]] = {k: {} for k in self.keys}
         self.plans = [EntityPlan.of(name, entity) for name, entity in self.entities.items()]
         self.first_seen_names = [(f"new_{name}", pair) for name, pair in self.first_seen.items()]
         self.usual_names = [(column, (spec.user, column), f"usual_{column}") for column in self.usual]
@@ -119,9 +119,10 @@ class IncrementalFeatures:
     def group_of(self, key: Key, value: tuple) -> Group:
         """The group of a value of `key` with no missing part: built from its history and online events on first
         use, then brought up to date with the online events added since."""
-        online = self.online_rows[key].get(value, ())
-        rows = self.history_rows[key].get(value, NO_ROWS)
-        found = self.groups[key].get(value)
+        known = self.rows[key].id_of(value)
+        online = self.rows[key].online_of(known)
+        rows = self.rows[key].history(known)
+        found = self.groups[key].get(known)
         if found is None:
             ints, amount = self.history_ints[self.int_rows[key], rows], self.amount[rows]
             if online:
@@ -129,7 +130,7 @@ class IncrementalFeatures:
                 ints = np.concatenate([ints, self.online.ints(self.int_rows[key], added)], axis=1)
                 amount = np.concatenate([amount, self.online.column("amount")[added]])
             codes = {c: ints[row] for row, c in enumerate(self.code_columns.get(key, []), start=2)}
-            found = self.groups[key][value] = Group(ints[0], ints[1], amount, codes, summed=key in self.summed,
+            found = self.groups[key][known] = Group(ints[0], ints[1], amount, codes, summed=key in self.summed,
                                                     in_order=not online)
         elif found.size < len(rows) + len(online):  # it holds the history and the online events read before
             added = np.asarray(online[found.size - len(rows):], dtype=np.int64)
@@ -170,57 +171,38 @@ class IncrementalFeatures:
         for key in self.keys:
             value = tuple([event[c] for c in key])
             if not has_missing(value):
-                self.online_rows[key].setdefault(value, []).append(index)
-                added.append((key, value, index))
+                added.append((key, self.rows[key].add(value, index), index))
         return added
 
     def add_many(self, events: list[dict], visible: np.ndarray,
-                 ts: np.ndarray) -> tuple[list[Added], dict[Key, tuple[list[int], list[tuple]]]]:
+                 ts: np.ndarray) -> tuple[list[Added], dict[Key, tuple[list[int], list[int]]]]:
         """Add events (in time order) to the timeline: stored once, listed under each of their key values (the
         groups catch up when read). Returns what `undo` takes back and, per key tuple, the events whose key
-        is known (their positions in `events`, ascending) with their values."""
+        is known (their positions in `events`, ascending) with their values' ids."""
         amount = [np.nan if is_missing(e[self.spec.amount]) else float(e[self.spec.amount]) for e in events]
         codes = {c: [self.values[c].code(e[c]) for e in events] for c in self.online.code_names}
         first = self.online.append(visible, ts, amount, codes)
         columns = {c: [e[c] for e in events] for c in {c for key in self.keys for c in key}}
         missing = {c: [value is None or value != value for value in values] for c, values in columns.items()}
         added: list[Added] = []
-        found: dict[Key, tuple[list[int], list[tuple]]] = {}
+        found: dict[Key, tuple[list[int], list[int]]] = {}
         for key in self.keys:
             gaps = missing[key[0]] if len(key) == 1 else [any(parts) for parts in zip(*(missing[c] for c in key))]
             known = [row for row, gap in enumerate(gaps) if not gap]
             values = list(zip(*([columns[c][row] for row in known] for c in key))) if known else []
             indices = [first + row for row in known]
-            lists = self.online_rows[key]
-            for value, index in zip(values, indices):
-                lists.setdefault(value, []).append(index)
-            added.extend(zip(repeat(key), values, indices))
-            found[key] = known, values
+            ids = self.rows[key].add_many(values, indices)
+            added.extend(zip(repeat(key), ids, indices))
+            found[key] = known, ids
         return added, found
 
     def undo(self, added: list[Added]) -> None:
         """Take back events added by `add` or `add_many`, latest first; the groups they reached are rebuilt when
         next read."""
-        for key, value, index in reversed(added):
-            listed = self.online_rows[key][value]
-            listed.pop()
-            if not listed:
-                del self.online_rows[key][value]
-            self.groups[key].pop(value, None)
+        for key, found, index in reversed(added):
+            self.rows[key].remove_last(found)
+            self.groups[key].pop(found, None)
             self.online.truncate(index)
-
-
-def _rows_by_value(frame: pd.DataFrame, key: Key, visible: np.ndarray) -> dict[tuple, np.ndarray]:
-    """Timeline rows of each value (tuple) of `key` in the groups' order (`visible`, then row); rows with a
-    missing part left out."""
-    indices = frame.groupby(list(key), sort=False, dropna=True).indices if len(frame) else {}
-    if not indices:
-        return {}
-    sizes = np.fromiter((len(v) for v in indices.values()), dtype=np.int64, count=len(indices))
-    rows = np.concatenate(list(indices.values())).astype(np.int64)
-    rows = rows[np.lexsort((rows, visible[rows], np.repeat(np.arange(len(sizes)), sizes)))]
-    return {(k if isinstance(k, tuple) else (k,)): part
-            for k, part in zip(indices, np.split(rows, np.cumsum(sizes)[:-1]))}
 
 
 @dataclass(frozen=True)
