@@ -15,6 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from atec_automl.data.dataset import PARTS, Dataset
+from atec_automl.data.formats import RawEventFormat
+from atec_automl.data.load import event_table_from_records
 from atec_automl.tasks._experiment import load_data
 from atec_automl.tasks.check_data import summary
 
@@ -236,3 +238,17 @@ def test_missing_synthetic_files_are_generated_once(compose_cfg, tmp_path):
     assert first.frame["ts"].is_monotonic_increasing
     train_labels = first.frame.loc[first.frame["part"] == "train", "label"]
     assert set(train_labels.unique()) <= {1.0, 0.0, -1.0} and first.frame.loc[first.frame["part"] != "train", "label"].isna().all()
+
+
+def test_records_missing_a_field_read_as_the_same_records_with_it_null() -> None:
+    """A request's records are read column by column in one pass when each has every field, field by field when
+    one lacks some: an absent field is a missing value either way, and each record reads as it does alone."""
+    file_format = RawEventFormat()
+    full = [{"event_id": f"e{i}", "user_id": f"u{i % 3}", "gmt_occur": f"2017-09-05 13:0{i}:00", "client_ip": None,
+             "amt": [None, "10.5", 7][i % 3], "pay_scene": "站内即时到账"} for i in range(6)]
+    gappy = [{k: v for k, v in r.items() if v is not None or i % 2} for i, r in enumerate(full)]
+    assert any("client_ip" not in r for r in gappy) and all("client_ip" in r for r in full)
+    whole = event_table_from_records(full, file_format, "POST /score")
+    assert event_table_from_records(gappy, file_format, "POST /score").equals(whole)
+    alone = [event_table_from_records([r], file_format, "POST /score").to_pylist()[0] for r in full]
+    assert whole.to_pylist() == alone

