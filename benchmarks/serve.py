@@ -174,9 +174,27 @@ def offline(submission: Path, history: list[Path], events: Path) -> tuple[int, f
     return len(rows), time.perf_counter() - started
 
 
+def settle(limit_s: float = 60.0) -> float:
+    """Wait (at least a second, at most `limit_s`) until this process is idle, so that none of its threads takes a
+    core from the service measured next; returns the cores it kept busy in its last second. Without the wait, the
+    second family's first service (right after the first family's offline scoring) measured 1.2-1.3x slower single
+    events and 1.7-1.9x slower batches than the same code measured next, in both runs of both families (alone, it
+    did not)."""
+    me, deadline = psutil.Process(), time.monotonic() + limit_s
+    while True:
+        before = sum(me.cpu_times()[:2])
+        time.sleep(1.0)
+        busy = sum(me.cpu_times()[:2]) - before
+        if busy < 0.05 or time.monotonic() > deadline:
+            return busy
+
+
 def online_figures(submission: Path, history: list[Path], records: list[dict], root: Path, code: Path,
                    single: int, batch: int, client_kind: str) -> dict:
-    """Replay the held-out events through a fresh service of the code at `code`."""
+    """Replay the held-out events through a fresh service of the code at `code`, once this process is idle."""
+    busy = settle()
+    if busy >= 0.05:
+        print(f"note: this process still kept {busy:.2f} cores busy before the service of {code} started")
     process, client = start_service(submission, history, root, code)
     service = psutil.Process(process.pid)
     try:
