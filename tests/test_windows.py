@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from atec_automl.features.windows import (SHORT_RANGE, covered_ranges, distinct_codes_in_ranges, distinct_in_ranges,
-                                          first_occurrences, previous_same, range_max)
+                                          first_occurrences, previous_same, range_max, segmented_cumsum)
 
 
 def random_ranges(rng: np.random.Generator, n: int, count: int, span: int,
@@ -43,3 +43,17 @@ def test_range_maxima_distinct_counts_and_first_occurrences_match_a_plain_loop(n
             assert counts[i] == counted[i] == len(np.unique(codes[lo[i]:hi[i]][kept]))
     first = first_occurrences(codes)
     assert [bool(first[j]) for j in range(n)] == [codes[j] >= 0 and codes[j] not in codes[:j] for j in range(n)]
+
+
+def test_summing_columns_together_gives_each_columns_own_compensated_sum() -> None:
+    """`segmented_cumsum` of (n, 2) values (the online batch and the offline build sum amounts and their squares in
+    one pass) equals each column summed alone, bit for bit, on amounts whose sums need the compensation."""
+    rng = np.random.default_rng(3)
+    n = 20_000
+    amounts = np.where(rng.random(n) < 0.1, 1e15, rng.lognormal(3, 2, n)) * rng.choice([1, -1], n)
+    groups = np.sort(rng.integers(0, 300, n))
+    both = segmented_cumsum(np.column_stack([amounts, amounts * amounts]), groups)
+    alone = [segmented_cumsum(amounts, groups), segmented_cumsum(amounts * amounts, groups)]
+    assert both.shape == (n, 2)
+    assert all(np.array_equal(both[:, j], alone[j]) for j in range(2))
+    assert not np.array_equal(alone[0], np.concatenate([np.cumsum(amounts[groups == g]) for g in np.unique(groups)]))

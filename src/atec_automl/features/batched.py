@@ -66,8 +66,8 @@ class Blocks:
             if name in ("sums", "squares", "known"):
                 amount = self.flat("amount")
                 filled = np.where(np.isfinite(amount), amount, 0.0)
-                self.cache["sums"] = segmented_cumsum(filled, self.flat_block)
-                self.cache["squares"] = segmented_cumsum(filled * filled, self.flat_block)
+                self.cache["sums"], self.cache["squares"] = segmented_cumsum(
+                    np.column_stack([filled, filled * filled]), self.flat_block).T
                 running = np.cumsum(np.isfinite(amount))
                 self.cache["known"] = running - np.r_[0, running][self.block_start][self.flat_block]
             else:

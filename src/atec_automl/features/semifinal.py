@@ -222,8 +222,7 @@ def amount_features(ki: KeyIndex, name: str, entity: EntitySpec, amount: np.ndar
     known = np.isfinite(values)
     filled = np.where(known, values, 0.0)
     known_before = np.concatenate([[0], np.cumsum(known)])
-    sums = segmented_cumsum(filled, ki.group_start)
-    squares = segmented_cumsum(filled * filled, ki.group_start)
+    sums, squares = segmented_cumsum(np.column_stack([filled, filled * filled]), ki.group_start).T
     maxima = window_maxima(ki, values, lows) if {"amt_max", "amt_vs_max"} & set(entity.stats) else {}
     out = {}
     sums_to_hi, squares_to_hi = prefix_before(sums, ki.hi, ki.group_start), prefix_before(squares, ki.hi, ki.group_start)
