@@ -8,12 +8,13 @@ last `--events` events of test_b out of the history; starts the service (`python
 uvicorn on loopback) on the rest and replays the held-out events through HTTP: the first
 `--single` one request per event (p50/p95/p99 latency per event as the client sees it, events/s, and
 the service process's CPU time per event with the cores it kept busy, all its threads counted),
-the rest in requests of `--batch` events (events/s). Then the offline batch computation of the same
-submission over the same timeline (load + features + predict, what task=predict does) in the same run,
-and the ratio. `--before REV` also replays the same events through the service of an earlier commit
-(checked out into a temporary git worktree; it must read this checkout's submissions), right before
-this checkout's, and prints the ratios. Prints `uptime` beside the figures: other jobs on the machine
-move them.
+the rest in requests of `--batch` events (events/s), and the service's resident memory once warm
+and after the replay. Then the offline batch computation of the same submission over the same
+timeline (load + features + predict, what task=predict does) in the same run, and the ratio. Each
+service starts once this process is idle (`settle`). `--before REV` also replays the same events
+through the service of an earlier commit (checked out into a temporary git worktree; it must read
+this checkout's submissions), right before this checkout's, and prints the ratios. Prints `uptime`
+beside the figures: other jobs on the machine move them.
 
 The requests go through one kept-alive `http.client` connection of the standard library (`--client
 plain`): `httpx` spends about 0.6 ms of Python per request on the client side (measured against a
@@ -199,8 +200,10 @@ def online_figures(submission: Path, history: list[Path], records: list[dict], r
     service = psutil.Process(process.pid)
     try:
         port = client.base_url.port
-        return replay(PlainClient(port) if client_kind == "plain" else HttpxClient(client), records, single, batch,
-                      lambda: sum(service.cpu_times()[:2]))
+        warm_mib = service.memory_info().rss / 2**20
+        figures = replay(PlainClient(port) if client_kind == "plain" else HttpxClient(client), records, single, batch,
+                         lambda: sum(service.cpu_times()[:2]))
+        return {**figures, "warm_mib": warm_mib, "replayed_mib": service.memory_info().rss / 2**20}
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -211,7 +214,8 @@ def print_online(family: str, side: str, online: dict, batch: int) -> None:
     print(f"{family:9s} {side}online single: {online['single']:,} events, latency per event p50 {online['p50']:.1f} ms, "
           f"p95 {online['p95']:.1f} ms, p99 {online['p99']:.1f} ms, {online['single_eps']:.1f} events/s; service CPU "
           f"{online['single_cpu_ms']:.2f} ms per event, {online['single_cores']:.2f} cores busy")
-    print(f"{family:9s} {side}online batches of {batch:,}: {online['batched']:,} events, {online['batch_eps']:.1f} events/s")
+    print(f"{family:9s} {side}online batches of {batch:,}: {online['batched']:,} events, {online['batch_eps']:.1f} events/s; "
+          f"service memory (RSS) {online['warm_mib']:,.0f} MiB warm, {online['replayed_mib']:,.0f} MiB after the replay")
 
 
 def main() -> None:
