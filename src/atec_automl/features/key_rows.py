@@ -1,13 +1,12 @@
 """The timeline rows of each value of one key tuple, each value known by an int id.
 
-A request reads the rows of every key value its events touch. Looked up by value, that is a hash of
-a tuple of strings in a dictionary of every value the history holds, per event and key tuple, and a
-small numpy array per value. Here a value is hashed once per event and key tuple, when the event
-joins (`add`), and gets an int id; the history's rows are one flat array in the groups' order
-(`visible`, then row) with each id's offsets, so the rows of many ids are gathered by numpy
-(`history_of`); the online events of an id are a list, kept only for the ids that have some. Values
-first seen online get their ids from a dictionary of their own: inserting them into the history's
-would now and then resize it, a copy of every entry (10-14 ms at a million rows).
+The history's rows of every value are one flat array in the groups' order (`visible`, then row)
+with each id's offsets, not a numpy array per value (about 100 bytes of object each: at 1 M rows the
+warm service holds 1,318 instead of 1,486 MiB), and a batch gathers the rows of many ids with numpy
+(`history_of`). A value is hashed once per event and key tuple, when the event joins (`add`); the
+online events of an id are a list, kept only for the ids that have some. Values first seen online
+get their ids from a dictionary of their own: inserting them into the history's would now and then
+resize it, a copy of every entry (10-14 ms at a million rows, which made batches 10 % slower).
 """
 from __future__ import annotations
 
