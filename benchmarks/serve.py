@@ -175,6 +175,10 @@ def offline(submission: Path, history: list[Path], events: Path) -> tuple[int, f
     return len(rows), time.perf_counter() - started
 
 
+IDLE_CORES = 0.05
+"""Cores a process may keep busy and still count as idle (`settle`)."""
+
+
 def settle(limit_s: float = 60.0) -> float:
     """Wait (at least a second, at most `limit_s`) until this process is idle, so that none of its threads takes a
     core from the service measured next; returns the cores it kept busy in its last second. Without the wait, the
@@ -186,7 +190,7 @@ def settle(limit_s: float = 60.0) -> float:
         before = sum(me.cpu_times()[:2])
         time.sleep(1.0)
         busy = sum(me.cpu_times()[:2]) - before
-        if busy < 0.05 or time.monotonic() > deadline:
+        if busy < IDLE_CORES or time.monotonic() > deadline:
             return busy
 
 
@@ -194,7 +198,7 @@ def online_figures(submission: Path, history: list[Path], records: list[dict], r
                    single: int, batch: int, client_kind: str) -> dict:
     """Replay the held-out events through a fresh service of the code at `code`, once this process is idle."""
     busy = settle()
-    if busy >= 0.05:
+    if busy >= IDLE_CORES:
         print(f"note: this process still kept {busy:.2f} cores busy before the service of {code} started")
     process, client = start_service(submission, history, root, code)
     service = psutil.Process(process.pid)
@@ -214,8 +218,9 @@ def print_online(family: str, side: str, online: dict, batch: int) -> None:
     print(f"{family:9s} {side}online single: {online['single']:,} events, latency per event p50 {online['p50']:.1f} ms, "
           f"p95 {online['p95']:.1f} ms, p99 {online['p99']:.1f} ms, {online['single_eps']:.1f} events/s; service CPU "
           f"{online['single_cpu_ms']:.2f} ms per event, {online['single_cores']:.2f} cores busy")
-    print(f"{family:9s} {side}online batches of {batch:,}: {online['batched']:,} events, {online['batch_eps']:.1f} events/s; "
-          f"service memory (RSS) {online['warm_mib']:,.0f} MiB warm, {online['replayed_mib']:,.0f} MiB after the replay")
+    print(f"{family:9s} {side}online batches of {batch:,}: {online['batched']:,} events, "
+          f"{online['batch_eps']:.1f} events/s; service memory (RSS) {online['warm_mib']:,.0f} MiB warm, "
+          f"{online['replayed_mib']:,.0f} MiB after the replay")
 
 
 def main() -> None:

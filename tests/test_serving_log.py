@@ -133,7 +133,8 @@ def test_feedback_the_review_store_cannot_take_gets_a_503_in_one_line(tmp_path_f
 def test_the_log_gives_back_every_value_as_the_request_held_it(tmp_path) -> None:
     """orjson writes the usual lines; values it would change (NaN and infinities become null, integers beyond
     64 bits) or refuse send the request through `json.dumps`, so a replay reads back exactly what was sent."""
-    usual = [{"event_id": f"e{i}", "amt": 12.5 + i, "city": "杭州", "n": i, "flag": True, "gap": None} for i in range(3)]
+    usual = [{"event_id": f"e{i}", "amt": 12.5 + i, "city": "杭州", "n": i, "flag": True, "gap": None}
+             for i in range(3)]
     unusual = [[{"event_id": "x", "amt": float("nan")}], [{"event_id": "y", "amt": float("-inf")}],
                [{"event_id": "z", "n": 10 ** 30}], [{"event_id": "w", "parts": [1.0, float("nan")]}]]
     log = EventLog(tmp_path / "events.jsonl")

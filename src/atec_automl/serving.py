@@ -74,7 +74,8 @@ class NewEvents:
         order = np.argsort(ts, kind="stable")
         visible = ts[order].astype(np.int64) + table["ts_resolution"].to_numpy()[order].astype(np.int64)
         names = table.column_names
-        rows = [dict(zip(names, row)) for row in zip(*[column.to_pylist() for column in table.columns])]  # 1.2x to_pylist
+        columns = [column.to_pylist() for column in table.columns]  # then rows: faster than table.to_pylist()
+        rows = [dict(zip(names, row)) for row in zip(*columns)]
         return cls([rows[i] for i in order], ts[order].astype(np.int64), visible, order, table)
 
     @classmethod
