@@ -7,6 +7,8 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -287,6 +289,22 @@ def test_concurrent_writers_all_land_and_duplicates_are_rejected(location: str) 
     assert sorted(e.id for e in ranked) == sorted(added)
     assert len({(e.study, e.trial) for e in ranked}) == len(ranked)
     assert len(Leaderboard(path).ranked(study="shared")) == 4
+
+
+def test_a_store_opened_while_another_worker_creates_the_file_waits_for_it(tmp_path: Path) -> None:
+    """SQLite refuses the WAL switch at once, busy timeout or not, while another connection holds the
+    new file's write lock: the store retries until that worker is done instead of failing the worker."""
+    path = tmp_path / "lb.sqlite"
+    creator = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    creator.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, creator.rollback)
+    release.start()
+    started = time.monotonic()
+    entry_id = Leaderboard(path).add(make_entry(0))
+    release.join()
+    creator.close()
+    assert time.monotonic() - started >= 0.4, "the store cannot have written while the other worker held the lock"
+    assert [e.id for e in Leaderboard(path).ranked()] == [entry_id]
 
 
 def test_current_git_commit(tmp_path: Path) -> None:

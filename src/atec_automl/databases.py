@@ -6,6 +6,7 @@ losers recognise the race (`lost_schema_race`) and try again after a pause (`ret
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -23,7 +24,9 @@ SCHEMA_RACE_SQLSTATES = frozenset({"42P07", "42P06", "42710", "23505"})
 worker gets when another one created the same table, type or row a moment before."""
 
 SCHEMA_RACE_MESSAGES = ("already exists", "database is locked")
-"""The same races as SQLite (and drivers without SQLSTATE) word them."""
+"""The same races as SQLite (and drivers without SQLSTATE) word them. SQLite says "database is locked"
+without waiting out its busy timeout where a connection that has read the file asks for the write lock
+another holds, as `PRAGMA journal_mode = WAL` does on a file another worker is still creating."""
 
 
 def retry_schema_race(open_once: Callable[[], T]) -> T:
@@ -55,10 +58,11 @@ def lost_schema_race(error: BaseException) -> bool:
     for cause in _causes(error):
         if isinstance(cause, sqlalchemy.exc.IntegrityError):
             return True
-        if isinstance(cause, sqlalchemy.exc.DBAPIError):
-            if getattr(cause.orig, "sqlstate", None) in SCHEMA_RACE_SQLSTATES:
+        driver_error = cause.orig if isinstance(cause, sqlalchemy.exc.DBAPIError) else cause
+        if isinstance(cause, sqlalchemy.exc.DBAPIError | sqlite3.Error):
+            if getattr(driver_error, "sqlstate", None) in SCHEMA_RACE_SQLSTATES:
                 return True
-            if any(message in str(cause.orig).lower() for message in SCHEMA_RACE_MESSAGES):
+            if any(message in str(driver_error).lower() for message in SCHEMA_RACE_MESSAGES):
                 return True
     return False
 

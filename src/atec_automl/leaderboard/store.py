@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,7 +60,7 @@ def _one_line_errors(method: Method) -> Method:
     def wrapped(self: Leaderboard, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
-        except SQLAlchemyError as error:
+        except (SQLAlchemyError, sqlite3.Error) as error:  # sqlite3's own where SQLAlchemy is bypassed (the WAL pragma)
             raise self._error(error) from error
     return wrapped  # type: ignore[return-value]
 
