@@ -1,4 +1,5 @@
-"""The training loop's building blocks: dropout mask, shared embedding tables, row-major stores, fused optimizers."""
+"""The training loop's building blocks: dropout mask, ReLU and dropout in one product, shared embedding tables,
+row-major stores, fused optimizers."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ import torch
 from atec_automl.errors import AtecError
 from atec_automl.metric import auc
 from atec_automl.models.base import ModelData
-from atec_automl.models.layers import Dropout, TabularEncoder
+from atec_automl.models.layers import Dropout, ReLUDropout, TabularEncoder, dense_stack
 from atec_automl.models.mlp import MLPModel
 from atec_automl.models.lightning_loop import fresh_memory_left_unfilled
 from atec_automl.models.neural import NeuralParams, make_optimizer
@@ -33,6 +34,43 @@ def test_dropout_zeroes_its_rate_scales_the_rest_and_repeats_for_a_seed():
     assert torch.equal(Dropout(1.0)(torch.ones(3, 4)), torch.zeros(3, 4))
     with pytest.raises(AtecError, match="model.dropout"):
         Dropout(1.5)
+
+
+def unfused_relu_stack(width: int, layers: int, units: int, dropout: float) -> torch.nn.Sequential:
+    """What `dense_stack` built before ReLU and dropout were fused: Linear, ReLU, Dropout per layer."""
+    blocks: list[torch.nn.Module] = []
+    for _ in range(layers):
+        blocks += [torch.nn.Linear(width, units), torch.nn.ReLU(), Dropout(dropout)]
+        width = units
+    return torch.nn.Sequential(*blocks)
+
+
+def test_relu_and_dropout_in_one_product_train_the_same_weights_as_relu_then_dropout():
+    torch.manual_seed(5)
+    fused = dense_stack(12, 2, 16, "relu", 0.3)
+    torch.manual_seed(5)
+    unfused = unfused_relu_stack(12, 2, 16, 0.3)
+    assert any(isinstance(m, ReLUDropout) for m in fused) and not any(isinstance(m, ReLUDropout) for m in unfused)
+    assert fused.state_dict().keys() == unfused.state_dict().keys()  # weights saved before the fusion still load
+    optimizers = [torch.optim.Adam(net.parameters(), lr=1e-3) for net in (fused, unfused)]
+    inputs = torch.randn(20, 64, 12, generator=torch.Generator().manual_seed(1))
+    for x in inputs:
+        outputs = []
+        for net, optimizer in zip((fused, unfused), optimizers):
+            optimizer.zero_grad()
+            y = net(x)
+            (y.sin().sum()).backward()
+            optimizer.step()
+            outputs.append(y.detach())
+        assert torch.equal(*outputs)
+        assert 0.4 < (outputs[0] == 0).float().mean() < 0.95  # both ReLU's zeros and dropout's
+    for a, b in zip(fused.parameters(), unfused.parameters()):
+        assert torch.equal(a, b)
+    fused.eval(), unfused.eval()
+    assert torch.equal(fused(inputs[0]), unfused(inputs[0]))
+    assert torch.equal(fused(inputs[0]), fused(inputs[0]).clamp(min=0))
+    tanh_stack = dense_stack(12, 2, 16, "tanh", 0.3)
+    assert [type(m).__name__ for m in tanh_stack] == ["Linear", "Tanh", "Dropout"] * 2
 
 
 def test_encoder_shares_one_table_per_width_and_looks_up_each_column():
