@@ -58,12 +58,13 @@ def lost_schema_race(error: BaseException) -> bool:
     for cause in _causes(error):
         if isinstance(cause, sqlalchemy.exc.IntegrityError):
             return True
-        driver_error = cause.orig if isinstance(cause, sqlalchemy.exc.DBAPIError) else cause
-        if isinstance(cause, sqlalchemy.exc.DBAPIError | sqlite3.Error):
-            if getattr(driver_error, "sqlstate", None) in SCHEMA_RACE_SQLSTATES:
-                return True
-            if any(message in str(driver_error).lower() for message in SCHEMA_RACE_MESSAGES):
-                return True
+        if not isinstance(cause, sqlalchemy.exc.DBAPIError | sqlite3.Error):
+            continue
+        driver_error = cause.orig if isinstance(cause, sqlalchemy.exc.DBAPIError) else cause  # sqlite3's own: raw
+        if getattr(driver_error, "sqlstate", None) in SCHEMA_RACE_SQLSTATES:
+            return True
+        if any(message in str(driver_error).lower() for message in SCHEMA_RACE_MESSAGES):
+            return True
     return False
 
 

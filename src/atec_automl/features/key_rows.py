@@ -44,9 +44,7 @@ class KeyRows:
 
     def add(self, value: tuple, index: int) -> int:
         """List online event `index` under `value`; returns the value's id."""
-        found = self.id_of(value)
-        self.online.setdefault(found, []).append(index)
-        return found
+        return self.add_many([value], [index])[0]
 
     def add_many(self, values: list[tuple], indices: list[int]) -> list[int]:
         """`add` of many online events (their values and indices); returns their values' ids. `id_of` is written out

@@ -89,7 +89,7 @@ def dense_stack(width: int, layers: int, units: int, activation_name: str, dropo
 
     A ReLU and its dropout are one `ReLUDropout`. Modules are named by their place in the unfused
     stack (Linear layers at 0, 3, 6, ...), so the weights' keys do not depend on the fusion."""
-    blocks: dict[str, nn.Module] = {}
+    blocks: OrderedDict[str, nn.Module] = OrderedDict()
     for layer in range(layers):
         blocks[str(3 * layer)] = nn.Linear(width, units)
         if activation_name == "relu":
@@ -98,7 +98,7 @@ def dense_stack(width: int, layers: int, units: int, activation_name: str, dropo
             blocks[str(3 * layer + 1)] = activation(activation_name)
             blocks[str(3 * layer + 2)] = Dropout(dropout)
         width = units
-    return nn.Sequential(OrderedDict(blocks))
+    return nn.Sequential(blocks)
 
 
 class LogitLayer(nn.Linear):
